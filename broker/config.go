@@ -1,0 +1,183 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/edged/edged/persist"
+)
+
+// Config configures a Server. The zero value of every field is usable: it
+// means the default written next to the field.
+type Config struct {
+	// Limits protect a small device; see Limits.
+	Limits Limits
+
+	// Store persists sessions, queued messages and retained messages. Nil
+	// keeps everything in memory only: acknowledgements then go out as soon
+	// as a message is routed, and a restart loses all state.
+	Store Store
+
+	// Auth authenticates clients at CONNECT. Nil accepts every client on a
+	// listener that allows anonymous access and refuses every client
+	// elsewhere.
+	Auth Authenticator
+
+	// ACL authorizes publishes and subscriptions. Nil allows everything.
+	ACL Authorizer
+
+	// SysInterval is how often $SYS/broker/... topics are published.
+	// Default 10s; negative disables them.
+	SysInterval time.Duration
+
+	// ConnectTimeout bounds the wait for CONNECT after a connection is
+	// accepted. Default 10s.
+	ConnectTimeout time.Duration
+
+	// WriteTimeout bounds one flush of a connection's write queue; a client
+	// that does not read for this long is disconnected. Default 30s.
+	WriteTimeout time.Duration
+
+	// Version is reported on $SYS/broker/version.
+	Version string
+
+	// Logger receives the broker's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Limits bound what clients can make the broker hold.
+type Limits struct {
+	// MaxConnections is the most concurrent client connections; further
+	// CONNECTs are refused with return code 0x03. Default 1024; negative
+	// means no limit.
+	MaxConnections int
+	// MaxPacketSize is the largest remaining length accepted, checked from
+	// the fixed header before the body is read; a larger packet closes the
+	// connection. Default 256 KiB.
+	MaxPacketSize int
+	// MaxInflight is the most QoS 1 and 2 messages sent to one client and
+	// not yet acknowledged. Default 32.
+	MaxInflight int
+	// MaxQueuedMessages bounds the messages a session holds beyond its
+	// inflight window (while the client is offline or slow). Default 10000.
+	MaxQueuedMessages int
+	// MaxQueuedBytes bounds the same queue in bytes of topic and payload.
+	// Default 16 MiB.
+	MaxQueuedBytes int64
+	// MaxWriteQueue bounds the packets waiting in one connection's writer.
+	// When it is full, QoS 0 messages to that client are dropped and
+	// counted; anything else disconnects the client as a slow consumer
+	// (its QoS 1 and 2 messages stay in its session). Default 1024.
+	MaxWriteQueue int
+	// SessionExpiry removes persistent sessions whose client has been
+	// offline this long. Zero keeps them forever.
+	SessionExpiry time.Duration
+}
+
+// Default limits.
+const (
+	DefaultMaxConnections    = 1024
+	DefaultMaxPacketSize     = 256 << 10
+	DefaultMaxInflight       = 32
+	DefaultMaxQueuedMessages = 10000
+	DefaultMaxQueuedBytes    = 16 << 20
+	DefaultMaxWriteQueue     = 1024
+)
+
+// FieldError is a configuration error about one key. Key is the key's name
+// in the configuration file, relative to the struct validated (for example
+// "max_inflight").
+type FieldError struct {
+	Key string
+	Err error
+}
+
+// Error implements error.
+func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate reports every invalid limit, joined.
+func (l Limits) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Err: fmt.Errorf(format, args...)})
+	}
+	if l.MaxPacketSize < 0 || l.MaxPacketSize > 268435455 {
+		bad("max_packet_size", "must be between 0 (default) and 256MiB, got %d", l.MaxPacketSize)
+	} else if l.MaxPacketSize != 0 && l.MaxPacketSize < 64 {
+		bad("max_packet_size", "must be at least 64 bytes, got %d", l.MaxPacketSize)
+	}
+	if l.MaxInflight < 0 || l.MaxInflight > 65535 {
+		bad("max_inflight", "must be between 0 (default) and 65535, got %d", l.MaxInflight)
+	}
+	if l.MaxQueuedMessages < 0 {
+		bad("max_queued_messages", "must not be negative, got %d", l.MaxQueuedMessages)
+	}
+	if l.MaxQueuedBytes < 0 {
+		bad("max_queued_bytes", "must not be negative, got %d", l.MaxQueuedBytes)
+	}
+	if l.MaxWriteQueue < 0 {
+		bad("max_write_queue", "must not be negative, got %d", l.MaxWriteQueue)
+	}
+	if l.SessionExpiry < 0 {
+		bad("session_expiry", "must not be negative, got %s", l.SessionExpiry)
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	l := &c.Limits
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	if l.MaxPacketSize == 0 {
+		l.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if l.MaxInflight == 0 {
+		l.MaxInflight = DefaultMaxInflight
+	}
+	if l.MaxQueuedMessages == 0 {
+		l.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if l.MaxQueuedBytes == 0 {
+		l.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if l.MaxWriteQueue == 0 {
+		l.MaxWriteQueue = DefaultMaxWriteQueue
+	}
+	if c.SysInterval == 0 {
+		c.SysInterval = 10 * time.Second
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Store is what the broker needs of persistent storage. persist.DB (bbolt)
+// and persist.Memory implement it.
+//
+// The broker keeps the authoritative state in memory and hands the store
+// every mutation that must outlive a restart. Commit must not block and
+// must apply the ops of successive calls in call order; done is called
+// later, from the store's own goroutine, once the ops are durable (or with
+// the error that prevented it). The broker acknowledges a QoS 1 or 2
+// PUBLISH only from done.
+type Store interface {
+	Load() (*persist.Snapshot, error)
+	Commit(ops []persist.Op, done func(error))
+}

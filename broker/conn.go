@@ -1,0 +1,423 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edged/edged/broker/packet"
+)
+
+// closeReason says why a connection ended; it decides whether the will is
+// published and is logged once when the connection ends.
+type closeReason int32
+
+const (
+	closeNone         closeReason = iota
+	closeDisconnect               // the client sent DISCONNECT: no will
+	closeNetwork                  // read or write error, EOF
+	closeProtocol                 // a malformed packet or a protocol violation
+	closeKeepalive                // nothing received within 1.5 x keepalive
+	closeTakeover                 // a new connection with the same client id
+	closeSlowConsumer             // the write queue overflowed
+	closeShutdown                 // the server is shutting down
+	closeRefused                  // CONNACK with a refusal was sent
+	closeStoreError               // the store could not commit a message
+	closeTooLarge                 // a packet over max_packet_size
+)
+
+var closeNames = [...]string{"", "disconnect", "network", "protocol violation", "keepalive timeout",
+	"session taken over", "slow consumer", "server shutdown", "connection refused", "store error",
+	"packet too large"}
+
+func (r closeReason) String() string { return closeNames[r] }
+
+// maxPreConnectSize bounds a CONNECT: a small maximum until a client has
+// authenticated keeps unauthenticated peers from making the broker allocate.
+const maxPreConnectSize = 64 << 10
+
+// maxPendingAcks bounds the PUBACK/PUBREC a connection can have waiting for
+// the store; a publisher over it is not read from until commits catch up,
+// which pushes back through TCP instead of growing memory.
+const maxPendingAcks = 256
+
+// conn is one network connection. The reader goroutine alone decodes and
+// handles packets; the writer goroutine alone writes to the socket.
+type conn struct {
+	s    *Server
+	nc   net.Conn
+	opts listenerOpts
+	log  *slog.Logger
+
+	outMu     sync.Mutex
+	out       []packet.Packet // write queue, bounded
+	outSignal chan struct{}   // 1-buffered: the writer has work
+
+	closeOnce  sync.Once
+	closed     chan struct{} // closed by close
+	reason     atomic.Int32  // closeReason
+	draining   atomic.Bool   // the writer flushes, then closes the socket
+	writerDone chan struct{}
+	done       chan struct{} // closed when the connection is fully cleaned up
+
+	acks      ackQueue
+	commitSem chan struct{}
+
+	// Set by the reader at CONNECT and read by the reader afterwards.
+	sess      *session
+	info      ClientInfo
+	will      *message
+	keepAlive time.Duration
+}
+
+func newConn(s *Server, nc net.Conn, o listenerOpts) *conn {
+	c := &conn{
+		s:          s,
+		nc:         nc,
+		opts:       o,
+		outSignal:  make(chan struct{}, 1),
+		closed:     make(chan struct{}),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+		commitSem:  make(chan struct{}, maxPendingAcks),
+	}
+	c.acks.c = c
+	c.log = s.log.With("listener", o.name, "remote", nc.RemoteAddr().String())
+	return c
+}
+
+// close ends the connection at once. The first reason given wins.
+func (c *conn) close(r closeReason) {
+	c.closeOnce.Do(func() {
+		c.reason.Store(int32(r))
+		close(c.closed)
+		c.nc.Close()
+	})
+}
+
+// drainAndClose lets the writer send what it holds, then closes.
+func (c *conn) drainAndClose(r closeReason) {
+	c.reason.CompareAndSwap(int32(closeNone), int32(r))
+	c.draining.Store(true)
+	c.signal()
+}
+
+func (c *conn) signal() {
+	select {
+	case c.outSignal <- struct{}{}:
+	default:
+	}
+}
+
+// push appends p to the write queue unless it holds limit packets.
+func (c *conn) push(p packet.Packet, limit int) bool {
+	c.outMu.Lock()
+	if len(c.out) >= limit || c.isClosed() {
+		c.outMu.Unlock()
+		return false
+	}
+	c.out = append(c.out, p)
+	c.outMu.Unlock()
+	c.signal()
+	return true
+}
+
+func (c *conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// sendQoS0 queues a QoS 0 PUBLISH; it reports false, and the message is
+// dropped, when the write queue is full.
+func (c *conn) sendQoS0(p *packet.Publish) bool {
+	return c.push(p, c.s.cfg.Limits.MaxWriteQueue)
+}
+
+// send queues any other packet; false means the client is a slow consumer.
+// QoS 1 and 2 publishes are bounded by the inflight window, so they get
+// room beyond the QoS 0 limit.
+func (c *conn) send(p packet.Packet) bool {
+	l := &c.s.cfg.Limits
+	return c.push(p, l.MaxWriteQueue+l.MaxInflight+maxPendingAcks)
+}
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// writeLoop drains the write queue into a pooled bufio.Writer and flushes
+// when the queue is empty, so many small packets leave in one write. The
+// buffer is returned to the pool between bursts: an idle connection holds
+// none.
+func (c *conn) writeLoop() {
+	defer c.s.wg.Done()
+	defer close(c.writerDone)
+	var batch []packet.Packet
+	for {
+		select {
+		case <-c.outSignal:
+		case <-c.closed:
+			return
+		}
+		for {
+			c.outMu.Lock()
+			batch, c.out = c.out, batch[:0]
+			c.outMu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			if err := c.writeBatch(batch); err != nil {
+				c.close(closeNetwork)
+				return
+			}
+			clear(batch)
+		}
+		if c.draining.Load() {
+			c.close(closeReason(c.reason.Load()))
+			return
+		}
+	}
+}
+
+func (c *conn) writeBatch(batch []packet.Packet) error {
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	defer func() {
+		bw.Reset(nil)
+		writerPool.Put(bw)
+	}()
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil && !errors.Is(err, os.ErrNoDeadline) {
+		return err
+	}
+	var n int
+	for _, p := range batch {
+		b := p.AppendTo(bw.AvailableBuffer())
+		n += len(b)
+		if _, err := bw.Write(b); err != nil {
+			return err
+		}
+		if _, ok := p.(*packet.Publish); ok {
+			c.s.stats.msgsSent.Add(1)
+		}
+	}
+	c.s.stats.bytesSent.Add(uint64(n))
+	return bw.Flush()
+}
+
+// countingReader counts the bytes read from the network.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.n.Add(uint64(n))
+	return n, err
+}
+
+// readLoop reads and handles packets until the connection ends, then cleans
+// up: it detaches the session and publishes the will if the client did not
+// say DISCONNECT.
+func (c *conn) readLoop(ctx context.Context) {
+	defer c.s.wg.Done()
+	reason := c.serve(ctx)
+	c.cleanup(reason)
+}
+
+func (c *conn) serve(ctx context.Context) closeReason {
+	br := bufio.NewReaderSize(countingReader{c.nc, &c.s.stats.bytesReceived}, 1024)
+	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectTimeout))
+	p, err := packet.Read(br, min(maxPreConnectSize, c.s.cfg.Limits.MaxPacketSize))
+	if err != nil {
+		if r, ok := packet.ReasonOf(err); ok {
+			switch r {
+			case packet.UnsupportedProtocolVersion:
+				// [MQTT-3.1.2-2]
+				return c.refuse(packet.RefusedProtocolVersion, err)
+			case packet.ClientIdentifierNotValid:
+				return c.refuse(packet.RefusedIdentifierRejected, err)
+			}
+		}
+		return c.readError(err)
+	}
+	cp, ok := p.(*packet.Connect)
+	if !ok {
+		// The first packet must be CONNECT [MQTT-3.1.0-1].
+		c.log.Debug("first packet is not CONNECT", "type", p.Type().String())
+		return closeProtocol
+	}
+	if r := c.connect(cp); r != closeNone {
+		return r
+	}
+	for {
+		if c.keepAlive > 0 {
+			// 1.5 times the keepalive [MQTT-3.1.2-24].
+			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+		} else {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		p, err := packet.Read(br, c.s.cfg.Limits.MaxPacketSize)
+		if err != nil {
+			return c.readError(err)
+		}
+		if r := c.handle(p); r != closeNone {
+			return r
+		}
+	}
+}
+
+// readError classifies the error that ended the read loop.
+func (c *conn) readError(err error) closeReason {
+	if c.isClosed() {
+		return closeReason(c.reason.Load())
+	}
+	if r, ok := packet.ReasonOf(err); ok {
+		c.log.Info("closing connection", "error", err)
+		if r == packet.PacketTooLarge {
+			return closeTooLarge
+		}
+		return closeProtocol
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return closeKeepalive
+	}
+	return closeNetwork
+}
+
+// refuse sends a CONNACK with a refusal and closes once it is written
+// [MQTT-3.2.2-5].
+func (c *conn) refuse(code packet.ConnackCode, err error) closeReason {
+	c.log.Info("connection refused", "client_id", c.info.ClientID, "code", int(code), "reason", code.Error(), "error", err)
+	c.send(&packet.Connack{Code: code})
+	c.drainAndClose(closeRefused)
+	return closeRefused
+}
+
+// cleanup runs once the reader has stopped.
+func (c *conn) cleanup(reason closeReason) {
+	if !c.draining.Load() {
+		c.close(reason)
+	}
+	select {
+	case <-c.writerDone:
+	case <-time.After(c.s.cfg.WriteTimeout):
+		c.close(reason)
+		<-c.writerDone
+	}
+	c.close(reason)
+	if r := closeReason(c.reason.Load()); r != closeNone {
+		reason = r
+	}
+	if ss := c.sess; ss != nil {
+		c.s.detach(c, ss)
+		if c.will != nil && reason != closeDisconnect {
+			// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8];
+			// DISCONNECT discards it [MQTT-3.14.4-3].
+			if c.s.allowed(&c.info, Publish, c.will.topic) {
+				c.s.route(c.will, nil, nil)
+			}
+		}
+		c.log.Info("client disconnected", "reason", reason.String())
+		c.s.stats.connected.Add(-1)
+	}
+	c.s.removeConn(c)
+	close(c.done)
+}
+
+func (s *Server) allowed(ci *ClientInfo, a Access, topic string) bool {
+	return s.cfg.ACL == nil || s.cfg.ACL.Allow(ci, a, topic)
+}
+
+// ackQueue keeps the acknowledgements a connection owes in the order their
+// packets arrived [MQTT-4.6.0-2] [MQTT-4.6.0-3]: one whose message is
+// waiting for the store holds back those behind it.
+type ackQueue struct {
+	c       *conn
+	mu      sync.Mutex
+	entries []*ackEntry
+}
+
+type ackEntry struct {
+	p     packet.Packet
+	ready bool
+	sem   bool // holds a commitSem slot
+}
+
+// add appends an acknowledgement; ready says whether it may go out now,
+// sem whether it holds a commitSem slot.
+func (q *ackQueue) add(p packet.Packet, ready, sem bool) *ackEntry {
+	e := &ackEntry{p: p, ready: ready, sem: sem}
+	q.mu.Lock()
+	q.entries = append(q.entries, e)
+	q.mu.Unlock()
+	if ready {
+		q.flush()
+	}
+	return e
+}
+
+// done marks e ready and sends every ready entry at the head.
+func (q *ackQueue) done(e *ackEntry) {
+	q.mu.Lock()
+	e.ready = true
+	q.mu.Unlock()
+	q.flush()
+}
+
+func (q *ackQueue) flush() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := 0
+	for ; i < len(q.entries) && q.entries[i].ready; i++ {
+		e := q.entries[i]
+		if !q.c.send(e.p) {
+			q.c.close(closeSlowConsumer)
+		}
+		if e.sem {
+			<-q.c.commitSem
+		}
+	}
+	n := copy(q.entries, q.entries[i:])
+	clear(q.entries[n:])
+	q.entries = q.entries[:n]
+}
+
+// pendingAck reserves an acknowledgement that waits for the store. It
+// blocks while maxPendingAcks are outstanding, and reports false if the
+// connection closes meanwhile.
+func (c *conn) pendingAck(p packet.Packet) (*ackEntry, bool) {
+	select {
+	case c.commitSem <- struct{}{}:
+	case <-c.closed:
+		return nil, false
+	}
+	return c.acks.add(p, false, true), true
+}
+
+// committed is the done callback of a store commit that an acknowledgement
+// waits for. On failure the acknowledgement is withheld and the connection
+// closed, so the client sends the message again after it reconnects.
+func (c *conn) committed(e *ackEntry, err error) {
+	if err != nil {
+		c.s.stats.storeErrors.Add(1)
+		if ok, n := c.s.storeWarn.allow(); ok {
+			c.s.log.Error("store commit failed; not acknowledging", "client_id", c.info.ClientID,
+				"error", err, "suppressed", n)
+		}
+		c.close(closeStoreError)
+		<-c.commitSem
+		return
+	}
+	c.acks.done(e)
+}

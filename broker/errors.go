@@ -1,0 +1,6 @@
+package broker
+
+import "errors"
+
+// ErrServerClosed is returned by Serve when it is called after Shutdown.
+var ErrServerClosed = errors.New("broker: server closed")

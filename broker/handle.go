@@ -1,0 +1,392 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/persist"
+)
+
+// update runs fn with the session locked, and with routeMu held first when
+// the session is persistent, then hands the store ops fn built. done is
+// called after that commit, or, when there was nothing to commit, by update
+// itself after the locks are released. done may be nil.
+func (ss *session) update(fn func(), done func(error)) {
+	s := ss.s
+	if ss.persistent() {
+		s.routeMu.Lock()
+		ss.mu.Lock()
+		fn()
+		ss.mu.Unlock()
+		committed := s.commitLocked(done)
+		s.routeMu.Unlock()
+		if committed || done == nil {
+			return
+		}
+	} else {
+		ss.mu.Lock()
+		fn()
+		ss.mu.Unlock()
+		if done == nil {
+			return
+		}
+	}
+	done(nil)
+}
+
+// connect handles the CONNECT packet; it returns closeNone when the
+// connection is accepted.
+func (c *conn) connect(p *packet.Connect) closeReason {
+	s := c.s
+	c.info = ClientInfo{
+		ClientID:  p.ClientID,
+		Listener:  c.opts.name,
+		Remote:    c.nc.RemoteAddr(),
+		Anonymous: c.opts.anonymous,
+	}
+	if p.Username != nil {
+		c.info.Username, c.info.HasUsername = *p.Username, true
+	}
+	if p.ClientID == "" {
+		if !p.CleanSession {
+			// [MQTT-3.1.3-8]
+			return c.refuse(packet.RefusedIdentifierRejected, nil)
+		}
+		// The server assigns a unique id [MQTT-3.1.3-6].
+		var b [8]byte
+		rand.Read(b[:])
+		c.info.ClientID = "edged-" + hex.EncodeToString(b[:])
+	}
+	if code := c.authenticate(p.Password); code != packet.Accepted {
+		return c.refuse(code, nil)
+	}
+	if max := s.cfg.Limits.MaxConnections; max > 0 && s.stats.connected.Load() >= int64(max) {
+		return c.refuse(packet.RefusedServerUnavailable, nil)
+	}
+	if p.Will != nil {
+		c.will = &message{topic: p.Will.Topic, payload: p.Will.Payload, qos: p.Will.QoS, retain: p.Will.Retain}
+	}
+	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
+	c.log = c.log.With("client_id", c.info.ClientID)
+
+	present := s.attach(c, c.info.ClientID, p.CleanSession)
+	s.stats.connected.Add(1)
+	c.log.Info("client connected", "clean_session", p.CleanSession, "session_present", present,
+		"keepalive", int(p.KeepAlive))
+	return closeNone
+}
+
+func (c *conn) authenticate(password []byte) packet.ConnackCode {
+	a := c.s.cfg.Auth
+	switch {
+	case a == nil && c.opts.anonymous:
+		return packet.Accepted
+	case a == nil:
+		return packet.RefusedNotAuthorized
+	case !c.info.HasUsername && c.opts.anonymous:
+		return packet.Accepted
+	}
+	return a.Authenticate(&c.info, password)
+}
+
+// attach binds the connection to its session: a new one for a clean
+// session or an unknown client id, else the existing one. A client already
+// connected with the same id is disconnected first [MQTT-3.1.4-2]. It sends
+// CONNACK and, for a resumed session, re-sends what is in flight. It reports
+// whether a session was present.
+func (s *Server) attach(c *conn, id string, clean bool) bool {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	s.mu.Lock()
+	old := s.sessions[id]
+	var ss *session
+	present := false
+	if old != nil {
+		old.mu.Lock()
+		if oc := old.conn; oc != nil {
+			oc.log.Info("session taken over by a new connection")
+			oc.close(closeTakeover)
+			old.conn = nil
+		}
+		if !clean && !old.clean {
+			ss, present = old, true
+		}
+		old.mu.Unlock()
+		if ss == nil {
+			// A clean session discards any previous session
+			// [MQTT-3.1.2-6].
+			s.discardLocked(old)
+		}
+	}
+	if ss == nil {
+		ss = newSession(s, id, clean)
+		s.sessions[id] = ss
+	}
+	s.mu.Unlock()
+
+	ss.mu.Lock()
+	ss.conn = c
+	ss.lastSeen = 0
+	c.sess = ss
+	if ss.persistent() {
+		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: id, Subs: ss.subRecordsLocked()})
+	}
+	// CONNACK is the first packet the client receives [MQTT-3.2.0-1];
+	// session present as in [MQTT-3.2.2-2] [MQTT-3.2.2-3].
+	c.send(&packet.Connack{SessionPresent: present})
+	if present {
+		ss.resumeLocked()
+	}
+	ss.mu.Unlock()
+	s.commitLocked(nil)
+	return present
+}
+
+// discardLocked removes a session, its subscriptions and its stored state.
+// It needs routeMu and s.mu.
+func (s *Server) discardLocked(ss *session) {
+	ss.mu.Lock()
+	for f := range ss.subs {
+		s.topics.unsubscribe(ss, f)
+	}
+	ss.subs = map[string]byte{}
+	ss.pending.clear()
+	ss.inflight = nil
+	persistent := ss.persistent()
+	ss.mu.Unlock()
+	if s.sessions[ss.id] == ss {
+		delete(s.sessions, ss.id)
+	}
+	if persistent {
+		s.pendingOps = append(s.pendingOps, persist.DeleteSession{ClientID: ss.id})
+	}
+}
+
+// detach unbinds a closed connection from its session. A clean session
+// ends with its connection [MQTT-3.1.2-6]; a persistent one stays with its
+// subscriptions and queue.
+func (s *Server) detach(c *conn, ss *session) {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	ss.mu.Lock()
+	if ss.conn != c {
+		// Taken over: the session belongs to the new connection.
+		ss.mu.Unlock()
+		return
+	}
+	ss.conn = nil
+	ss.lastSeen = time.Now().Unix()
+	if ss.persistent() {
+		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked(), LastSeen: ss.lastSeen})
+	}
+	ss.mu.Unlock()
+	if ss.clean {
+		s.mu.Lock()
+		s.discardLocked(ss)
+		s.mu.Unlock()
+	}
+	s.commitLocked(nil)
+}
+
+// handle handles one packet after CONNECT.
+func (c *conn) handle(p packet.Packet) closeReason {
+	ss := c.sess
+	switch p := p.(type) {
+	case *packet.Publish:
+		return c.publish(p)
+	case *packet.Puback:
+		ss.update(func() { ss.ackLocked(packet.PUBACK, p.PacketID) }, nil)
+	case *packet.Pubrec:
+		ss.update(func() { ss.ackLocked(packet.PUBREC, p.PacketID) }, nil)
+	case *packet.Pubcomp:
+		ss.update(func() { ss.ackLocked(packet.PUBCOMP, p.PacketID) }, nil)
+	case *packet.Pubrel:
+		ss.update(func() {
+			if _, ok := ss.inbound[p.PacketID]; ok {
+				delete(ss.inbound, p.PacketID)
+				ss.opLocked(persist.DeleteInbound{ClientID: ss.id, PacketID: p.PacketID})
+			}
+		}, nil)
+		// PUBCOMP even for an unknown id: the client may be completing a
+		// flow whose state the server already dropped [MQTT-4.3.3-2].
+		c.acks.add(&packet.Pubcomp{PacketID: p.PacketID}, true, false)
+	case *packet.Subscribe:
+		return c.subscribe(p)
+	case *packet.Unsubscribe:
+		return c.unsubscribe(p)
+	case *packet.Pingreq:
+		c.acks.add(&packet.Pingresp{}, true, false) // [MQTT-3.12.4-1]
+	case *packet.Disconnect:
+		return closeDisconnect
+	case *packet.Connect:
+		// A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+		c.log.Info("closing connection", "error", "second CONNECT")
+		return closeProtocol
+	default:
+		// CONNACK, SUBACK, UNSUBACK and PINGRESP go from server to client
+		// only.
+		c.log.Info("closing connection", "error", "unexpected "+p.Type().String())
+		return closeProtocol
+	}
+	return closeNone
+}
+
+// publish handles a PUBLISH from the client.
+func (c *conn) publish(p *packet.Publish) closeReason {
+	ss := c.sess
+	c.s.stats.msgsReceived.Add(1)
+	allowed := c.s.allowed(&c.info, Publish, p.Topic)
+	m := &message{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain}
+	switch p.QoS {
+	case 0:
+		if allowed {
+			c.s.route(m, nil, nil)
+		}
+	case 1:
+		e, ok := c.pendingAck(&packet.Puback{PacketID: p.PacketID})
+		if !ok {
+			return closeReason(c.reason.Load())
+		}
+		done := func(err error) { c.committed(e, err) }
+		if !allowed {
+			done(nil)
+			break
+		}
+		// Method A of [MQTT-4.3.2]: the message is stored (where it must
+		// outlive the connection) before PUBACK.
+		c.s.route(m, nil, done)
+	case 2:
+		pid := p.PacketID
+		ss.mu.Lock()
+		committed, seen := ss.inbound[pid]
+		if !seen {
+			ss.inbound[pid] = false
+		}
+		ss.mu.Unlock()
+		if seen {
+			// A re-sent PUBLISH before PUBREL is not delivered again
+			// [MQTT-4.3.3-2]; its PUBREC goes out once the first copy is
+			// committed.
+			if committed {
+				c.acks.add(&packet.Pubrec{PacketID: pid}, true, false)
+			}
+			return closeNone
+		}
+		e, ok := c.pendingAck(&packet.Pubrec{PacketID: pid})
+		if !ok {
+			return closeReason(c.reason.Load())
+		}
+		done := func(err error) {
+			ss.mu.Lock()
+			if err != nil {
+				delete(ss.inbound, pid)
+			} else if _, ok := ss.inbound[pid]; ok {
+				ss.inbound[pid] = true
+			}
+			ss.mu.Unlock()
+			c.committed(e, err)
+		}
+		var extra []persist.Op
+		if ss.persistent() {
+			extra = []persist.Op{persist.PutInbound{ClientID: ss.id, PacketID: pid}}
+		}
+		if !allowed {
+			m = nil
+		}
+		if m == nil {
+			ss.update(func() {
+				if extra != nil {
+					ss.opLocked(extra[0])
+				}
+			}, done)
+			break
+		}
+		c.s.route(m, extra, done)
+	}
+	return closeNone
+}
+
+// subscribe handles SUBSCRIBE: SUBACK goes out once the subscriptions of a
+// persistent session are committed, then the matching retained messages.
+func (c *conn) subscribe(p *packet.Subscribe) closeReason {
+	ss := c.sess
+	codes := make([]byte, len(p.Subscriptions))
+	var granted []packet.Subscription
+	for i, sub := range p.Subscriptions {
+		// An invalid or refused filter gets the failure code; the others
+		// in the same packet are still granted [MQTT-3.9.3].
+		if !packet.ValidTopicFilter(sub.Filter) || !c.s.allowed(&c.info, Subscribe, sub.Filter) {
+			codes[i] = packet.SubackFailure
+			continue
+		}
+		codes[i] = sub.QoS
+		granted = append(granted, sub)
+	}
+	e, ok := c.pendingAck(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes})
+	if !ok {
+		return closeReason(c.reason.Load())
+	}
+	ss.update(func() {
+		for _, g := range granted {
+			// A subscription to an existing filter replaces it
+			// [MQTT-3.8.4-3].
+			ss.subs[g.Filter] = g.QoS
+			c.s.topics.subscribe(ss, g.Filter, g.QoS)
+		}
+		if len(granted) > 0 {
+			ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
+		}
+	}, func(err error) {
+		c.committed(e, err)
+		if err == nil {
+			c.sendRetained(granted)
+		}
+	})
+	return closeNone
+}
+
+// sendRetained delivers the retained messages matching newly granted
+// subscriptions, with the retain flag set [MQTT-3.3.1-6] [MQTT-3.8.4-3].
+func (c *conn) sendRetained(granted []packet.Subscription) {
+	ss := c.sess
+	for _, g := range granted {
+		msgs := c.s.retained.match(g.Filter)
+		if len(msgs) == 0 {
+			continue
+		}
+		ss.update(func() {
+			if ss.conn != c {
+				return
+			}
+			for _, m := range msgs {
+				ss.deliverRetainedLocked(m, min(m.qos, g.QoS))
+			}
+		}, nil)
+	}
+}
+
+// unsubscribe handles UNSUBSCRIBE of exact filters; UNSUBACK is sent even
+// when nothing matched [MQTT-3.10.4-5].
+func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
+	ss := c.sess
+	e, ok := c.pendingAck(&packet.Unsuback{PacketID: p.PacketID})
+	if !ok {
+		return closeReason(c.reason.Load())
+	}
+	ss.update(func() {
+		changed := false
+		for _, f := range p.Filters {
+			if _, ok := ss.subs[f]; ok {
+				delete(ss.subs, f)
+				c.s.topics.unsubscribe(ss, f)
+				changed = true
+			}
+		}
+		if changed {
+			ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
+		}
+	}, func(err error) { c.committed(e, err) })
+	return closeNone
+}

@@ -1,0 +1,121 @@
+package broker
+
+import (
+	"strings"
+	"time"
+
+	"github.com/edged/edged/persist"
+)
+
+// commitLocked hands the ops built under routeMu to the store. done is
+// called once they are durable; commitLocked reports false, and does not
+// call done, when there was nothing to commit. It needs routeMu.
+func (s *Server) commitLocked(done func(error)) bool {
+	if len(s.pendingOps) == 0 || s.store == nil {
+		s.pendingOps = s.pendingOps[:0]
+		return false
+	}
+	ops := s.pendingOps
+	s.pendingOps = nil
+	s.store.Commit(ops, done)
+	return true
+}
+
+type target struct {
+	ss  *session
+	qos byte
+}
+
+// route delivers m to every session with a matching subscription and
+// updates the retained store. extra ops (a publisher's QoS 2 state) join the
+// same commit. If anything had to be committed, done is called from the
+// store once it is durable; otherwise route calls done itself before it
+// returns. done may be nil.
+//
+// Everything happens under routeMu, and the commit is handed to the store
+// before routeMu is released, so no acknowledgement of this message by a
+// subscriber (which also needs routeMu) can reach the store first.
+func (s *Server) route(m *message, extra []persist.Op, done func(error)) {
+	var targets []target
+	s.topics.match(m.topic, func(ss *session, granted byte) {
+		targets = append(targets, target{ss, min(m.qos, granted)})
+	})
+	sys := strings.HasPrefix(m.topic, "$")
+
+	s.routeMu.Lock()
+	if m.time == 0 {
+		m.time = time.Now().UnixNano()
+	}
+	persistMsg := false
+	if s.store != nil && m.qos > 0 {
+		for _, t := range targets {
+			if t.qos > 0 && !t.ss.clean {
+				persistMsg = true
+				break
+			}
+		}
+	}
+	if persistMsg {
+		m.id = s.nextMsgID
+		s.nextMsgID++
+		s.pendingOps = append(s.pendingOps, persist.PutMessage{ID: m.id, Msg: m.record()})
+	}
+	s.pendingOps = append(s.pendingOps, extra...)
+	if m.retain {
+		// A retained message with an empty payload removes the topic's
+		// retained message and is not stored [MQTT-3.3.1-10] [MQTT-3.3.1-11].
+		if len(m.payload) == 0 {
+			s.retained.delete(m.topic)
+			if !sys {
+				s.pendingOps = append(s.pendingOps, persist.DeleteRetained{Topic: m.topic})
+			}
+		} else {
+			s.retained.set(m)
+			if !sys {
+				s.pendingOps = append(s.pendingOps, persist.PutRetained{Msg: m.record()})
+			}
+		}
+	}
+	for _, t := range targets {
+		t.ss.mu.Lock()
+		t.ss.deliverLocked(m, t.qos)
+		t.ss.mu.Unlock()
+	}
+	if persistMsg && !hasEnqueue(s.pendingOps) {
+		// Every persistent target dropped it on a full queue.
+		s.pendingOps = removePutMessage(s.pendingOps)
+	}
+	committed := s.commitLocked(done)
+	s.routeMu.Unlock()
+	if !committed && done != nil {
+		done(nil)
+	}
+}
+
+func hasEnqueue(ops []persist.Op) bool {
+	for _, op := range ops {
+		if _, ok := op.(persist.Enqueue); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func removePutMessage(ops []persist.Op) []persist.Op {
+	out := ops[:0]
+	for _, op := range ops {
+		if _, ok := op.(persist.PutMessage); !ok {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// Publish publishes a message from inside the process (the bridge, $SYS,
+// serial port statistics), through the same routing as a network client's
+// PUBLISH. done, if not nil, is called once the message is durable where it
+// must be.
+func (s *Server) Publish(topic string, payload []byte, qos byte, retain bool, done func(error)) {
+	s.stats.msgsReceived.Add(1)
+	s.route(&message{topic: topic, payload: payload, qos: min(qos, 2), retain: retain}, nil, done)
+}

@@ -1,0 +1,329 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edged/edged/persist"
+)
+
+// Server is an MQTT 3.1.1 broker. Create it with New, hand it listeners
+// with Serve or single connections with ServeConn, and stop it with
+// Shutdown.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store Store
+	start time.Time
+
+	// routeMu orders everything the broker hands the store: routing a
+	// message, acknowledging a persisted one, creating and deleting
+	// persistent sessions. The disk therefore sees mutations in the same
+	// order as memory. See doc.go for the lock order.
+	routeMu   sync.Mutex
+	nextMsgID  uint64       // guarded by routeMu
+	pendingOps []persist.Op // guarded by routeMu: the commit being built
+
+	mu       sync.Mutex // guards sessions, conns, listeners, closing
+	sessions map[string]*session
+	conns    map[*conn]struct{}
+	lns      map[net.Listener]struct{}
+	closing  bool
+
+	topics   *topicTree
+	retained *retainedStore
+
+	wg        sync.WaitGroup // every connection and Serve goroutine
+	bg        sync.WaitGroup // the housekeeping goroutine
+	stop      chan struct{}
+	stopOnce  sync.Once
+	storeWarn rateLimiter
+
+	stats stats
+}
+
+// stats are the counters published on $SYS. Typed atomics keep them
+// aligned on 32-bit ARM and MIPS.
+type stats struct {
+	connected     atomic.Int64
+	msgsReceived  atomic.Uint64
+	msgsSent      atomic.Uint64
+	bytesReceived atomic.Uint64
+	bytesSent     atomic.Uint64
+	pubDropped    atomic.Uint64 // QoS 0 dropped on a full write queue, or queued messages over a limit
+	storeErrors   atomic.Uint64
+	slowConsumers atomic.Uint64
+}
+
+// New returns a Server for cfg. If cfg.Store is set, New loads the
+// persisted sessions and retained messages from it.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("validating limits: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    cfg.Store,
+		start:    time.Now(),
+		sessions: make(map[string]*session),
+		conns:    make(map[*conn]struct{}),
+		lns:      make(map[net.Listener]struct{}),
+		topics:   newTopicTree(),
+		retained: newRetainedStore(),
+		stop:     make(chan struct{}),
+	}
+	s.storeWarn.every = 10 * time.Second
+	s.nextMsgID = 1
+	if s.store != nil {
+		snap, err := s.store.Load()
+		if err != nil {
+			return nil, fmt.Errorf("loading persisted state: %w", err)
+		}
+		s.restore(snap)
+	}
+	s.bg.Add(1)
+	go s.housekeeping()
+	return s, nil
+}
+
+// ServeOption configures one listener handed to Serve or ServeConn.
+type ServeOption func(*listenerOpts)
+
+type listenerOpts struct {
+	name      string
+	anonymous bool
+}
+
+// WithName names the listener in logs and to the Authenticator.
+func WithName(name string) ServeOption { return func(o *listenerOpts) { o.name = name } }
+
+// AllowAnonymous lets clients without a user name connect through this
+// listener (the default is true).
+func AllowAnonymous(allow bool) ServeOption {
+	return func(o *listenerOpts) { o.anonymous = allow }
+}
+
+func makeOpts(opts []ServeOption) listenerOpts {
+	o := listenerOpts{name: "default", anonymous: true}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// Serve accepts connections on ln and serves each on its own goroutines
+// until ctx is done, ln fails, or Shutdown is called. It closes ln before
+// returning, and returns nil after Shutdown or ctx cancellation.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, opts ...ServeOption) error {
+	o := makeOpts(opts)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, ln)
+		s.mu.Unlock()
+	}()
+
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	log := s.log.With("listener", o.name)
+	log.Info("listening", "address", ln.Addr().String())
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() || ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || !errors.Is(err, net.ErrClosed) {
+				// Back off on temporary errors such as EMFILE instead of
+				// spinning.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				log.Warn("accept failed; retrying", "error", err, "delay", delay)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-ctx.Done():
+					return nil
+				case <-s.stop:
+					return nil
+				}
+			}
+			ln.Close()
+			return fmt.Errorf("accepting on %s: %w", o.name, err)
+		}
+		delay = 0
+		s.startConn(ctx, c, o)
+	}
+}
+
+// ServeConn serves one connection, as if it had been accepted by a
+// listener, and returns when it is closed.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn, opts ...ServeOption) {
+	cn := s.startConn(ctx, c, makeOpts(opts))
+	if cn != nil {
+		<-cn.done
+	}
+}
+
+// startConn registers and starts a connection; it returns nil if the
+// server is shutting down.
+func (s *Server) startConn(ctx context.Context, nc net.Conn, o listenerOpts) *conn {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		return nil
+	}
+	c := newConn(s, nc, o)
+	s.conns[c] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go c.readLoop(ctx)
+	go c.writeLoop()
+	return c
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Shutdown stops the server: it closes the listeners, lets every
+// connection's writer drain what it holds until ctx is done, closes the
+// connections (publishing their wills) and waits for every goroutine. The
+// caller closes the Store afterwards. Shutdown is idempotent and safe to
+// call concurrently.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	first := !s.closing
+	s.closing = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	if first {
+		s.log.Info("shutting down", "connections", len(conns))
+	}
+	for _, c := range conns {
+		c.drainAndClose(closeShutdown)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.close(closeShutdown)
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.bg.Wait()
+	if first {
+		s.log.Info("shutdown complete")
+	}
+	return err
+}
+
+// restore rebuilds sessions, subscriptions, queues and retained messages
+// from a snapshot at start-up.
+func (s *Server) restore(snap *persist.Snapshot) {
+	if snap.NextMsgID > s.nextMsgID {
+		s.nextMsgID = snap.NextMsgID
+	}
+	msgs := make(map[uint64]*message)
+	for _, ps := range snap.Sessions {
+		ss := newSession(s, ps.ClientID, false)
+		ss.lastSeen = ps.LastSeen
+		if ss.lastSeen == 0 {
+			// It was connected when the broker stopped.
+			ss.lastSeen = time.Now().Unix()
+		}
+		for _, sub := range ps.Subs {
+			ss.subs[sub.Filter] = sub.QoS
+			s.topics.subscribe(ss, sub.Filter, sub.QoS)
+		}
+		for _, q := range ps.Queue {
+			m := msgs[q.MsgID]
+			if m == nil {
+				m = messageFromRecord(q.MsgID, &q.Msg)
+				msgs[q.MsgID] = m
+			}
+			om := &outMsg{msg: m, qos: q.QoS, pid: q.PacketID, pubrel: q.Pubrel}
+			if q.PacketID != 0 {
+				ss.inflight = append(ss.inflight, om)
+				ss.usedPIDs[q.PacketID] = struct{}{}
+			} else {
+				ss.pending.push(om)
+			}
+		}
+		for _, id := range ps.Inbound {
+			ss.inbound[id] = true
+		}
+		s.sessions[ps.ClientID] = ss
+	}
+	for i := range snap.Retained {
+		r := &snap.Retained[i]
+		s.retained.set(messageFromRecord(0, r))
+	}
+	s.log.Info("restored state", "sessions", len(snap.Sessions), "retained", len(snap.Retained))
+}
+
+// rateLimiter lets one warning through per interval and counts the rest.
+type rateLimiter struct {
+	mu         sync.Mutex
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now, and how many were suppressed since the
+// last one.
+func (r *rateLimiter) allow() (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if now.Sub(r.last) < r.every {
+		r.suppressed++
+		return false, 0
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return true, n
+}

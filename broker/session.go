@@ -1,0 +1,200 @@
+package broker
+
+import (
+	"sync"
+
+	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/persist"
+)
+
+// session is the MQTT session of one client id. It outlives connections
+// when clean is false. Every field below mu is guarded by it; a persistent
+// session's methods that end in Locked also need Server.routeMu, because
+// they may append store ops (see doc.go).
+type session struct {
+	s     *Server
+	id    string
+	clean bool // immutable: a clean start replaces the session object
+
+	mu       sync.Mutex
+	conn     *conn // nil while the client is offline
+	subs     map[string]byte
+	inflight []*outMsg // sent, unacknowledged, in send order
+	usedPIDs map[uint16]struct{}
+	nextPID  uint16
+	pending  msgQueue
+	// inbound holds QoS 2 packet ids received and not yet released by
+	// PUBREL; the value is true once the message is committed and PUBREC
+	// may be sent for a re-sent PUBLISH.
+	inbound  map[uint16]bool
+	lastSeen int64 // Unix seconds of the last disconnect; 0 while online
+	dropped  uint64
+}
+
+func newSession(s *Server, id string, clean bool) *session {
+	return &session{
+		s:        s,
+		id:       id,
+		clean:    clean,
+		subs:     make(map[string]byte),
+		usedPIDs: make(map[uint16]struct{}),
+		inbound:  make(map[uint16]bool),
+	}
+}
+
+func (ss *session) persistent() bool { return !ss.clean && ss.s.store != nil }
+
+// opLocked hands a store op to the commit being built. It needs routeMu.
+func (ss *session) opLocked(op persist.Op) {
+	if ss.persistent() {
+		ss.s.pendingOps = append(ss.s.pendingOps, op)
+	}
+}
+
+// deliverLocked takes message m for this session at delivery QoS qos. QoS 0
+// goes straight to the connection, or nowhere if the client is offline
+// [MQTT-3.1.2-5 allows but does not require queueing it]. QoS 1 and 2 are
+// sent if the inflight window has room, else queued within the session's
+// limits; a message over a limit is dropped and counted.
+func (ss *session) deliverLocked(m *message, qos byte) { ss.deliverFlagLocked(m, qos, false) }
+
+// deliverRetainedLocked delivers a retained message because of a new
+// subscription: with the retain flag set [MQTT-3.3.1-8].
+func (ss *session) deliverRetainedLocked(m *message, qos byte) { ss.deliverFlagLocked(m, qos, true) }
+
+func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
+	if qos == 0 {
+		if ss.conn != nil {
+			p := &packet.Publish{Topic: m.topic, Payload: m.payload, Retain: retain}
+			if !ss.conn.sendQoS0(p) {
+				ss.s.stats.pubDropped.Add(1)
+			}
+		}
+		return
+	}
+	if ss.conn == nil && ss.clean {
+		return
+	}
+	l := &ss.s.cfg.Limits
+	om := &outMsg{msg: m, qos: qos, retain: retain}
+	direct := ss.conn != nil && len(ss.inflight) < l.MaxInflight && ss.pending.len() == 0
+	if !direct && (ss.pending.len() >= l.MaxQueuedMessages || ss.pending.bytes+m.size() > l.MaxQueuedBytes) {
+		ss.dropped++
+		ss.s.stats.pubDropped.Add(1)
+		if ok, n := ss.s.storeWarn.allow(); ok {
+			ss.s.log.Warn("session queue full; message dropped", "client_id", ss.id,
+				"queued", ss.pending.len(), "queued_bytes", ss.pending.bytes, "suppressed", n)
+		}
+		return
+	}
+	if m.id != 0 {
+		ss.opLocked(persist.Enqueue{ClientID: ss.id, MsgID: m.id, QoS: qos})
+	}
+	if direct {
+		ss.sendLocked(om)
+	} else {
+		ss.pending.push(om)
+	}
+}
+
+// sendLocked assigns a packet id to om, moves it in flight and writes it.
+func (ss *session) sendLocked(om *outMsg) {
+	om.pid = ss.allocPIDLocked()
+	ss.inflight = append(ss.inflight, om)
+	if om.msg.id != 0 {
+		ss.opLocked(persist.SetInflight{ClientID: ss.id, MsgID: om.msg.id, PacketID: om.pid})
+	}
+	ss.writeLocked(om.publish(false))
+}
+
+// writeLocked queues a QoS 1/2 publish or PUBREL on the connection. A
+// connection that cannot take it is a slow consumer: it is closed, and the
+// message stays in flight for the next connection.
+func (ss *session) writeLocked(p packet.Packet) {
+	if ss.conn != nil && !ss.conn.send(p) {
+		ss.s.stats.slowConsumers.Add(1)
+		ss.conn.close(closeSlowConsumer)
+	}
+}
+
+func (ss *session) allocPIDLocked() uint16 {
+	for {
+		ss.nextPID++
+		if ss.nextPID == 0 {
+			ss.nextPID = 1
+		}
+		if _, used := ss.usedPIDs[ss.nextPID]; !used {
+			ss.usedPIDs[ss.nextPID] = struct{}{}
+			return ss.nextPID
+		}
+	}
+}
+
+// fillLocked sends queued messages while the inflight window has room.
+func (ss *session) fillLocked() {
+	for ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight && ss.pending.len() > 0 {
+		ss.sendLocked(ss.pending.pop())
+	}
+}
+
+// resumeLocked re-sends, on a new connection of a resumed session, every
+// unacknowledged PUBLISH with DUP set and every PUBREL, in their original
+// order and with their original packet ids [MQTT-4.4.0-1], then queued
+// messages.
+func (ss *session) resumeLocked() {
+	for _, om := range ss.inflight {
+		if om.pubrel {
+			ss.writeLocked(&packet.Pubrel{PacketID: om.pid})
+		} else {
+			ss.writeLocked(om.publish(true))
+		}
+	}
+	ss.fillLocked()
+}
+
+// ackLocked handles PUBACK, PUBREC and PUBCOMP for an outbound message.
+func (ss *session) ackLocked(t packet.Type, pid uint16) {
+	i := -1
+	for j, om := range ss.inflight {
+		if om.pid == pid {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		// An ack for an id not in flight (a duplicate after a resend) is
+		// ignored; MQTT 3.1.1 has no way to refuse it.
+		return
+	}
+	om := ss.inflight[i]
+	switch {
+	case t == packet.PUBACK && om.qos == 1, t == packet.PUBCOMP && om.qos == 2 && om.pubrel:
+		ss.inflight = append(ss.inflight[:i], ss.inflight[i+1:]...)
+		delete(ss.usedPIDs, pid)
+		if om.msg.id != 0 {
+			ss.opLocked(persist.Dequeue{ClientID: ss.id, MsgID: om.msg.id})
+		}
+		ss.fillLocked()
+	case t == packet.PUBREC && om.qos == 2:
+		if !om.pubrel {
+			om.pubrel = true
+			if om.msg.id != 0 {
+				ss.opLocked(persist.SetInflight{ClientID: ss.id, MsgID: om.msg.id, PacketID: pid, Pubrel: true})
+			}
+		}
+		// A PUBREC repeated after a resend gets its PUBREL again.
+		ss.writeLocked(&packet.Pubrel{PacketID: pid})
+	}
+}
+
+// subscriptions returns the session's subscriptions as stored records.
+func (ss *session) subRecordsLocked() []persist.Subscription {
+	out := make([]persist.Subscription, 0, len(ss.subs))
+	for f, q := range ss.subs {
+		out = append(out, persist.Subscription{Filter: f, QoS: q})
+	}
+	return out
+}
+
+// queuedLocked returns the number of messages the session holds.
+func (ss *session) queuedLocked() int { return len(ss.inflight) + ss.pending.len() }

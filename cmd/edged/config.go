@@ -1,0 +1,304 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edged/edged/broker"
+)
+
+// defaultConfig is what edged runs without -c: a broker on 127.0.0.1:1883
+// with anonymous access and its data in ./edged-data.
+//
+//go:embed default.yaml
+var defaultConfig []byte
+
+// Config is the whole configuration file. The keys are the contract of
+// DESIGN.md §4; keys edged adds are marked.
+type Config struct {
+	DataDir     string            `yaml:"data_dir"`
+	MemoryLimit Size              `yaml:"memory_limit"`
+	Log         LogConfig         `yaml:"log"`
+	Listeners   []ListenerConfig  `yaml:"listeners"`
+	Serial      []SerialConfig    `yaml:"serial"`
+	Auth        AuthConfig        `yaml:"auth"`
+	Persistence PersistenceConfig `yaml:"persistence"`
+	Limits      LimitsConfig      `yaml:"limits"`
+	Bridges     []BridgeConfig    `yaml:"bridges"`
+	// SysInterval is how often $SYS topics are published (edged's key).
+	SysInterval time.Duration `yaml:"sys_interval"`
+}
+
+// LogConfig is the log section.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// ListenerConfig is one network listener.
+type ListenerConfig struct {
+	Name           string           `yaml:"name"`
+	Address        string           `yaml:"address"`
+	AllowAnonymous *bool            `yaml:"allow_anonymous"`
+	TLS            *TLSConfig       `yaml:"tls"`
+	WebSocket      *WebSocketConfig `yaml:"websocket"`
+}
+
+// TLSConfig is a listener's TLS section.
+type TLSConfig struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// WebSocketConfig is a listener's websocket section.
+type WebSocketConfig struct {
+	Path string `yaml:"path"`
+}
+
+// SerialConfig is one serial port.
+type SerialConfig struct {
+	Name           string  `yaml:"name"`
+	Device         string  `yaml:"device"`
+	Baud           int     `yaml:"baud"`
+	DataBits       int     `yaml:"data_bits"`
+	Parity         string  `yaml:"parity"`
+	StopBits       float64 `yaml:"stop_bits"`
+	Framing        string  `yaml:"framing"`
+	MaxFrame       Size    `yaml:"max_frame"`
+	AllowAnonymous *bool   `yaml:"allow_anonymous"`
+}
+
+// AuthConfig is the auth section.
+type AuthConfig struct {
+	PasswordFile string `yaml:"password_file"`
+	ACLFile      string `yaml:"acl_file"`
+}
+
+// PersistenceConfig is the persistence section.
+type PersistenceConfig struct {
+	Sync      string `yaml:"sync"`
+	MaxDBSize Size   `yaml:"max_db_size"`
+}
+
+// LimitsConfig is the limits section.
+type LimitsConfig struct {
+	MaxConnections    int           `yaml:"max_connections"`
+	MaxPacketSize     Size          `yaml:"max_packet_size"`
+	MaxInflight       int           `yaml:"max_inflight"`
+	MaxQueuedMessages int           `yaml:"max_queued_messages"`
+	MaxQueuedBytes    Size          `yaml:"max_queued_bytes"`
+	SessionExpiry     time.Duration `yaml:"session_expiry"`
+	// MaxWriteQueue is edged's key: packets waiting in one connection's
+	// writer before QoS 0 is dropped / the client is a slow consumer.
+	MaxWriteQueue int `yaml:"max_write_queue"`
+}
+
+// BridgeConfig is one bridge. It is decoded so that a file written for a
+// later edged is reported precisely, and refused until bridges exist.
+type BridgeConfig struct {
+	Name      string         `yaml:"name"`
+	Address   string         `yaml:"address"`
+	ClientID  string         `yaml:"client_id"`
+	Username  string         `yaml:"username"`
+	Password  string         `yaml:"password"`
+	TLS       *BridgeTLS     `yaml:"tls"`
+	KeepAlive time.Duration  `yaml:"keepalive"`
+	Backoff   BackoffConfig  `yaml:"backoff"`
+	RateLimit int            `yaml:"rate_limit"`
+	Topics    []BridgeTopic  `yaml:"topics"`
+	Queue     BridgeQueueCfg `yaml:"queue"`
+}
+
+// BridgeTLS is a bridge's TLS section.
+type BridgeTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// BackoffConfig is a bridge's reconnect backoff.
+type BackoffConfig struct {
+	Min time.Duration `yaml:"min"`
+	Max time.Duration `yaml:"max"`
+}
+
+// BridgeTopic is one bridge topic rule.
+type BridgeTopic struct {
+	Pattern      string `yaml:"pattern"`
+	Direction    string `yaml:"direction"`
+	QoS          int    `yaml:"qos"`
+	LocalPrefix  string `yaml:"local_prefix"`
+	RemotePrefix string `yaml:"remote_prefix"`
+}
+
+// BridgeQueueCfg is a bridge's queue bounds.
+type BridgeQueueCfg struct {
+	MaxMessages int64         `yaml:"max_messages"`
+	MaxBytes    Size          `yaml:"max_bytes"`
+	MaxAge      time.Duration `yaml:"max_age"`
+	Overflow    string        `yaml:"overflow"`
+}
+
+// loadConfig reads, decodes and validates a configuration file; with an
+// empty path it uses the embedded default.
+func loadConfig(path string) (*Config, error) {
+	name, data := "(embedded default)", defaultConfig
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		name = path
+	}
+	return parseConfig(name, data)
+}
+
+func parseConfig(name string, data []byte) (*Config, error) {
+	cfg := &Config{}
+	lines, err := decodeYAML(name, data, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.applyDefaults()
+	if err := cfg.validate(name, lines); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./edged-data"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Persistence.Sync == "" {
+		c.Persistence.Sync = "batch"
+	}
+	if c.Persistence.MaxDBSize == 0 {
+		c.Persistence.MaxDBSize = 1 << 30
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.Name == "" {
+			l.Name = fmt.Sprintf("listener%d", i)
+		}
+	}
+}
+
+// validate reports every invalid value with the line of its key.
+func (c *Config) validate(file string, lines map[string]int) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		line, k := lines[key], key
+		for line == 0 && strings.Contains(k, ".") {
+			k = k[:strings.LastIndex(k, ".")]
+			line = lines[k]
+		}
+		errs = append(errs, &ConfigError{File: file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	if c.MemoryLimit < 0 {
+		bad("memory_limit", "must not be negative")
+	}
+	switch c.Persistence.Sync {
+	case "batch", "always", "off":
+	default:
+		bad("persistence.sync", "must be batch, always or off, got %q", c.Persistence.Sync)
+	}
+	if c.Persistence.MaxDBSize < 1<<20 {
+		bad("persistence.max_db_size", "must be at least 1MiB, got %s", c.Persistence.MaxDBSize)
+	}
+	if len(c.Listeners) == 0 && len(c.Serial) == 0 {
+		bad("listeners", "at least one listener or serial port is required")
+	}
+	names := map[string]bool{}
+	for i, l := range c.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		if names[l.Name] {
+			bad(p+".name", "duplicate listener name %q", l.Name)
+		}
+		names[l.Name] = true
+		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+			bad(p+".address", "want host:port, got %q", l.Address)
+		}
+		if l.TLS != nil {
+			if l.TLS.CertFile == "" {
+				bad(p+".tls.cert_file", "is required for a TLS listener")
+			}
+			if l.TLS.KeyFile == "" {
+				bad(p+".tls.key_file", "is required for a TLS listener")
+			}
+		}
+		if l.WebSocket != nil {
+			bad(p+".websocket", "MQTT over WebSocket is not supported by this version of edged")
+		}
+	}
+	if len(c.Serial) > 0 {
+		bad("serial", "serial ports are not supported by this version of edged")
+	}
+	if c.Auth.PasswordFile != "" {
+		bad("auth.password_file", "password files are not supported by this version of edged")
+	}
+	if c.Auth.ACLFile != "" {
+		bad("auth.acl_file", "ACL files are not supported by this version of edged")
+	}
+	if len(c.Bridges) > 0 {
+		bad("bridges", "bridges are not supported by this version of edged")
+	}
+	if err := c.brokerLimits().Validate(); err != nil {
+		for _, e := range flatten(err) {
+			var fe *broker.FieldError
+			if errors.As(e, &fe) {
+				bad("limits."+fe.Key, "%v", fe.Err)
+			} else {
+				bad("limits", "%v", e)
+			}
+		}
+	}
+	if c.SysInterval < 0 {
+		bad("sys_interval", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// flatten undoes errors.Join.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func (c *Config) brokerLimits() broker.Limits {
+	l := c.Limits
+	return broker.Limits{
+		MaxConnections:    l.MaxConnections,
+		MaxPacketSize:     int(min(l.MaxPacketSize, 1<<30)),
+		MaxInflight:       l.MaxInflight,
+		MaxQueuedMessages: l.MaxQueuedMessages,
+		MaxQueuedBytes:    int64(l.MaxQueuedBytes),
+		MaxWriteQueue:     l.MaxWriteQueue,
+		SessionExpiry:     l.SessionExpiry,
+	}
+}

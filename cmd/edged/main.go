@@ -1,0 +1,210 @@
+// Command edged is an MQTT broker for the edge. See README.md.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/edged/edged/broker"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `edged: an MQTT broker for the edge
+
+usage:
+  edged [-c FILE]                 run the broker (without -c: the embedded default,
+                                  127.0.0.1:1883, anonymous, data in ./edged-data)
+  edged check-config [-c FILE]    validate a configuration file and exit
+  edged version                   print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := ""
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("edged", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	cfgPath := fs.String("c", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "edged", version)
+		return 0
+	case "check-config":
+		if _, err := loadConfig(*cfgPath); err != nil {
+			fmt.Fprintln(stderr, "edged: invalid configuration:")
+			for _, e := range flatten(err) {
+				fmt.Fprintln(stderr, "  "+e.Error())
+			}
+			return 1
+		}
+		name := *cfgPath
+		if name == "" {
+			name = "embedded default"
+		}
+		fmt.Fprintf(stdout, "%s: configuration OK\n", name)
+		return 0
+	case "", "run":
+	default:
+		fmt.Fprintf(stderr, "edged: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "edged: invalid configuration:")
+		for _, e := range flatten(err) {
+			fmt.Fprintln(stderr, "  "+e.Error())
+		}
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	if err := serve(cfg, log); err != nil {
+		log.Error("edged stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the broker until SIGINT or SIGTERM; a second signal forces
+// exit.
+func serve(cfg *Config, log *slog.Logger) error {
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	b, err := broker.New(broker.Config{
+		Limits:      cfg.brokerLimits(),
+		SysInterval: cfg.SysInterval,
+		Version:     version,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+
+	type boundListener struct {
+		ln  net.Listener
+		cfg ListenerConfig
+	}
+	var lns []boundListener
+	closeAll := func() {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+	}
+	for _, lc := range cfg.Listeners {
+		ln, err := listen(lc)
+		if err != nil {
+			closeAll()
+			b.Shutdown(context.Background())
+			return err
+		}
+		lns = append(lns, boundListener{ln, lc})
+	}
+	log.Info("edged started", "version", version, "data_dir", cfg.DataDir, "pid", os.Getpid())
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, l := range lns {
+		anon := l.cfg.AllowAnonymous == nil || *l.cfg.AllowAnonymous
+		g.Go(func() error {
+			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(anon))
+		})
+	}
+	// A second signal while draining forces exit.
+	go func() {
+		<-ctx.Done()
+		stop()
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+		<-c
+		log.Warn("second signal; exiting now")
+		os.Exit(1)
+	}()
+	err = g.Wait()
+	drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := b.Shutdown(drain); serr != nil {
+		log.Warn("shutdown did not drain in time", "error", serr)
+	}
+	return err
+}
+
+// listen opens a listener's socket, with TLS if configured.
+func listen(lc ListenerConfig) (net.Listener, error) {
+	ln, err := net.Listen("tcp", lc.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+	}
+	if lc.TLS == nil {
+		return ln, nil
+	}
+	tc, err := serverTLS(lc.TLS)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+	}
+	return tls.NewListener(ln, tc), nil
+}
+
+func serverTLS(c *TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading certificate: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA file %s holds no PEM certificate", c.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// This file maps a YAML document onto the config structs by their `yaml`
+// tags. It exists, instead of yaml.Unmarshal, so that every problem is
+// reported with the file, the line and the full key (listeners[1].address),
+// unknown keys are refused, and all problems are reported at once.
+
+// Size is a byte count written as a plain number or with a KiB, MiB or GiB
+// suffix (powers of 1024). KB, MB and GB are accepted as the same units,
+// since that is what people mean on a router.
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1},
+}
+
+// ParseSize parses "512", "4KiB", "48MiB" or "1GiB".
+func ParseSize(s string) (Size, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	num := s
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q: want a number of bytes or one with a KiB, MiB or GiB suffix", s)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return Size(n * mult), nil
+}
+
+// String formats the size with the largest exact unit.
+func (s Size) String() string {
+	switch {
+	case s != 0 && s%(1<<30) == 0:
+		return strconv.FormatInt(int64(s)>>30, 10) + "GiB"
+	case s != 0 && s%(1<<20) == 0:
+		return strconv.FormatInt(int64(s)>>20, 10) + "MiB"
+	case s != 0 && s%(1<<10) == 0:
+		return strconv.FormatInt(int64(s)>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(int64(s), 10)
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	sizeType     = reflect.TypeFor[Size]()
+)
+
+// yamlDecoder collects errors and the line of every key it decoded.
+type yamlDecoder struct {
+	file  string
+	errs  []error
+	lines map[string]int // key path → line
+}
+
+func (d *yamlDecoder) errorf(line int, path, format string, args ...any) {
+	d.errs = append(d.errs, &ConfigError{File: d.file, Line: line, Key: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// ConfigError is a problem with one key of a configuration file.
+type ConfigError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+// Error implements error: "edged.yaml:12: limits.max_inflight: must be ...".
+func (e *ConfigError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Key == "" {
+		return loc + ": " + e.Msg
+	}
+	return loc + ": " + e.Key + ": " + e.Msg
+}
+
+// decodeYAML decodes data into v (a pointer to a struct). It returns the
+// key → line index for later validation messages, and every problem found,
+// joined.
+func decodeYAML(file string, data []byte, v any) (map[string]int, error) {
+	d := &yamlDecoder{file: file, lines: map[string]int{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		// yaml.v3 syntax errors already say "yaml: line N: ...".
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return d.lines, nil // an empty file: all defaults
+	}
+	d.decode(root.Content[0], reflect.ValueOf(v).Elem(), "")
+	return d.lines, errors.Join(d.errs...)
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if path != "" {
+		d.lines[path] = n.Line
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // "key:" with no value keeps the default
+	}
+	switch {
+	case v.Type() == durationType:
+		dur, err := time.ParseDuration(n.Value)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			d.errorf(n.Line, path, "invalid duration %q: want a Go duration such as 500ms, 30s or 2m", n.Value)
+			return
+		}
+		v.SetInt(int64(dur))
+		return
+	case v.Type() == sizeType:
+		sz, err := ParseSize(n.Value)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			d.errorf(n.Line, path, "invalid size %q: want a number of bytes or one with a KiB, MiB or GiB suffix", n.Value)
+			return
+		}
+		v.SetInt(int64(sz))
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n.Line, path, "want a list")
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			d.decode(c, s.Index(i), path+"["+strconv.Itoa(i)+"]")
+		}
+		v.Set(s)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		d.decode(n, p.Elem(), path)
+		v.Set(p)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n.Line, path, "want a string")
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+			d.errorf(n.Line, path, "invalid boolean %q: want true or false", n.Value)
+			return
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		i, err := strconv.ParseInt(n.Value, 0, 64)
+		if n.Kind != yaml.ScalarNode || err != nil || v.OverflowInt(i) {
+			d.errorf(n.Line, path, "invalid integer %q", n.Value)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			d.errorf(n.Line, path, "invalid number %q", n.Value)
+			return
+		}
+		v.SetFloat(f)
+	default:
+		d.errorf(n.Line, path, "unsupported type %s", v.Type())
+	}
+}
+
+func (d *yamlDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n.Line, path, "want a mapping of keys to values")
+		return
+	}
+	fields := map[string]int{}
+	t := v.Type()
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if tag != "" && tag != "-" {
+			fields[tag] = i
+		}
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := join(path, k.Value)
+		idx, ok := fields[k.Value]
+		if !ok {
+			d.errorf(k.Line, key, "unknown key")
+			continue
+		}
+		if seen[k.Value] {
+			d.errorf(k.Line, key, "key given twice")
+			continue
+		}
+		seen[k.Value] = true
+		d.lines[key] = k.Line
+		d.decode(val, v.Field(idx), key)
+		d.lines[key] = k.Line
+	}
+}
