@@ -9,11 +9,11 @@ import (
 // ReadHeader reads a fixed header: the first byte and the remaining length.
 // It returns io.EOF only when r ends before the first byte.
 func ReadHeader(r io.Reader) (first byte, remaining int, err error) {
-	var buf [1]byte
 	readByte := func() (byte, error) {
 		if br, ok := r.(io.ByteReader); ok {
 			return br.ReadByte()
 		}
+		var buf [1]byte
 		_, err := io.ReadFull(r, buf[:])
 		return buf[0], err
 	}
@@ -75,8 +75,17 @@ func Read(r io.Reader, maxSize int) (Packet, error) {
 
 // Decode decodes the packet whose fixed header's first byte is first and
 // whose variable header and payload are body. The returned packet may alias
-// body (a Publish's payload does).
+// body: a Publish's payload, a Will's payload and a Connect's password do.
+// On error the packet is nil.
 func Decode(first byte, body []byte) (Packet, error) {
+	p, err := decode(first, body)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func decode(first byte, body []byte) (Packet, error) {
 	t := Type(first >> 4)
 	flags := first & 0x0f
 	// Fixed header flags are reserved except for PUBLISH [MQTT-2.2.2-1]

@@ -4,10 +4,10 @@ import "strings"
 
 // ValidTopicName reports whether s may be used as the topic of a PUBLISH:
 // at least one character [MQTT-4.7.3-1], no wildcard characters
-// [MQTT-3.3.2-2], at most 65,535 bytes. UTF-8 well-formedness is checked by
+// [MQTT-3.3.2-2], no U+0000 [MQTT-4.7.3-2], at most 65,535 bytes. UTF-8 well-formedness is checked by
 // the decoder.
 func ValidTopicName(s string) bool {
-	return len(s) > 0 && len(s) <= 65535 && !strings.ContainsAny(s, "+#")
+	return len(s) > 0 && len(s) <= 65535 && !strings.ContainsAny(s, "+#\x00")
 }
 
 // ValidTopicFilter reports whether s is a valid topic filter: at least one
