@@ -1,0 +1,981 @@
+package persist
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// formatVersion is the version of the bucket layout and record encodings
+// written by this package. Open refuses files with a larger version.
+const formatVersion = 1
+
+// Bucket and key names; see doc.go for the layout.
+var (
+	bucketMeta     = []byte("meta")
+	bucketMessages = []byte("messages")
+	bucketRefs     = []byte("refs")
+	bucketSessions = []byte("sessions")
+	bucketRetained = []byte("retained")
+	bucketQueues   = []byte("queues")
+
+	keyFormat    = []byte("format")
+	keyNextMsgID = []byte("next_msg_id")
+	keyInfo      = []byte("info")
+	keyQueue     = []byte("queue")
+	keyInbound   = []byte("inbound")
+	keyStats     = []byte("stats")
+	keyEntries   = []byte("entries")
+
+	topBuckets = [][]byte{bucketMeta, bucketMessages, bucketRefs, bucketSessions, bucketRetained, bucketQueues}
+)
+
+// Auto-compaction at Open: a file larger than compactMinSize with more than
+// compactFreeRatio of its pages free is compacted.
+const (
+	compactMinSize   = 16 << 20
+	compactFreeRatio = 0.5
+)
+
+// DB is a Store in a bbolt file. Commit may be called from any goroutine;
+// one writer goroutine owned by the DB applies the ops. The read methods
+// (Load, ReadQueue, QueueStats, Stats) may run concurrently with it.
+type DB struct {
+	opts Options
+	bolt *bolt.DB
+	log  *slog.Logger
+	c    committer
+
+	// nextID is the next message id to persist in the meta bucket; the
+	// writer goroutine owns it after Open.
+	nextID uint64
+
+	limitsMu sync.RWMutex
+	limits   map[string]QueueLimits
+
+	dropWarn    rateLimiter
+	invalidWarn rateLimiter
+	broken      atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens or creates the store at opts.Path and starts its writer
+// goroutine. A damaged or foreign file fails with an error wrapping
+// ErrCorrupt, a file from a newer edged with ErrNewerFormat, and a file
+// locked by another process with ErrLocked. Open never starts empty in
+// place of an unreadable file.
+func Open(opts Options) (*DB, error) {
+	opts.setDefaults()
+	if opts.Path == "" {
+		return nil, errors.New("opening store: no path")
+	}
+	b, err := openBolt(opts.Path, boltOptions(&opts, false))
+	if err != nil {
+		return nil, err
+	}
+	next, err := initialize(b, opts.Path)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	if shouldCompact(b) {
+		size := fileSize(opts.Path)
+		_ = b.Close()
+		before, after, err := Compact(opts.Path)
+		if err != nil {
+			return nil, fmt.Errorf("opening store: compacting: %w", err)
+		}
+		opts.Logger.Info("store compacted", "path", opts.Path, "size_before", before, "size_after", after, "size", size)
+		if b, err = openBolt(opts.Path, boltOptions(&opts, false)); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Sync == SyncOff {
+		b.NoSync = true
+	}
+	db := &DB{
+		opts:   opts,
+		bolt:   b,
+		log:    opts.Logger,
+		nextID: next,
+		limits: make(map[string]QueueLimits),
+	}
+	db.dropWarn.every = 10 * time.Second
+	db.invalidWarn.every = 10 * time.Second
+	batch := opts.BatchSize
+	if opts.Sync == SyncAlways {
+		batch = 1
+	}
+	db.c.splitOnFull = true
+	db.c.start(batch, opts.Sync != SyncOff, opts.Logger, db.applyBatch)
+	return db, nil
+}
+
+func boltOptions(opts *Options, readOnly bool) *bolt.Options {
+	return &bolt.Options{
+		Timeout:        opts.Timeout,
+		NoFreelistSync: opts.Sync == SyncOff,
+		FreelistType:   bolt.FreelistMapType,
+		ReadOnly:       readOnly,
+		// bbolt's MaxSize is an int: clamp on 32-bit targets, where the
+		// address space runs out long before.
+		MaxSize: int(min(opts.MaxSize, int64(math.MaxInt))),
+		NoSync:  opts.Sync == SyncOff,
+	}
+}
+
+// openBolt opens a bbolt file after checking its meta pages, and maps
+// bbolt's errors (and panics on damaged pages) to ErrCorrupt and ErrLocked.
+func openBolt(path string, bopts *bolt.Options) (b *bolt.DB, err error) {
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
+	var f *os.File
+	bopts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		var err error
+		f, err = os.OpenFile(name, flag, perm)
+		return f, err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if f != nil {
+				_ = f.Close() // releases the lock; the mapping leaks
+			}
+			b, err = nil, corruptErr(path, fmt.Errorf("%v", r))
+		}
+	}()
+	b, err = bolt.Open(path, 0o600, bopts)
+	switch {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("opening store %s: %w (timeout %v)", path, ErrLocked, bopts.Timeout)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
+		return nil, corruptErr(path, err)
+	}
+	return nil, fmt.Errorf("opening store %s: %w", path, err)
+}
+
+// corruptErr wraps ErrCorrupt and cause with advice for the operator.
+func corruptErr(path string, cause error) error {
+	return fmt.Errorf("opening store %s: %w: %w; run `edged db check` for details, "+
+		"then restore a backup or move the file aside to start with an empty store", path, ErrCorrupt, cause)
+}
+
+// initialize creates the buckets of a new file, checks the format version
+// of an existing one and returns the next message id.
+func initialize(b *bolt.DB, path string) (next uint64, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = corruptErr(path, fmt.Errorf("%v", r))
+		}
+	}()
+	// A read first: a read-only check does not write to a foreign file.
+	err = b.View(func(tx *bolt.Tx) error {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if empty {
+			return nil
+		}
+		return checkFormat(tx, path)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if b.IsReadOnly() {
+		return 0, b.View(func(tx *bolt.Tx) error { next = loadNextID(tx); return nil })
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, name := range topBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		m := tx.Bucket(bucketMeta)
+		if m.Get(keyFormat) == nil {
+			if err := m.Put(keyFormat, u64key(formatVersion)); err != nil {
+				return err
+			}
+		}
+		next = loadNextID(tx)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("opening store %s: initializing: %w", path, err)
+	}
+	return next, nil
+}
+
+func checkFormat(tx *bolt.Tx, path string) error {
+	m := tx.Bucket(bucketMeta)
+	if m == nil {
+		return corruptErr(path, errors.New("no meta bucket: not an edged store"))
+	}
+	v := m.Get(keyFormat)
+	if len(v) != 8 {
+		return corruptErr(path, errors.New("no format version: not an edged store"))
+	}
+	if ver := binary.BigEndian.Uint64(v); ver > formatVersion {
+		return fmt.Errorf("opening store %s: %w: version %d, this edged reads up to %d; upgrade edged",
+			path, ErrNewerFormat, ver, formatVersion)
+	}
+	for _, name := range topBuckets {
+		if tx.Bucket(name) == nil {
+			return corruptErr(path, fmt.Errorf("bucket %q missing", name))
+		}
+	}
+	return nil
+}
+
+// loadNextID returns a message id larger than every stored one.
+func loadNextID(tx *bolt.Tx) uint64 {
+	next := uint64(1)
+	if m := tx.Bucket(bucketMeta); m != nil {
+		if v := m.Get(keyNextMsgID); len(v) == 8 {
+			next = max(next, binary.BigEndian.Uint64(v))
+		}
+	}
+	if b := tx.Bucket(bucketMessages); b != nil {
+		if k, _ := b.Cursor().Last(); len(k) == 8 {
+			next = max(next, binary.BigEndian.Uint64(k)+1)
+		}
+	}
+	return next
+}
+
+func shouldCompact(b *bolt.DB) bool {
+	size := fileSize(b.Path())
+	if size <= compactMinSize {
+		return false
+	}
+	st := b.Stats()
+	free := int64(st.FreePageN+st.PendingPageN) * int64(b.Info().PageSize)
+	return float64(free) > compactFreeRatio*float64(size)
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Commit queues ops to be applied, in one transaction, after the ops of
+// every earlier Commit call. It never blocks on I/O and never calls done
+// itself: done is called exactly once, from the store's writer goroutine,
+// in commit order, after the transaction holding ops is durable per the
+// sync mode, or with the (wrapped) error if it failed, for example with
+// ErrFull. done may be nil; it must not block or call Close.
+//
+// Commit only appends to a queue, so callers may hold their own locks. The
+// ops and the slices they reference must not be modified afterwards. An
+// invalid op (see the op types) is skipped and logged; it does not fail the
+// others. After Close, done is called with ErrClosed on a new goroutine.
+func (db *DB) Commit(ops []Op, done func(error)) { db.c.commit(ops, done) }
+
+// Close applies everything committed so far, calls the pending dones,
+// stops the writer and closes the file. It is idempotent.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.c.close()
+		if db.opts.Sync == SyncOff {
+			if err := db.bolt.Sync(); err != nil {
+				db.closeErr = fmt.Errorf("closing store: syncing: %w", err)
+			}
+		}
+		if err := db.bolt.Close(); err != nil && db.closeErr == nil {
+			db.closeErr = fmt.Errorf("closing store: %w", err)
+		}
+	})
+	return db.closeErr
+}
+
+// Stats returns the store's counters.
+func (db *DB) Stats() Stats {
+	s := db.c.stats()
+	s.FileSize = fileSize(db.opts.Path)
+	return s
+}
+
+// SetQueueLimits sets the limits of the durable FIFO name, applied by every
+// later QueueAppend, ExpireQueues and ReadQueue. Limits are configuration
+// and are not stored.
+func (db *DB) SetQueueLimits(name string, l QueueLimits) {
+	db.limitsMu.Lock()
+	db.limits[name] = l
+	db.limitsMu.Unlock()
+}
+
+func (db *DB) queueLimits(name string) QueueLimits {
+	db.limitsMu.RLock()
+	defer db.limitsMu.RUnlock()
+	return db.limits[name]
+}
+
+// ExpireQueues deletes the entries of every durable FIFO with a MaxAge
+// limit whose Message.Time is before now minus MaxAge, and returns how many
+// it deleted. It is applied in commit order and waits for durability, so it
+// must not be called from a done callback.
+func (db *DB) ExpireQueues(now time.Time) (int64, error) {
+	return expireQueues(&db.c, now)
+}
+
+func expireQueues(c *committer, now time.Time) (int64, error) {
+	var n int64
+	ch := make(chan error, 1)
+	c.commit([]Op{expireOp{now: now.UnixNano(), expired: &n}}, func(err error) { ch <- err })
+	if err := <-ch; err != nil {
+		return 0, fmt.Errorf("expiring queues: %w", err)
+	}
+	return n, nil
+}
+
+// applyBatch is the writer goroutine's transaction.
+func (db *DB) applyBatch(groups []group) (err error) {
+	if db.broken.Load() {
+		return fmt.Errorf("committing: %w: the store stopped after an earlier error; restart edged", ErrCorrupt)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db.broken.Store(true)
+			err = fmt.Errorf("committing: %w: %v", ErrCorrupt, r)
+		}
+	}()
+	a := applier{db: db, next: db.nextID}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		if db.overSoftLimit(tx) && growing(groups) {
+			return fmt.Errorf("%w: %d of %d bytes in use, only deletes are accepted", ErrFull, db.inUse(tx), db.opts.MaxSize)
+		}
+		a.begin(tx)
+		for i := range groups {
+			for _, op := range groups[i].ops {
+				if err := a.apply(op); err != nil {
+					return err
+				}
+			}
+			if err := a.endGroup(); err != nil {
+				return err
+			}
+		}
+		return a.end()
+	})
+	if err != nil {
+		if errors.Is(err, ErrFull) {
+			return fmt.Errorf("committing: %w", err)
+		}
+		if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("committing: %w: %w", ErrFull, err)
+		}
+		return fmt.Errorf("committing: %w", err)
+	}
+	db.nextID = a.next
+	for _, f := range a.after {
+		f()
+	}
+	return nil
+}
+
+// reserve is the part of Options.MaxSize kept for transactions that only
+// delete: bbolt copies every page it modifies, so even a delete needs free
+// pages, and a store filled to the last page could never drain.
+func (db *DB) reserve() int64 {
+	return min(max(db.opts.MaxSize/16, 32<<10), 64<<20)
+}
+
+// inUse is the part of the file that holds live pages.
+func (db *DB) inUse(tx *bolt.Tx) int64 {
+	st := db.bolt.Stats()
+	return tx.Size() - int64(st.FreePageN)*int64(db.bolt.Info().PageSize)
+}
+
+func (db *DB) overSoftLimit(tx *bolt.Tx) bool {
+	return db.inUse(tx) >= db.opts.MaxSize-db.reserve()
+}
+
+// growing reports whether groups hold an op that may add data.
+func growing(groups []group) bool {
+	for i := range groups {
+		for _, op := range groups[i].ops {
+			switch op.(type) {
+			case PutMessage, Enqueue, PutSession, PutInbound, PutRetained, QueueAppend:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// applier applies ops inside one write transaction.
+type applier struct {
+	db                     *DB
+	tx                     *bolt.Tx
+	meta, msgs, refs, sess *bolt.Bucket
+	retained, queues       *bolt.Bucket
+	next                   uint64
+	nextDirty              bool
+	puts                   []uint64
+	sessions               map[string]*bolt.Bucket
+	qs                     map[string]*qtx
+	after                  []func()
+}
+
+type qtx struct {
+	b, entries *bolt.Bucket
+	st         qstats
+	dirty      bool
+}
+
+func (a *applier) begin(tx *bolt.Tx) {
+	a.tx = tx
+	a.meta = tx.Bucket(bucketMeta)
+	a.msgs = tx.Bucket(bucketMessages)
+	a.refs = tx.Bucket(bucketRefs)
+	a.sess = tx.Bucket(bucketSessions)
+	a.retained = tx.Bucket(bucketRetained)
+	a.queues = tx.Bucket(bucketQueues)
+	a.puts = a.puts[:0]
+	clear(a.sessions)
+	clear(a.qs)
+	a.after = a.after[:0]
+	a.nextDirty = false
+}
+
+func (a *applier) endGroup() error {
+	// A PutMessage no Enqueue referenced is a caller error: drop it so it
+	// does not leak.
+	for _, id := range a.puts {
+		if a.refs.Get(u64key(id)) == nil {
+			if err := a.msgs.Delete(u64key(id)); err != nil {
+				return err
+			}
+		}
+	}
+	a.puts = a.puts[:0]
+	return nil
+}
+
+func (a *applier) end() error {
+	if a.nextDirty {
+		if err := a.meta.Put(keyNextMsgID, u64key(a.next)); err != nil {
+			return err
+		}
+	}
+	for _, q := range a.qs {
+		if q.dirty {
+			if err := q.b.Put(keyStats, q.st.encode()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// session returns the bucket of a session, creating it if create is set,
+// or nil.
+func (a *applier) session(id string, create bool) (*bolt.Bucket, error) {
+	if b, ok := a.sessions[id]; ok {
+		return b, nil
+	}
+	b := a.sess.Bucket([]byte(id))
+	if b == nil {
+		if !create {
+			return nil, nil
+		}
+		var err error
+		if b, err = a.sess.CreateBucket([]byte(id)); err != nil {
+			return nil, err
+		}
+		if _, err := b.CreateBucket(keyQueue); err != nil {
+			return nil, err
+		}
+		if _, err := b.CreateBucket(keyInbound); err != nil {
+			return nil, err
+		}
+		if err := b.Put(keyInfo, encodeSession(nil, 0)); err != nil {
+			return nil, err
+		}
+	}
+	if a.sessions == nil {
+		a.sessions = make(map[string]*bolt.Bucket)
+	}
+	a.sessions[id] = b
+	return b, nil
+}
+
+func (a *applier) queue(name string) (*qtx, error) {
+	if q, ok := a.qs[name]; ok {
+		return q, nil
+	}
+	b, err := a.queues.CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return nil, err
+	}
+	e, err := b.CreateBucketIfNotExists(keyEntries)
+	if err != nil {
+		return nil, err
+	}
+	st, err := decodeQStats(b.Get(keyStats))
+	if err != nil {
+		return nil, err
+	}
+	q := &qtx{b: b, entries: e, st: st}
+	if a.qs == nil {
+		a.qs = make(map[string]*qtx)
+	}
+	a.qs[name] = q
+	return q, nil
+}
+
+func (a *applier) decRef(id uint64) error {
+	k := u64key(id)
+	v := a.refs.Get(k)
+	if len(v) != 8 {
+		return nil
+	}
+	n := binary.BigEndian.Uint64(v)
+	if n <= 1 {
+		if err := a.refs.Delete(k); err != nil {
+			return err
+		}
+		return a.msgs.Delete(k)
+	}
+	return a.refs.Put(k, u64key(n-1))
+}
+
+func (a *applier) skip(op Op, err error) {
+	a.db.invalidWarn.do(func(suppressed int) {
+		a.db.log.Warn("store op skipped", "err", err, "suppressed", suppressed)
+	})
+}
+
+func (a *applier) apply(op Op) error {
+	if err := validate(op); err != nil {
+		a.skip(op, err)
+		return nil
+	}
+	switch o := op.(type) {
+	case PutMessage:
+		if o.ID >= a.next {
+			a.next, a.nextDirty = o.ID+1, true
+		}
+		a.puts = append(a.puts, o.ID)
+		return a.msgs.Put(u64key(o.ID), encodeMessage(&o.Msg))
+
+	case Enqueue:
+		k := u64key(o.MsgID)
+		if a.msgs.Get(k) == nil {
+			a.skip(op, fmt.Errorf("%w: enqueue of unknown message %d", errInvalidOp, o.MsgID))
+			return nil
+		}
+		s, err := a.session(o.ClientID, true)
+		if err != nil {
+			return err
+		}
+		q := s.Bucket(keyQueue)
+		if q.Get(k) != nil {
+			return nil
+		}
+		if err := q.Put(k, encodeRef(o.QoS, 0, false)); err != nil {
+			return err
+		}
+		var n uint64
+		if v := a.refs.Get(k); len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		return a.refs.Put(k, u64key(n+1))
+
+	case SetInflight:
+		s, err := a.session(o.ClientID, false)
+		if s == nil || err != nil {
+			return err
+		}
+		q := s.Bucket(keyQueue)
+		k := u64key(o.MsgID)
+		v := q.Get(k)
+		if v == nil {
+			return nil
+		}
+		qos, _, _, err := decodeRef(v)
+		if err != nil {
+			return err
+		}
+		return q.Put(k, encodeRef(qos, o.PacketID, o.Pubrel))
+
+	case Dequeue:
+		s, err := a.session(o.ClientID, false)
+		if s == nil || err != nil {
+			return err
+		}
+		q := s.Bucket(keyQueue)
+		k := u64key(o.MsgID)
+		if q.Get(k) == nil {
+			return nil
+		}
+		if err := q.Delete(k); err != nil {
+			return err
+		}
+		return a.decRef(o.MsgID)
+
+	case PutSession:
+		s, err := a.session(o.ClientID, true)
+		if err != nil {
+			return err
+		}
+		return s.Put(keyInfo, encodeSession(o.Subs, o.LastSeen))
+
+	case DeleteSession:
+		s, err := a.session(o.ClientID, false)
+		if s == nil || err != nil {
+			return err
+		}
+		c := s.Bucket(keyQueue).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if err := a.decRef(binary.BigEndian.Uint64(k)); err != nil {
+				return err
+			}
+		}
+		delete(a.sessions, o.ClientID)
+		return a.sess.DeleteBucket([]byte(o.ClientID))
+
+	case PutInbound:
+		s, err := a.session(o.ClientID, true)
+		if err != nil {
+			return err
+		}
+		return s.Bucket(keyInbound).Put(u16key(o.PacketID), []byte{0})
+
+	case DeleteInbound:
+		s, err := a.session(o.ClientID, false)
+		if s == nil || err != nil {
+			return err
+		}
+		return s.Bucket(keyInbound).Delete(u16key(o.PacketID))
+
+	case PutRetained:
+		return a.retained.Put([]byte(o.Msg.Topic), encodeMessage(&o.Msg))
+
+	case DeleteRetained:
+		return a.retained.Delete([]byte(o.Topic))
+
+	case QueueAppend:
+		return a.queueAppend(o)
+
+	case QueueDelete:
+		q, err := a.queue(o.Queue)
+		if err != nil {
+			return err
+		}
+		k := u64key(o.Seq)
+		v := q.entries.Get(k)
+		if v == nil {
+			return nil
+		}
+		size := messageSize(v)
+		if err := q.entries.Delete(k); err != nil {
+			return err
+		}
+		q.st.count--
+		q.st.bytes -= size
+		q.dirty = true
+		return nil
+
+	case expireOp:
+		a.db.limitsMu.RLock()
+		names := make([]string, 0, len(a.db.limits))
+		for name, l := range a.db.limits {
+			if l.MaxAge > 0 {
+				names = append(names, name)
+			}
+		}
+		a.db.limitsMu.RUnlock()
+		for _, name := range names {
+			if a.queues.Bucket([]byte(name)) == nil {
+				continue
+			}
+			q, err := a.queue(name)
+			if err != nil {
+				return err
+			}
+			n, err := a.expire(q, expiredBefore(a.db.queueLimits(name), o.now))
+			if err != nil {
+				return err
+			}
+			*o.expired += n
+		}
+		return nil
+	}
+	return nil
+}
+
+// expire deletes the head entries of q older than before.
+func (a *applier) expire(q *qtx, before int64) (int64, error) {
+	if before == 0 {
+		return 0, nil
+	}
+	var n int64
+	c := q.entries.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		t, _ := messageTime(v)
+		if !isExpired(t, before) {
+			break
+		}
+		if err := a.dropHead(q, c, v); err != nil {
+			return n, err
+		}
+		q.st.expired++
+		n++
+	}
+	return n, nil
+}
+
+// dropHead deletes the entry under c (value v) and counts it as dropped.
+func (a *applier) dropHead(q *qtx, c *bolt.Cursor, v []byte) error {
+	size := messageSize(v)
+	if err := c.Delete(); err != nil {
+		return err
+	}
+	q.st.count--
+	q.st.bytes -= size
+	q.st.dropped++
+	q.dirty = true
+	return nil
+}
+
+func (a *applier) queueAppend(o QueueAppend) error {
+	q, err := a.queue(o.Queue)
+	if err != nil {
+		return err
+	}
+	l := a.db.queueLimits(o.Queue)
+	before := expiredBefore(l, time.Now().UnixNano())
+	if _, err := a.expire(q, before); err != nil {
+		return err
+	}
+	size := o.Msg.Size()
+	drop := isExpired(o.Msg.Time, before)
+	if !drop && !fits(l, q.st, size) {
+		if l.DropNewest || (l.MaxBytes > 0 && size > l.MaxBytes) {
+			drop = true
+		} else {
+			c := q.entries.Cursor()
+			for k, v := c.First(); k != nil && !fits(l, q.st, size); k, v = c.First() {
+				if err := a.dropHead(q, c, v); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if drop {
+		q.st.dropped++
+		if isExpired(o.Msg.Time, before) {
+			q.st.expired++
+		}
+		q.dirty = true
+		a.after = append(a.after, func() {
+			a.db.dropWarn.do(func(suppressed int) {
+				a.db.log.Warn("queue entry dropped", "queue", o.Queue, "dropped", q.st.dropped, "suppressed", suppressed)
+			})
+		})
+		return nil
+	}
+	seq, err := q.b.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := q.entries.Put(u64key(seq), encodeMessage(&o.Msg)); err != nil {
+		return err
+	}
+	q.st.count++
+	q.st.bytes += size
+	q.dirty = true
+	return nil
+}
+
+// fits reports whether one more entry of size bytes fits a queue with
+// stats st under limits l.
+func fits(l QueueLimits, st qstats, size int64) bool {
+	if l.MaxMessages > 0 && st.count+1 > l.MaxMessages {
+		return false
+	}
+	if l.MaxBytes > 0 && st.bytes+size > l.MaxBytes {
+		return false
+	}
+	return true
+}
+
+// Load returns the durable state: sessions (ascending client id) with
+// their queues in MsgID order, retained messages (ascending topic), and a
+// NextMsgID above every committed id. Messages queued to several sessions
+// share one Payload slice. A record that does not decode fails Load with
+// ErrCorrupt.
+func (db *DB) Load() (snap *Snapshot, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			snap, err = nil, fmt.Errorf("loading store: %w: %v", ErrCorrupt, r)
+		}
+	}()
+	snap = &Snapshot{}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		msgs := tx.Bucket(bucketMessages)
+		cache := make(map[uint64]Message)
+		sc := tx.Bucket(bucketSessions).Cursor()
+		for k, v := sc.First(); k != nil; k, v = sc.Next() {
+			if v != nil {
+				return fmt.Errorf("session %q is not a bucket", k)
+			}
+			sb := tx.Bucket(bucketSessions).Bucket(k)
+			s, err := loadSession(sb, msgs, cache)
+			if err != nil {
+				return fmt.Errorf("session %q: %w", k, err)
+			}
+			s.ClientID = string(k)
+			snap.Sessions = append(snap.Sessions, s)
+		}
+		rc := tx.Bucket(bucketRetained).Cursor()
+		for k, v := rc.First(); k != nil; k, v = rc.Next() {
+			m, err := decodeMessage(v)
+			if err != nil {
+				return fmt.Errorf("retained %q: %w", k, err)
+			}
+			snap.Retained = append(snap.Retained, m)
+		}
+		snap.NextMsgID = loadNextID(tx)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading store: %w: %w", ErrCorrupt, err)
+	}
+	return snap, nil
+}
+
+func loadSession(sb, msgs *bolt.Bucket, cache map[uint64]Message) (Session, error) {
+	var s Session
+	var err error
+	if s.Subs, s.LastSeen, err = decodeSession(sb.Get(keyInfo)); err != nil {
+		return s, err
+	}
+	qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)
+	if qb == nil || ib == nil {
+		return s, errors.New("queue or inbound bucket missing")
+	}
+	c := qb.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != 8 {
+			return s, fmt.Errorf("bad queue key %x", k)
+		}
+		id := binary.BigEndian.Uint64(k)
+		q := Queued{MsgID: id}
+		if q.QoS, q.PacketID, q.Pubrel, err = decodeRef(v); err != nil {
+			return s, err
+		}
+		m, ok := cache[id]
+		if !ok {
+			mv := msgs.Get(k)
+			if mv == nil {
+				return s, fmt.Errorf("queued message %d missing", id)
+			}
+			if m, err = decodeMessage(mv); err != nil {
+				return s, fmt.Errorf("message %d: %w", id, err)
+			}
+			cache[id] = m
+		}
+		q.Msg = m
+		s.Queue = append(s.Queue, q)
+	}
+	c = ib.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) != 2 {
+			return s, fmt.Errorf("bad inbound key %x", k)
+		}
+		s.Inbound = append(s.Inbound, binary.BigEndian.Uint16(k))
+	}
+	return s, nil
+}
+
+// ReadQueue returns up to max entries of the durable FIFO name with Seq
+// greater than afterSeq, in ascending Seq order, from the durable state.
+// Entries past the queue's MaxAge are skipped (ExpireQueues or the next
+// QueueAppend deletes them). max ≤ 0 returns none. An unknown queue is
+// empty.
+func (db *DB) ReadQueue(name string, afterSeq uint64, max int) (entries []Entry, err error) {
+	if max <= 0 || afterSeq == math.MaxUint64 {
+		return nil, nil
+	}
+	before := expiredBefore(db.queueLimits(name), time.Now().UnixNano())
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			entries, err = nil, fmt.Errorf("reading queue %q: %w: %v", name, ErrCorrupt, r)
+		}
+	}()
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		qb := tx.Bucket(bucketQueues).Bucket([]byte(name))
+		if qb == nil {
+			return nil
+		}
+		c := qb.Bucket(keyEntries).Cursor()
+		for k, v := c.Seek(u64key(afterSeq + 1)); k != nil && len(entries) < max; k, v = c.Next() {
+			if t, _ := messageTime(v); isExpired(t, before) {
+				continue
+			}
+			m, err := decodeMessage(v)
+			if err != nil {
+				return fmt.Errorf("%w: entry %x: %w", ErrCorrupt, k, err)
+			}
+			entries = append(entries, Entry{Seq: binary.BigEndian.Uint64(k), Msg: m})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading queue %q: %w", name, err)
+	}
+	return entries, nil
+}
+
+// QueueStats returns the durable state of the FIFO name. An unknown queue
+// has zero stats; a damaged one also (Check reports it).
+func (db *DB) QueueStats(name string) (qs QueueStats) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			qs = QueueStats{}
+		}
+	}()
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		qb := tx.Bucket(bucketQueues).Bucket([]byte(name))
+		if qb == nil {
+			return nil
+		}
+		st, err := decodeQStats(qb.Get(keyStats))
+		if err != nil {
+			return err
+		}
+		qs = QueueStats{Len: st.count, Bytes: st.bytes, Dropped: st.dropped, Expired: st.expired}
+		if _, v := qb.Bucket(keyEntries).Cursor().First(); v != nil {
+			if t, ok := messageTime(v); ok && t != 0 {
+				qs.Oldest = time.Unix(0, t)
+			}
+		}
+		return nil
+	})
+	return qs
+}

@@ -1,0 +1,128 @@
+package persist_test
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edged/edged/persist"
+)
+
+// mustOpenStore opens a store in t.TempDir() (unless opts.Path is set).
+// Its cleanup closes the store, opens it again and runs Check, so every
+// test ends with an integrity check of the file it left.
+func mustOpenStore(t testing.TB, opts persist.Options) *persist.DB {
+	t.Helper()
+	if opts.Path == "" {
+		opts.Path = filepath.Join(t.TempDir(), "edged.db")
+	}
+	db, err := persist.Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		again, err := persist.Open(persist.Options{Path: opts.Path, MaxSize: opts.MaxSize})
+		if err != nil {
+			t.Errorf("reopening: %v", err)
+			return
+		}
+		if err := again.Close(); err != nil {
+			t.Errorf("closing again: %v", err)
+		}
+		if err := persist.Check(opts.Path); err != nil {
+			t.Errorf("Check: %v", err)
+		}
+	})
+	return db
+}
+
+// reopen closes db and opens its file again, as a restart does.
+func reopen(t testing.TB, db *persist.DB, opts persist.Options) *persist.DB {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return mustOpenStore(t, opts)
+}
+
+// commitWait commits ops and waits for done.
+func commitWait(t testing.TB, s persist.Store, ops ...persist.Op) error {
+	t.Helper()
+	ch := make(chan error, 1)
+	s.Commit(ops, func(err error) { ch <- err })
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("done not called within 10s")
+		return nil
+	}
+}
+
+func mustCommit(t testing.TB, s persist.Store, ops ...persist.Op) {
+	t.Helper()
+	if err := commitWait(t, s, ops...); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+}
+
+func mustLoad(t testing.TB, s persist.Store) *persist.Snapshot {
+	t.Helper()
+	snap, err := s.Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return snap
+}
+
+// fmtSnap formats a snapshot canonically (nil and empty slices alike).
+func fmtSnap(s *persist.Snapshot) string {
+	var b strings.Builder
+	for _, ss := range s.Sessions {
+		fmt.Fprintf(&b, "session %q subs=%v last=%d inbound=%v\n", ss.ClientID, ss.Subs, ss.LastSeen, ss.Inbound)
+		for _, q := range ss.Queue {
+			fmt.Fprintf(&b, "  q id=%d qos=%d pid=%d rel=%t msg=%s\n", q.MsgID, q.QoS, q.PacketID, q.Pubrel, fmtMsg(q.Msg))
+		}
+	}
+	for _, m := range s.Retained {
+		fmt.Fprintf(&b, "retained %s\n", fmtMsg(m))
+	}
+	return b.String()
+}
+
+func fmtMsg(m persist.Message) string {
+	return fmt.Sprintf("{%q %q q%d r%t t%d}", m.Topic, m.Payload, m.QoS, m.Retain, m.Time)
+}
+
+func fmtEntries(es []persist.Entry) string {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "%d:%s ", e.Seq, fmtMsg(e.Msg))
+	}
+	return b.String()
+}
+
+// queueStore is what the FIFO tests need of both stores.
+type queueStore interface {
+	persist.Store
+	SetQueueLimits(string, persist.QueueLimits)
+	ReadQueue(string, uint64, int) ([]persist.Entry, error)
+	QueueStats(string) persist.QueueStats
+	ExpireQueues(time.Time) (int64, error)
+	Stats() persist.Stats
+}
+
+var (
+	_ queueStore = (*persist.DB)(nil)
+	_ queueStore = (*persist.Memory)(nil)
+)
+
+func isFull(err error) bool { return errors.Is(err, persist.ErrFull) }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -1,0 +1,66 @@
+// Package serialio serves MQTT over serial lines: it turns a UART (or a USB
+// serial adapter) into a net.Listener whose Accept returns one net.Conn per
+// logical MQTT connection, so the broker serves sensors on a serial line
+// exactly as it serves TCP clients.
+//
+// # Framing
+//
+// With framing cobs-crc16 (the default) the line carries frames: a channel
+// byte, one MQTT packet and a CRC-16/CCITT-FALSE, COBS-encoded and delimited
+// by 0x00 (DESIGN.md §3). Each channel 0-254 is a logical connection, so one
+// MCU hub can present several sensors; channel 255 carries link control.
+// Corrupt frames are dropped, counted (Stats) and resynchronised at the next
+// 0x00. The link rules that differ from TCP:
+//
+//   - A valid frame on a channel without an open conn opens one and offers
+//     it to Accept.
+//   - A CONNECT on a channel that is open ends the old conn as a network loss
+//     (its Read returns ErrChannelReplaced) and opens a new one.
+//   - A frame that fails its CRC but names an open channel ends that conn
+//     (ErrChannelReset) and sends link-control RESET for the channel, so the
+//     sensor reconnects at once and resends its unacknowledged packets.
+//   - When the broker closes a conn, the sensor is sent RESET for the
+//     channel too, unless the sensor's last packet was DISCONNECT: a sensor
+//     dropped for a keepalive timeout or a protocol error learns of it at
+//     once, as a TCP client would from a closed socket.
+//
+// A conn's Write takes the broker's MQTT byte stream, in any pieces, and
+// sends one frame per complete packet. The package Encode/Decode functions
+// (AppendFrame, Decoder, AppendCOBS, DecodeCOBS, CRC16) are the same code the
+// Listener uses and are exported for tools and tests. The reference sensor
+// implementation in C is in the cref directory.
+//
+// With framing raw the port is one plain MQTT byte stream and one conn;
+// after the broker closes it, the next bytes that arrive open a new conn.
+//
+// # Device loss
+//
+// The device is opened by a goroutine owned by the Listener. A device that
+// is missing is retried with exponential backoff (Config.ReopenMin to
+// ReopenMax); Listen fails only for a bad Config. When the open device fails
+// (a USB adapter unplugged), every conn of the port is closed with
+// ErrPortLost, which the broker treats as a network loss (wills are
+// published), and the device is reopened with backoff.
+//
+// # Concurrency
+//
+// A Listener and its conns are safe for concurrent use as net.Listener and
+// net.Conn require. Writes from all conns of a port are serialised, each
+// Write going to the device in one piece. Read honours SetReadDeadline and
+// returns os.ErrDeadlineExceeded; SetWriteDeadline is checked before each
+// write but cannot interrupt a write blocked in the device driver. Close
+// waits for the Listener's goroutine; the device read polls every 100ms, so
+// Close returns within about that. Lock order: session before conn.
+//
+// # Imports
+//
+// serialio is a leaf: it imports no edged package (not broker, not
+// broker/packet: it reads MQTT fixed headers itself) and must never do so.
+// Its only dependency outside the standard library is go.bug.st/serial.
+//
+// # Caveats
+//
+// Baud rate, parity and stop bits have no effect on a pseudo-terminal,
+// which the tests use. DTR and RTS are left as the driver sets them, since
+// those ioctls fail on a PTY. 1.5 stop bits work only on Windows.
+package serialio
