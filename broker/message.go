@@ -18,6 +18,7 @@ type message struct {
 	qos     byte // as published
 	retain  bool // as published
 	time    int64
+	origin  string // the bridge it came from, if any; not persisted
 }
 
 func (m *message) size() int64 { return int64(len(m.topic) + len(m.payload)) }

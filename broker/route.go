@@ -76,6 +76,10 @@ func (s *Server) route(m *message, extra []persist.Op, done func(error)) {
 			}
 		}
 	}
+	var taps []*tap
+	if len(s.taps) > 0 {
+		taps = s.tapsLocked(m)
+	}
 	for _, t := range targets {
 		t.ss.mu.Lock()
 		t.ss.deliverLocked(m, t.qos)
@@ -84,6 +88,19 @@ func (s *Server) route(m *message, extra []persist.Op, done func(error)) {
 	if persistMsg && !hasEnqueue(s.pendingOps) {
 		// Every persistent target dropped it on a full queue.
 		s.pendingOps = removePutMessage(s.pendingOps)
+	}
+	if len(taps) > 0 {
+		inner := done
+		done = func(err error) {
+			if err == nil {
+				for _, t := range taps {
+					t.notify()
+				}
+			}
+			if inner != nil {
+				inner(err)
+			}
+		}
 	}
 	committed := s.commitLocked(done)
 	s.routeMu.Unlock()

@@ -26,9 +26,10 @@ type Server struct {
 	// message, acknowledging a persisted one, creating and deleting
 	// persistent sessions. The disk therefore sees mutations in the same
 	// order as memory. See doc.go for the lock order.
-	routeMu   sync.Mutex
+	routeMu    sync.Mutex
 	nextMsgID  uint64       // guarded by routeMu
 	pendingOps []persist.Op // guarded by routeMu: the commit being built
+	taps       []*tap       // guarded by routeMu
 
 	mu       sync.Mutex // guards sessions, conns, listeners, closing
 	sessions map[string]*session

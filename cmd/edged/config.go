@@ -163,11 +163,13 @@ func loadConfig(path string) (*Config, error) {
 func parseConfig(name string, data []byte) (*Config, error) {
 	cfg := &Config{}
 	lines, err := decodeYAML(name, data, cfg)
-	if err != nil {
-		return nil, err
+	if lines == nil {
+		return nil, err // a syntax error: nothing to validate
 	}
 	cfg.applyDefaults()
-	if err := cfg.validate(name, lines); err != nil {
+	// Report decoding and validation problems together, so one run of
+	// check-config shows everything to fix.
+	if err := errors.Join(err, cfg.validate(name, lines)); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -282,10 +284,17 @@ func (c *Config) validate(file string, lines map[string]int) error {
 	return errors.Join(errs...)
 }
 
-// flatten undoes errors.Join.
+// flatten undoes errors.Join, recursively.
 func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
 	}
 	return []error{err}
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/persist"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -31,6 +33,8 @@ usage:
   edged [-c FILE]                 run the broker (without -c: the embedded default,
                                   127.0.0.1:1883, anonymous, data in ./edged-data)
   edged check-config [-c FILE]    validate a configuration file and exit
+  edged db check [-c FILE]        check the store in data_dir for damage
+  edged db compact [-c FILE]      rewrite the store without free pages (edged must be stopped)
   edged version                   print the version
 `
 
@@ -42,6 +46,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "db" {
+		if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
+			fmt.Fprintf(stderr, "edged: db needs a command: check or compact\n\n%s", usage)
+			return 2
+		}
+		cmd, args = "db "+args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("edged", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -71,6 +82,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: configuration OK\n", name)
 		return 0
+	case "db check", "db compact":
+		cfg, err := loadConfig(*cfgPath)
+		if err != nil {
+			fmt.Fprintln(stderr, "edged: invalid configuration:")
+			for _, e := range flatten(err) {
+				fmt.Fprintln(stderr, "  "+e.Error())
+			}
+			return 1
+		}
+		return dbCommand(cmd, storePath(cfg), stdout, stderr)
 	case "", "run":
 	default:
 		fmt.Fprintf(stderr, "edged: unknown command %q\n\n%s", cmd, usage)
@@ -114,8 +135,26 @@ func serve(cfg *Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
+	syncMode, _ := persist.ParseSyncMode(cfg.Persistence.Sync) // validated
+	db, err := persist.Open(persist.Options{
+		Path:    storePath(cfg),
+		Sync:    syncMode,
+		MaxSize: int64(cfg.Persistence.MaxDBSize),
+		Logger:  log.With("component", "store"),
+	})
+	if err != nil {
+		return err
+	}
+	// The store is closed last, after the broker has drained: every
+	// commit the broker handed it is applied before the file closes.
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("closing store", "error", err)
+		}
+	}()
 	b, err := broker.New(broker.Config{
 		Limits:      cfg.brokerLimits(),
+		Store:       db,
 		SysInterval: cfg.SysInterval,
 		Version:     version,
 		Logger:      log,
@@ -169,6 +208,45 @@ func serve(cfg *Config, log *slog.Logger) error {
 		log.Warn("shutdown did not drain in time", "error", serr)
 	}
 	return err
+}
+
+func storePath(cfg *Config) string { return filepath.Join(cfg.DataDir, "edged.db") }
+
+// dbCommand runs `edged db check` or `edged db compact`.
+func dbCommand(cmd, path string, stdout, stderr io.Writer) int {
+	if _, err := os.Stat(path); err != nil {
+		fmt.Fprintf(stderr, "edged: %v\n", err)
+		return 1
+	}
+	switch cmd {
+	case "db check":
+		err := persist.Check(path)
+		if errors.Is(err, persist.ErrLocked) {
+			fmt.Fprintf(stderr, "edged: %s is in use by a running edged; stop it first\n", path)
+			return 1
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "edged: %s is damaged:\n", path)
+			for _, e := range flatten(err) {
+				fmt.Fprintln(stderr, "  "+e.Error())
+			}
+			fmt.Fprintln(stderr, "Restore a backup, or stop edged and move the file aside to start with an empty store.")
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: OK\n", path)
+	case "db compact":
+		before, after, err := persist.Compact(path)
+		if errors.Is(err, persist.ErrLocked) {
+			fmt.Fprintf(stderr, "edged: %s is in use by a running edged; stop it first\n", path)
+			return 1
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "edged: compacting %s: %v\n", path, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: compacted from %d to %d bytes\n", path, before, after)
+	}
+	return 0
 }
 
 // listen opens a listener's socket, with TLS if configured.

@@ -1,0 +1,309 @@
+package broker_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edged/edged/broker"
+	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/broker/packet/packettest"
+)
+
+// The first packet from a client must be CONNECT; anything else closes the
+// connection without a CONNACK [MQTT-3.1.0-1].
+func TestConnectFirstPacketMustBeConnect_MQTT_3_1_0_1(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	for _, p := range []packet.Packet{
+		&packet.Publish{Topic: "a", Payload: []byte("x")},
+		&packet.Publish{Topic: "a", QoS: 1, PacketID: 1},
+		&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "#"}}},
+		&packet.Unsubscribe{PacketID: 1, Filters: []string{"#"}},
+		&packet.Pingreq{},
+		&packet.Puback{PacketID: 1},
+		&packet.Pubrel{PacketID: 1},
+		&packet.Disconnect{},
+		&packet.Connack{},
+	} {
+		t.Run(p.Type().String(), func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.send(p)
+			c.expectClosed()
+		})
+	}
+}
+
+// A second CONNECT is a protocol violation: the connection is closed
+// [MQTT-3.1.0-2].
+func TestConnectSecondConnectCloses_MQTT_3_1_0_2(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	c := dialConnect(t, addr, "twice", true)
+	c.send(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "twice", CleanSession: true})
+	c.expectClosed()
+
+	// The id is free again: a new connection with it works.
+	c2 := dialConnect(t, addr, "twice", true)
+	c2.sync()
+}
+
+// Every CONNECT the codec refuses, sent as the first packet: an unsupported
+// protocol level gets CONNACK 0x01 and then the connection is closed
+// [MQTT-3.1.2-2]; an unknown protocol name [MQTT-3.1.2-1], a reserved flag
+// [MQTT-3.1.2-3] and every other malformed packet close the connection
+// without a CONNACK [MQTT-4.8.0-1].
+func TestConnectRefusedFirstPackets(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	n := 0
+	for _, tc := range packettest.Invalid {
+		t.Run(tc.Name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.write(tc.Raw)
+			if tc.Reason == packet.UnsupportedProtocolVersion {
+				c.expect(&packet.Connack{Code: packet.RefusedProtocolVersion})
+			}
+			c.expectClosed()
+		})
+		if strings.Contains(tc.Name, "level") && tc.Reason == packet.UnsupportedProtocolVersion {
+			n++
+		}
+	}
+	// The fixtures must include MQTT level 3 and 5 and MQIsdp level 4,
+	// or this test proves less than it claims.
+	for _, name := range []string{"CONNECT MQTT level 3", "CONNECT MQTT level 5", "CONNECT MQIsdp level 4",
+		"CONNECT protocol name HTTP", "CONNECT reserved flag"} {
+		found := false
+		for _, tc := range packettest.Invalid {
+			found = found || tc.Name == name
+		}
+		if !found {
+			t.Errorf("packettest.Invalid lacks %q", name)
+		}
+	}
+	if n < 3 {
+		t.Errorf("only %d unsupported-level fixtures", n)
+	}
+}
+
+// MQTT 3.1 clients ("MQIsdp", level 3) are accepted and served.
+func TestConnectMQTT31Accepted(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	c := dialRaw(t, addr)
+	c.connect(&packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "old31", CleanSession: true},
+		false, packet.Accepted)
+	c.sub("t", 1)
+	c.pub("u", "ignored", 1, false, 5)
+	p := dialConnect(t, addr, "pub", true)
+	p.pub("t", "hello", 1, false, 5)
+	c.recvExpect("t", "hello", 1)
+}
+
+// A zero-length client id with clean session 1 gets a unique id assigned
+// by the server [MQTT-3.1.3-6] [MQTT-3.1.3-7]; with clean session 0 it is
+// refused with CONNACK 0x02 and the connection closed [MQTT-3.1.3-8].
+func TestConnectEmptyClientID_MQTT_3_1_3_8(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	t.Run("clean session 1 accepted", func(t *testing.T) {
+		// Two such clients must get different ids: if they collided, the
+		// second would take over the first and close it.
+		a := dialConnect(t, addr, "", true)
+		b := dialConnect(t, addr, "", true)
+		a.sub("e/a", 0)
+		b.sub("e/b", 0)
+		b.pub("e/a", "to-a", 0, false, 0)
+		a.expectPublish("e/a", "to-a", 0, false, false)
+		a.sync()
+		b.sync()
+	})
+	t.Run("clean session 0 refused 0x02", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		c.connect(&packet.Connect{ClientID: "", CleanSession: false}, false, packet.RefusedIdentifierRejected)
+		c.expectClosed()
+	})
+}
+
+// A CONNECT with the client id of a connected client closes the existing
+// connection [MQTT-3.1.4-2]; the old connection did not DISCONNECT, so its
+// will is published [MQTT-3.1.2-8]; the new connection works.
+func TestConnectTakeover_MQTT_3_1_4_2(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	watcher := dialConnect(t, addr, "watcher", true)
+	watcher.sub("will/#", 1)
+
+	old := dialRaw(t, addr)
+	old.connect(&packet.Connect{ClientID: "dev", CleanSession: false,
+		Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Accepted)
+	old.sub("cmd/dev", 1)
+
+	nu := dialRaw(t, addr)
+	nu.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Accepted)
+	old.expectClosed()
+	watcher.recvExpect("will/dev", "old gone", 1)
+
+	// The resumed session kept the subscription; the new connection gets
+	// the message.
+	watcher.pub("cmd/dev", "reboot", 1, false, 9)
+	nu.expectPublish("cmd/dev", "reboot", 1, false, false)
+}
+
+// recvExpect reads a PUBLISH, checks topic, payload and QoS (retain 0, no
+// DUP) and acknowledges it.
+func (c *rawClient) recvExpect(topic, payload string, qos byte) {
+	c.t.Helper()
+	p := c.nextPublish()
+	if p.Topic != topic || string(p.Payload) != payload || p.QoS != qos || p.Retain || p.Dup {
+		c.t.Fatalf("got %s, want topic=%q payload=%q qos=%d", describe(p), topic, payload, qos)
+	}
+	c.ackIncoming(p)
+}
+
+// The session present flag: 0 for a clean session [MQTT-3.2.2-1], 1 when a
+// persistent session is resumed [MQTT-3.2.2-2], 0 when none existed
+// [MQTT-3.2.2-3].
+func TestConnectSessionPresent_MQTT_3_2_2_1(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	steps := []struct {
+		name    string
+		id      string
+		clean   bool
+		present bool
+	}{
+		{"clean new", "sp1", true, false},
+		{"clean again", "sp1", true, false},
+		{"persistent new", "sp2", false, false},
+		{"persistent resumed", "sp2", false, true},
+		{"persistent resumed twice", "sp2", false, true},
+		{"clean discards persistent", "sp2", true, false},
+		{"persistent after clean is new", "sp2", false, false},
+		{"persistent after clean resumed", "sp2", false, true},
+	}
+	for _, st := range steps {
+		// Sequential steps: each depends on the previous ones.
+		c := dialRaw(t, addr)
+		c.connect(&packet.Connect{ClientID: st.id, CleanSession: st.clean}, st.present, packet.Accepted)
+		c.send(&packet.Disconnect{})
+		c.expectClosed()
+	}
+}
+
+// Limits.MaxConnections: a CONNECT over the limit gets CONNACK 0x03 and is
+// closed; once a client leaves, a new one is accepted.
+func TestConnectMaxConnections(t *testing.T) {
+	s, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxConnections: 2}})
+	a := dialConnect(t, addr, "a", true)
+	dialConnect(t, addr, "b", true)
+	c := dialRaw(t, addr)
+	c.connect(&packet.Connect{ClientID: "c", CleanSession: true}, false, packet.RefusedServerUnavailable)
+	c.expectClosed()
+
+	a.send(&packet.Disconnect{})
+	a.expectClosed()
+	waitFor(t, 5*time.Second, func() error {
+		if n := s.Stats().ClientsConnected; n != 1 {
+			return fmt.Errorf("%d clients connected, want 1", n)
+		}
+		return nil
+	})
+	d := dialConnect(t, addr, "d", true)
+	d.sync()
+}
+
+// testAuth accepts user "alice" with password "secret" and refuses other
+// credentials with 0x04, and clients without a user name with 0x05.
+type testAuth struct{}
+
+func (testAuth) Authenticate(c *broker.ClientInfo, password []byte) packet.ConnackCode {
+	switch {
+	case !c.HasUsername:
+		return packet.RefusedNotAuthorized
+	case c.Username == "alice" && string(password) == "secret":
+		return packet.Accepted
+	}
+	return packet.RefusedBadUsernamePassword
+}
+
+func strp(s string) *string { return &s }
+
+// Authentication: the CONNACK return code of an Authenticator, and a
+// listener without anonymous access and without an Authenticator refusing
+// everyone with 0x05.
+func TestConnectAuthentication(t *testing.T) {
+	startWith := func(t *testing.T, auth broker.Authenticator, anonymous bool) string {
+		cfg := broker.Config{}
+		if auth != nil {
+			cfg.Auth = auth
+		}
+		_, addr := startBroker(t, cfg, broker.AllowAnonymous(anonymous))
+		return addr
+	}
+	tests := []struct {
+		name      string
+		auth      broker.Authenticator
+		anonymous bool
+		user      *string
+		password  []byte
+		want      packet.ConnackCode
+	}{
+		{"no auth, anonymous listener", nil, true, nil, nil, packet.Accepted},
+		{"no auth, closed listener, anonymous client", nil, false, nil, nil, packet.RefusedNotAuthorized},
+		{"no auth, closed listener, with credentials", nil, false, strp("alice"), []byte("secret"), packet.RefusedNotAuthorized},
+		{"auth, good password", testAuth{}, false, strp("alice"), []byte("secret"), packet.Accepted},
+		{"auth, bad password", testAuth{}, false, strp("alice"), []byte("wrong"), packet.RefusedBadUsernamePassword},
+		{"auth, no password", testAuth{}, false, strp("alice"), nil, packet.RefusedBadUsernamePassword},
+		{"auth, unknown user", testAuth{}, false, strp("mallory"), []byte("secret"), packet.RefusedBadUsernamePassword},
+		{"auth, anonymous client on closed listener", testAuth{}, false, nil, nil, packet.RefusedNotAuthorized},
+		{"auth, anonymous client on anonymous listener", testAuth{}, true, nil, nil, packet.Accepted},
+		{"auth, bad password on anonymous listener", testAuth{}, true, strp("alice"), []byte("wrong"), packet.RefusedBadUsernamePassword},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startWith(t, tc.auth, tc.anonymous)
+			c := dialRaw(t, addr)
+			c.connect(&packet.Connect{ClientID: "c", CleanSession: true, Username: tc.user, Password: tc.password},
+				false, tc.want)
+			if tc.want != packet.Accepted {
+				// [MQTT-3.2.2-5]
+				c.expectClosed()
+				return
+			}
+			c.sync()
+		})
+	}
+}
+
+// testACL refuses subscriptions to filters under "secret" and publishes to
+// topics under "ro/".
+type testACL struct{}
+
+func (testACL) Allow(c *broker.ClientInfo, a broker.Access, topic string) bool {
+	switch a {
+	case broker.Subscribe:
+		return !strings.HasPrefix(topic, "secret")
+	case broker.Publish:
+		return !strings.HasPrefix(topic, "ro/")
+	}
+	return false
+}
+
+// Authorization: a refused filter gets SUBACK 0x80 while the others in the
+// same SUBSCRIBE are granted [MQTT-3.9.3-1]; a refused PUBLISH is
+// acknowledged but not delivered.
+func TestACL(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{ACL: testACL{}})
+	sub := dialConnect(t, addr, "sub", true)
+	sub.send(&packet.Subscribe{PacketID: 3, Subscriptions: []packet.Subscription{
+		{Filter: "secret/#", QoS: 1}, {Filter: "ro/#", QoS: 2}, {Filter: "ok/#", QoS: 1},
+	}})
+	sub.expect(&packet.Suback{PacketID: 3, ReturnCodes: []byte{packet.SubackFailure, 2, 1}})
+
+	pub := dialConnect(t, addr, "pub", true)
+	pub.pub("secret/x", "not subscribed", 1, false, 1)
+	pub.pub("ro/x", "refused q0", 0, false, 0)
+	pub.pub("ro/x", "refused q1", 1, false, 2)
+	pub.pub("ro/x", "refused q2", 2, false, 3)
+	pub.pub("ok/x", "allowed", 1, false, 4)
+	// Deliveries follow publish order, so had any refused message been
+	// delivered it would come before this one.
+	sub.recvExpect("ok/x", "allowed", 1)
+	sub.expectNothing(50 * time.Millisecond)
+}

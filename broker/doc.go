@@ -1,0 +1,70 @@
+// Package broker owns MQTT semantics: sessions, the topic tree, QoS flows
+// and the inflight window, retained and will messages, keepalive, $SYS, and
+// the connection loops. Every transport hands it a net.Conn through Serve or
+// ServeConn; it never knows whether the bytes came from TCP, TLS or a UART.
+//
+// It imports broker/packet (the codec) and persist (record types only; it
+// declares the Store interface it needs). It must not import bridge or
+// serialio: cmd/edged wires those.
+//
+// # Connection lifecycle
+//
+// A connection has two goroutines. The reader alone decodes: it waits at
+// most ConnectTimeout for CONNECT (read with a 64 KiB maximum), then reads
+// packets with a deadline of 1.5 x keepalive [MQTT-3.1.2-24] and the
+// configured maximum packet size, checked from the fixed header before the
+// body is read. The writer alone writes: it drains a bounded queue into a
+// pooled bufio.Writer and flushes when the queue is empty, so bursts leave
+// in one write and an idle connection holds no write buffer. When the
+// reader stops it closes the socket, waits for the writer, detaches the
+// session, and publishes the will unless the client sent DISCONNECT.
+//
+// # Sessions, QoS and persistence
+//
+// A session outlives its connection when the client connected with clean
+// session 0. Its outbound QoS 1/2 messages are either in flight (sent with a
+// packet id, at most Limits.MaxInflight) or queued (bounded by
+// MaxQueuedMessages and MaxQueuedBytes; over a limit the new message is
+// dropped and counted). On reconnect the in-flight ones are re-sent first,
+// with DUP and their original packet ids, then PUBRELs, then the queue.
+// QoS 0 is never queued for an offline client.
+//
+// The broker keeps the authoritative state in memory and hands the Store
+// every mutation that must survive a restart: a message routed to a
+// persistent session (stored once, referenced per session), packet ids, QoS
+// 2 inbound ids, subscriptions and retained messages. A PUBACK or PUBREC is
+// sent only from the store's commit callback, so it never precedes the
+// commit, and acknowledgements leave in the order their PUBLISH packets
+// arrived (ackQueue). A publisher with too many acknowledgements waiting for
+// the store is not read from until the store catches up.
+//
+// # Lock order
+//
+// Locks are taken in this order, never the reverse:
+//
+//	Server.routeMu → Server.mu → session.mu → {topicTree.mu, retainedStore.mu, conn.outMu, ackQueue.mu}
+//
+// routeMu serialises everything that produces store ops, so the store sees
+// them in memory order: routing a message, acknowledging a persisted one,
+// creating, changing and deleting persistent sessions. It is held across the
+// store's Commit call, which never blocks. The store's done callbacks run on
+// the store's goroutine and take only session.mu, conn locks and, for
+// retained messages after a SUBACK, routeMu: none of which is ever held
+// while waiting for the store. No lock is held during network I/O.
+//
+// # Choices where the specification leaves room
+//
+//   - An invalid topic filter in SUBSCRIBE gets return code 0x80 instead of
+//     closing the connection, so one bad filter does not cost the others.
+//   - A refused PUBLISH (by the Authorizer) is acknowledged and dropped, as
+//     Mosquitto does: MQTT 3.1.1 cannot report it.
+//   - A client id takeover closes the old connection as a network loss, so
+//     its will is published, as Mosquitto does.
+//   - A CONNECT over Limits.MaxConnections is answered with CONNACK 0x03
+//     (server unavailable) rather than a silent close.
+//   - $SYS topics are retained QoS 0 messages refreshed every SysInterval and
+//     never written to the store.
+//   - Retained messages sent because of a new subscription are not written
+//     to the session's stored queue: after a restart they are still in the
+//     retained store.
+package broker

@@ -1,0 +1,176 @@
+package broker_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/edged/edged/broker"
+	"github.com/edged/edged/broker/packet"
+)
+
+// startBroker starts a broker on 127.0.0.1:0 and returns it with its
+// address. t.Cleanup shuts it down and waits for every goroutine.
+func startBroker(t testing.TB, cfg broker.Config, opts ...broker.ServeOption) (*broker.Server, string) {
+	t.Helper()
+	if cfg.SysInterval == 0 {
+		cfg.SysInterval = -1 // tests that want $SYS ask for it
+	}
+	s, err := broker.New(cfg)
+	if err != nil {
+		t.Fatalf("broker.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(context.Background(), ln, opts...) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-errc; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+// waitFor polls fn until it returns nil or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s: %v", timeout, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rawClient speaks MQTT packet by packet over a real TCP connection, for
+// protocol edge cases that a client library would not produce.
+type rawClient struct {
+	t  testing.TB
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t testing.TB, addr string) *rawClient {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawClient{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+// send writes packets.
+func (c *rawClient) send(ps ...packet.Packet) {
+	c.t.Helper()
+	var b []byte
+	for _, p := range ps {
+		b = p.AppendTo(b)
+	}
+	c.write(b)
+}
+
+// write writes raw bytes.
+func (c *rawClient) write(b []byte) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// read reads the next packet within the timeout.
+func (c *rawClient) read(timeout time.Duration) (packet.Packet, error) {
+	c.nc.SetReadDeadline(time.Now().Add(timeout))
+	return packet.Read(c.br, 0)
+}
+
+// expect reads the next packet and fails unless it equals want.
+func (c *rawClient) expect(want packet.Packet) {
+	c.t.Helper()
+	got, err := c.read(5 * time.Second)
+	if err != nil {
+		c.t.Fatalf("reading, want %s: %v", describe(want), err)
+	}
+	if !reflect.DeepEqual(normalize(got), normalize(want)) {
+		c.t.Fatalf("got %s, want %s", describe(got), describe(want))
+	}
+}
+
+// expectClosed waits until the broker closes the connection, failing if a
+// packet arrives instead.
+func (c *rawClient) expectClosed() {
+	c.t.Helper()
+	p, err := c.read(5 * time.Second)
+	if err == nil {
+		c.t.Fatalf("got %s, want the connection closed", describe(p))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.t.Fatalf("connection still open after 5s")
+	}
+}
+
+// expectNothing fails if a packet arrives within d.
+func (c *rawClient) expectNothing(d time.Duration) {
+	c.t.Helper()
+	p, err := c.read(d)
+	if err == nil {
+		c.t.Fatalf("got %s, want nothing", describe(p))
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		c.t.Fatalf("want a timeout, got %v", err)
+	}
+}
+
+// connect sends CONNECT and expects CONNACK with the given session present
+// flag and code.
+func (c *rawClient) connect(p *packet.Connect, present bool, code packet.ConnackCode) {
+	c.t.Helper()
+	if p.ProtocolName == "" {
+		p.ProtocolName, p.ProtocolLevel = "MQTT", 4
+	}
+	c.send(p)
+	c.expect(&packet.Connack{SessionPresent: present, Code: code})
+}
+
+// normalize makes nil and empty slices compare equal.
+func normalize(p packet.Packet) packet.Packet {
+	if pub, ok := p.(*packet.Publish); ok && len(pub.Payload) == 0 {
+		cp := *pub
+		cp.Payload = nil
+		return &cp
+	}
+	return p
+}
+
+func describe(p packet.Packet) string {
+	if p == nil {
+		return "<nil>"
+	}
+	switch p := p.(type) {
+	case *packet.Publish:
+		return fmt.Sprintf("PUBLISH{topic=%q payload=%q qos=%d retain=%v dup=%v id=%d}",
+			p.Topic, p.Payload, p.QoS, p.Retain, p.Dup, p.PacketID)
+	}
+	return fmt.Sprintf("%s%+v", p.Type(), p)
+}
