@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/serialio"
 )
 
 // defaultConfig is what edged runs without -c: a broker on 127.0.0.1:1883
@@ -256,8 +257,26 @@ func (c *Config) validate(file string, lines map[string]int) error {
 			bad(p+".websocket", "MQTT over WebSocket is not supported by this version of edged")
 		}
 	}
-	if len(c.Serial) > 0 {
-		bad("serial", "serial ports are not supported by this version of edged")
+	for i, sc := range c.Serial {
+		p := fmt.Sprintf("serial[%d]", i)
+		if sc.Name == "" {
+			bad(p+".name", "is required")
+		} else if names[sc.Name] {
+			bad(p+".name", "duplicate listener or serial port name %q", sc.Name)
+		}
+		names[sc.Name] = true
+		v := sc.serialio()
+		v.Name = "" // unnamed, serialio reports the bare joined list
+		for _, e := range flatten(v.Validate()) {
+			// serialio reports "invalid serial configuration: key: problem".
+			msg := strings.TrimPrefix(e.Error(), serialio.ErrInvalidConfig.Error()+": ")
+			key, problem, ok := strings.Cut(msg, ": ")
+			if !ok {
+				bad(p, "%s", msg)
+				continue
+			}
+			bad(join(p, key), "%s", problem)
+		}
 	}
 	if c.Auth.PasswordFile != "" {
 		bad("auth.password_file", "password files are not supported by this version of edged")
@@ -297,6 +316,20 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// serialio converts a serial section to the serialio package's Config.
+func (sc SerialConfig) serialio() serialio.Config {
+	return serialio.Config{
+		Name:     sc.Name,
+		Device:   sc.Device,
+		Baud:     sc.Baud,
+		DataBits: sc.DataBits,
+		Parity:   sc.Parity,
+		StopBits: sc.StopBits,
+		Framing:  sc.Framing,
+		MaxFrame: int(min(sc.MaxFrame, 1<<30)),
+	}
 }
 
 func (c *Config) brokerLimits() broker.Limits {

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/persist"
+	"github.com/edged/edged/serialio"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -182,6 +184,23 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 		lns = append(lns, boundListener{ln, lc})
 	}
+	var serials []*serialio.Listener
+	for _, sc := range cfg.Serial {
+		scfg := sc.serialio()
+		scfg.Logger = log.With("serial", sc.Name)
+		// A missing device is not fatal: the listener logs it and keeps
+		// trying to open it with backoff.
+		ln, err := serialio.Listen(scfg)
+		if err != nil {
+			closeAll()
+			for _, s := range serials {
+				s.Close()
+			}
+			b.Shutdown(context.Background())
+			return fmt.Errorf("serial port %s: %w", sc.Name, err)
+		}
+		serials = append(serials, ln)
+	}
 	log.Info("edged started", "version", version, "data_dir", cfg.DataDir, "pid", os.Getpid())
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -189,6 +208,21 @@ func serve(cfg *Config, log *slog.Logger) error {
 		anon := l.cfg.AllowAnonymous == nil || *l.cfg.AllowAnonymous
 		g.Go(func() error {
 			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(anon))
+		})
+	}
+	for i, ln := range serials {
+		sc := cfg.Serial[i]
+		// Whoever is wired to a UART has physical access: anonymous by
+		// default (DESIGN.md §4).
+		anon := sc.AllowAnonymous == nil || *sc.AllowAnonymous
+		g.Go(func() error {
+			return b.Serve(gctx, ln, broker.WithName(sc.Name), broker.AllowAnonymous(anon))
+		})
+	}
+	if len(serials) > 0 && cfg.SysInterval >= 0 {
+		g.Go(func() error {
+			publishSerialStats(gctx, b, cfg, serials)
+			return nil
 		})
 	}
 	// A second signal while draining forces exit.
@@ -247,6 +281,48 @@ func dbCommand(cmd, path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: compacted from %d to %d bytes\n", path, before, after)
 	}
 	return 0
+}
+
+// publishSerialStats publishes each serial port's counters on
+// $SYS/broker/serial/<name>/... every sys_interval, as retained QoS 0
+// messages like the broker's own $SYS topics.
+func publishSerialStats(ctx context.Context, b *broker.Server, cfg *Config, lns []*serialio.Listener) {
+	interval := cfg.SysInterval
+	if interval == 0 {
+		interval = 10 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for i, ln := range lns {
+			st := ln.Stats()
+			prefix := "$SYS/broker/serial/" + cfg.Serial[i].Name + "/"
+			open := "0"
+			if st.Open {
+				open = "1"
+			}
+			b.Publish(prefix+"open", []byte(open), 0, true, nil)
+			for _, kv := range []struct {
+				k string
+				v uint64
+			}{
+				{"frames/received", st.FramesIn}, {"frames/sent", st.FramesOut},
+				{"bytes/received", st.BytesIn}, {"bytes/sent", st.BytesOut},
+				{"frames/dropped", st.Dropped()}, {"errors/crc", st.CRCErrors},
+				{"errors/format", st.FormatErrors}, {"errors/oversize", st.Oversize},
+				{"errors/length", st.LengthMismatch}, {"resets", st.ResetsSent},
+				{"connections", st.ConnsOpened}, {"port/opens", st.PortOpens},
+				{"port/losses", st.PortLosses}, {"overflows", st.Overflows},
+			} {
+				b.Publish(prefix+kv.k, strconv.AppendUint(nil, kv.v, 10), 0, true, nil)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // listen opens a listener's socket, with TLS if configured.
