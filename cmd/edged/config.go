@@ -192,10 +192,42 @@ func (c *Config) applyDefaults() {
 	if c.Persistence.MaxDBSize == 0 {
 		c.Persistence.MaxDBSize = 1 << 30
 	}
+	if c.SysInterval == 0 {
+		c.SysInterval = 10 * time.Second
+	}
+	l := &c.Limits
+	if l.MaxConnections == 0 {
+		l.MaxConnections = broker.DefaultMaxConnections
+	}
+	if l.MaxPacketSize == 0 {
+		l.MaxPacketSize = broker.DefaultMaxPacketSize
+	}
+	if l.MaxInflight == 0 {
+		l.MaxInflight = broker.DefaultMaxInflight
+	}
+	if l.MaxQueuedMessages == 0 {
+		l.MaxQueuedMessages = broker.DefaultMaxQueuedMessages
+	}
+	if l.MaxQueuedBytes == 0 {
+		l.MaxQueuedBytes = broker.DefaultMaxQueuedBytes
+	}
+	if l.MaxWriteQueue == 0 {
+		l.MaxWriteQueue = broker.DefaultMaxWriteQueue
+	}
+	yes := true
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		if l.Name == "" {
 			l.Name = fmt.Sprintf("listener%d", i)
+		}
+		if l.AllowAnonymous == nil {
+			l.AllowAnonymous = &yes
+		}
+	}
+	for i := range c.Serial {
+		// Whoever is wired to a UART has physical access (DESIGN.md §4).
+		if c.Serial[i].AllowAnonymous == nil {
+			c.Serial[i].AllowAnonymous = &yes
 		}
 	}
 }

@@ -63,6 +63,9 @@ func (s Size) String() string {
 	return strconv.FormatInt(int64(s), 10)
 }
 
+// MarshalYAML writes the size as String does, for normalized output.
+func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
+
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	sizeType     = reflect.TypeFor[Size]()

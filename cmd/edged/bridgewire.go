@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/edged/edged/bridge"
+	"github.com/edged/edged/broker"
+	"github.com/edged/edged/persist"
+)
+
+// bridgeConfig converts a bridges: entry of the configuration file.
+func bridgeConfig(c BridgeConfig, log *slog.Logger) bridge.Config {
+	bc := bridge.Config{
+		Name:      c.Name,
+		Address:   c.Address,
+		ClientID:  c.ClientID,
+		Username:  c.Username,
+		Password:  c.Password,
+		KeepAlive: c.KeepAlive,
+		Backoff:   bridge.Backoff{Min: c.Backoff.Min, Max: c.Backoff.Max},
+		RateLimit: c.RateLimit,
+		Queue: bridge.QueueLimits{
+			MaxMessages: c.Queue.MaxMessages,
+			MaxBytes:    int64(c.Queue.MaxBytes),
+			MaxAge:      c.Queue.MaxAge,
+			Overflow:    c.Queue.Overflow,
+		},
+		Logger: log,
+	}
+	if c.TLS != nil {
+		bc.TLS = &bridge.TLSConfig{
+			CAFile:     c.TLS.CAFile,
+			CertFile:   c.TLS.CertFile,
+			KeyFile:    c.TLS.KeyFile,
+			ServerName: c.TLS.ServerName,
+		}
+	}
+	for _, t := range c.Topics {
+		qos := byte(3) // out of range: Validate reports it
+		if t.QoS >= 0 && t.QoS <= 2 {
+			qos = byte(t.QoS)
+		}
+		bc.Topics = append(bc.Topics, bridge.Rule{
+			Pattern:      t.Pattern,
+			Direction:    bridge.Direction(t.Direction),
+			QoS:          qos,
+			LocalPrefix:  t.LocalPrefix,
+			RemotePrefix: t.RemotePrefix,
+		})
+	}
+	return bc
+}
+
+// validateBridges reports every invalid bridges: value through bad, with
+// keys like "bridges[0].topics[1].direction".
+func validateBridges(cfgs []BridgeConfig, bad func(key, format string, args ...any)) {
+	names := map[string]bool{}
+	for i, c := range cfgs {
+		p := fmt.Sprintf("bridges[%d]", i)
+		if c.Name != "" && names[c.Name] {
+			bad(p+".name", "duplicate bridge name %q", c.Name)
+		}
+		names[c.Name] = true
+		for j, t := range c.Topics {
+			if t.QoS < 0 || t.QoS > 2 {
+				bad(fmt.Sprintf("%s.topics[%d].qos", p, j), "must be 0, 1 or 2, got %d", t.QoS)
+			}
+		}
+		for _, e := range flatten(bridgeConfig(c, nil).Validate()) {
+			var fe *bridge.FieldError
+			if errors.As(e, &fe) {
+				if strings.HasSuffix(fe.Key, ".qos") {
+					continue // reported above with the file's value
+				}
+				bad(p+"."+fe.Key, "%v", fe.Err)
+			} else {
+				bad(p, "%v", e)
+			}
+		}
+	}
+}
+
+// setupBridges creates the configured bridges on b, with their durable
+// queues in db: it sets the queues' limits and registers their taps, so it
+// must be called before b serves clients. The caller runs each Bridge.Run
+// in its errgroup.
+func setupBridges(cfgs []BridgeConfig, b *broker.Server, db *persist.DB, log *slog.Logger) ([]*bridge.Bridge, error) {
+	var out []*bridge.Bridge
+	for _, c := range cfgs {
+		br, err := bridge.New(bridgeConfig(c, log), b, &bridgeQueue{db: db, name: bridge.QueueName(c.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("setting up bridge %q: %w", c.Name, err)
+		}
+		out = append(out, br)
+	}
+	return out, nil
+}
+
+// bridgeQueue adapts a persist.DB FIFO to bridge.Queue.
+type bridgeQueue struct {
+	db   *persist.DB
+	name string
+}
+
+var (
+	_ bridge.Queue  = (*bridgeQueue)(nil)
+	_ bridge.Broker = (*broker.Server)(nil)
+)
+
+func (q *bridgeQueue) SetLimits(l bridge.QueueLimits) {
+	q.db.SetQueueLimits(q.name, persist.QueueLimits{
+		MaxMessages: l.MaxMessages,
+		MaxBytes:    l.MaxBytes,
+		MaxAge:      l.MaxAge,
+		DropNewest:  l.Overflow == bridge.DropNewest,
+	})
+}
+
+func (q *bridgeQueue) Read(after uint64, max int) ([]bridge.Entry, error) {
+	es, err := q.db.ReadQueue(q.name, after, max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bridge.Entry, len(es))
+	for i, e := range es {
+		out[i] = bridge.Entry{
+			Seq:     e.Seq,
+			Topic:   e.Msg.Topic,
+			Payload: e.Msg.Payload,
+			QoS:     e.Msg.QoS,
+			Retain:  e.Msg.Retain,
+			Time:    time.Unix(0, e.Msg.Time),
+		}
+	}
+	return out, nil
+}
+
+func (q *bridgeQueue) Delete(seqs []uint64, done func(error)) {
+	ops := make([]persist.Op, len(seqs))
+	for i, s := range seqs {
+		ops[i] = persist.QueueDelete{Queue: q.name, Seq: s}
+	}
+	q.db.Commit(ops, done)
+}
+
+func (q *bridgeQueue) Stats() bridge.QueueStats {
+	s := q.db.QueueStats(q.name)
+	return bridge.QueueStats{Len: s.Len, Bytes: s.Bytes, Oldest: s.Oldest, Dropped: s.Dropped, Expired: s.Expired}
+}
+
+func (q *bridgeQueue) Expire(now time.Time) error {
+	_, err := q.db.ExpireQueues(now)
+	return err
+}
