@@ -100,8 +100,7 @@ type LimitsConfig struct {
 	MaxWriteQueue int `yaml:"max_write_queue"`
 }
 
-// BridgeConfig is one bridge. It is decoded so that a file written for a
-// later edged is reported precisely, and refused until bridges exist.
+// BridgeConfig is one bridge to an upstream broker.
 type BridgeConfig struct {
 	Name      string         `yaml:"name"`
 	Address   string         `yaml:"address"`
@@ -316,9 +315,7 @@ func (c *Config) validate(file string, lines map[string]int) error {
 	if c.Auth.ACLFile != "" {
 		bad("auth.acl_file", "ACL files are not supported by this version of edged")
 	}
-	if len(c.Bridges) > 0 {
-		bad("bridges", "bridges are not supported by this version of edged")
-	}
+	validateBridges(c.Bridges, bad)
 	if err := c.brokerLimits().Validate(); err != nil {
 		for _, e := range flatten(err) {
 			var fe *broker.FieldError

@@ -184,6 +184,13 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 		lns = append(lns, boundListener{ln, lc})
 	}
+	// Bridges register their durable taps before any client is served, so
+	// no message matching an out rule can miss the queue.
+	bridges, err := setupBridges(cfg.Bridges, b, db, log)
+	if err != nil {
+		b.Shutdown(context.Background())
+		return err
+	}
 	var serials []*serialio.Listener
 	for _, sc := range cfg.Serial {
 		scfg := sc.serialio()
@@ -218,6 +225,9 @@ func serve(cfg *Config, log *slog.Logger) error {
 		g.Go(func() error {
 			return b.Serve(gctx, ln, broker.WithName(sc.Name), broker.AllowAnonymous(anon))
 		})
+	}
+	for _, br := range bridges {
+		g.Go(func() error { return br.Run(gctx) })
 	}
 	if len(serials) > 0 && cfg.SysInterval >= 0 {
 		g.Go(func() error {
