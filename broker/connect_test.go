@@ -1,8 +1,12 @@
 package broker_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,4 +310,108 @@ func TestACL(t *testing.T) {
 	// delivered it would come before this one.
 	sub.recvExpect("ok/x", "allowed", 1)
 	sub.expectNothing(50 * time.Millisecond)
+}
+
+// barrierAuth accepts everyone, but holds each Authenticate call until n
+// clients are inside it (or 5 s pass), so their CONNECTs reach the
+// broker's later checks at the same moment.
+type barrierAuth struct {
+	n       int
+	mu      sync.Mutex
+	arrived int
+	all     chan struct{}
+}
+
+func (b *barrierAuth) Authenticate(*broker.ClientInfo, []byte) packet.ConnackCode {
+	b.mu.Lock()
+	b.arrived++
+	if b.arrived == b.n {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+	case <-time.After(5 * time.Second):
+	}
+	return packet.Accepted
+}
+
+// Limits.MaxConnections holds under concurrent CONNECTs: of many clients
+// connecting at once, exactly the limit are accepted, and the rest get
+// CONNACK 0x03. A race shows only sometimes, so the test runs several
+// rounds with more OS threads than this machine may have cores.
+func TestConnectMaxConnectionsConcurrent(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, runtime.GOMAXPROCS(0))))
+	for round := range 10 {
+		t.Run(fmt.Sprint("round ", round), testMaxConnectionsConcurrent)
+	}
+}
+
+func testMaxConnectionsConcurrent(t *testing.T) {
+	const limit, n = 2, 16
+	auth := &barrierAuth{n: n, all: make(chan struct{})}
+	s, addr := startBroker(t, broker.Config{Auth: auth, Limits: broker.Limits{MaxConnections: limit}})
+	type result struct {
+		code packet.ConnackCode
+		err  error
+	}
+	results := make(chan result, n)
+	for i := range n {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		go func() {
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: fmt.Sprint("c", i),
+				CleanSession: true, Username: strp("u")}).AppendTo(nil)
+			if _, err := nc.Write(b); err != nil {
+				results <- result{err: err}
+				return
+			}
+			p, err := packet.Read(bufio.NewReader(nc), 0)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			ca, ok := p.(*packet.Connack)
+			if !ok {
+				results <- result{err: fmt.Errorf("got %s", describe(p))}
+				return
+			}
+			results <- result{code: ca.Code}
+		}()
+	}
+	accepted := 0
+	for range n {
+		r := <-results
+		switch {
+		case r.err != nil:
+			t.Fatal(r.err)
+		case r.code == packet.Accepted:
+			accepted++
+		case r.code != packet.RefusedServerUnavailable:
+			t.Fatalf("CONNACK %#x, want 0 or 3", r.code)
+		}
+	}
+	if accepted != limit {
+		t.Errorf("%d of %d concurrent clients accepted with MaxConnections %d (Stats: %d connected)",
+			accepted, n, limit, s.Stats().ClientsConnected)
+	}
+}
+
+// A client reconnecting with the id of a connection the broker still
+// holds (a half-open TCP connection after a network fault) takes it over
+// [MQTT-3.1.4-2] even at Limits.MaxConnections: the takeover does not add
+// a connection.
+func TestConnectTakeoverAtMaxConnections_MQTT_3_1_4_2(t *testing.T) {
+	s, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxConnections: 2}})
+	dialConnect(t, addr, "a", true)
+	stale := dialConnect(t, addr, "dev", false)
+	c := dialRaw(t, addr)
+	c.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Accepted)
+	stale.expectClosed()
+	c.sync()
+	waitConnected(t, s, 2)
 }

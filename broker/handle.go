@@ -62,17 +62,16 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	if code := c.authenticate(p.Password); code != packet.Accepted {
 		return c.refuse(code, nil)
 	}
-	if max := s.cfg.Limits.MaxConnections; max > 0 && s.stats.connected.Load() >= int64(max) {
-		return c.refuse(packet.RefusedServerUnavailable, nil)
-	}
 	if p.Will != nil {
 		c.will = &message{topic: p.Will.Topic, payload: p.Will.Payload, qos: p.Will.QoS, retain: p.Will.Retain}
 	}
 	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
 	c.log = c.log.With("client_id", c.info.ClientID)
 
-	present := s.attach(c, c.info.ClientID, p.CleanSession)
-	s.stats.connected.Add(1)
+	present, ok := s.attach(c, c.info.ClientID, p.CleanSession)
+	if !ok {
+		return c.refuse(packet.RefusedServerUnavailable, nil)
+	}
 	c.log.Info("client connected", "clean_session", p.CleanSession, "session_present", present,
 		"keepalive", int(p.KeepAlive))
 	return closeNone
@@ -95,14 +94,28 @@ func (c *conn) authenticate(password []byte) packet.ConnackCode {
 // session or an unknown client id, else the existing one. A client already
 // connected with the same id is disconnected first [MQTT-3.1.4-2]. It sends
 // CONNACK and, for a resumed session, re-sends what is in flight. It reports
-// whether a session was present.
-func (s *Server) attach(c *conn, id string, clean bool) bool {
+// whether a session was present, and false for ok when the connection
+// would exceed Limits.MaxConnections (a takeover replaces a connection, so
+// it is always allowed [MQTT-3.1.4-2]).
+func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	s.routeMu.Lock()
 	defer s.routeMu.Unlock()
 	s.mu.Lock()
 	old := s.sessions[id]
+	takeover := false
+	if old != nil {
+		old.mu.Lock()
+		takeover = old.conn != nil
+		old.mu.Unlock()
+	}
+	// Counted here, under s.mu, so that concurrent CONNECTs cannot all
+	// pass the check before any of them is counted.
+	if max := s.cfg.Limits.MaxConnections; max > 0 && !takeover && s.stats.connected.Load() >= int64(max) {
+		s.mu.Unlock()
+		return false, false
+	}
+	s.stats.connected.Add(1)
 	var ss *session
-	present := false
 	if old != nil {
 		old.mu.Lock()
 		if oc := old.conn; oc != nil {
@@ -141,7 +154,7 @@ func (s *Server) attach(c *conn, id string, clean bool) bool {
 	}
 	ss.mu.Unlock()
 	s.commitLocked(nil)
-	return present
+	return present, true
 }
 
 // discardLocked removes a session, its subscriptions and its stored state.
@@ -328,43 +341,62 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
-	ss.update(func() {
-		for _, g := range granted {
-			// A subscription to an existing filter replaces it
-			// [MQTT-3.8.4-3].
-			ss.subs[g.Filter] = g.QoS
-			c.s.topics.subscribe(ss, g.Filter, g.QoS)
-		}
-		if len(granted) > 0 {
-			ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
-		}
-	}, func(err error) {
+	// The subscriptions go into the tree under routeMu, which route also
+	// holds while it matches, so every message is either routed before the
+	// subscription exists (and, if retained, sent by sendRetained) or after
+	// (and delivered live): never both, never neither.
+	s := c.s
+	var subSeq uint64
+	done := func(err error) {
 		c.committed(e, err)
 		if err == nil {
-			c.sendRetained(granted)
+			c.sendRetained(granted, subSeq)
 		}
-	})
+	}
+	s.routeMu.Lock()
+	ss.mu.Lock()
+	for _, g := range granted {
+		// A subscription to an existing filter replaces it
+		// [MQTT-3.8.4-3].
+		ss.subs[g.Filter] = g.QoS
+		s.topics.subscribe(ss, g.Filter, g.QoS)
+	}
+	subSeq = s.routeSeq
+	if len(granted) > 0 {
+		ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
+	}
+	ss.mu.Unlock()
+	committed := s.commitLocked(done)
+	s.routeMu.Unlock()
+	if !committed {
+		done(nil)
+	}
 	return closeNone
 }
 
 // sendRetained delivers the retained messages matching newly granted
 // subscriptions, with the retain flag set [MQTT-3.3.1-6] [MQTT-3.8.4-3].
-func (c *conn) sendRetained(granted []packet.Subscription) {
-	ss := c.sess
-	for _, g := range granted {
-		msgs := c.s.retained.match(g.Filter)
-		if len(msgs) == 0 {
-			continue
-		}
-		ss.update(func() {
-			if ss.conn != c {
-				return
-			}
-			for _, m := range msgs {
-				ss.deliverRetainedLocked(m, min(m.qos, g.QoS))
-			}
-		}, nil)
+// Messages routed after the subscription was made (seq >= subSeq) were
+// delivered live and are skipped.
+func (c *conn) sendRetained(granted []packet.Subscription, subSeq uint64) {
+	if len(granted) == 0 {
+		return
 	}
+	s, ss := c.s, c.sess
+	s.routeMu.Lock()
+	ss.mu.Lock()
+	if ss.conn == c {
+		for _, g := range granted {
+			for _, m := range s.retained.match(g.Filter) {
+				if m.seq < subSeq {
+					ss.deliverRetainedLocked(m, min(m.qos, g.QoS))
+				}
+			}
+		}
+	}
+	ss.mu.Unlock()
+	s.commitLocked(nil)
+	s.routeMu.Unlock()
 }
 
 // unsubscribe handles UNSUBSCRIBE of exact filters; UNSUBACK is sent even

@@ -88,15 +88,6 @@ func (c *rawClient) expectPublish(topic, payload string, qos byte, retain, dup b
 	return p.PacketID
 }
 
-// recv reads a PUBLISH and completes its QoS flow as a well-behaved
-// subscriber: PUBACK for QoS 1, PUBREC/PUBREL/PUBCOMP for QoS 2.
-func (c *rawClient) recv() *packet.Publish {
-	c.t.Helper()
-	p := c.nextPublish()
-	c.ackIncoming(p)
-	return p
-}
-
 // ackIncoming completes the QoS flow of a received PUBLISH.
 func (c *rawClient) ackIncoming(p *packet.Publish) {
 	c.t.Helper()

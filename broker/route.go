@@ -36,13 +36,16 @@ type target struct {
 // before routeMu is released, so no acknowledgement of this message by a
 // subscriber (which also needs routeMu) can reach the store first.
 func (s *Server) route(m *message, extra []persist.Op, done func(error)) {
+	sys := strings.HasPrefix(m.topic, "$")
+	s.routeMu.Lock()
+	// Matching under routeMu orders this message against subscriptions
+	// being made (see conn.subscribe).
 	var targets []target
 	s.topics.match(m.topic, func(ss *session, granted byte) {
 		targets = append(targets, target{ss, min(m.qos, granted)})
 	})
-	sys := strings.HasPrefix(m.topic, "$")
-
-	s.routeMu.Lock()
+	m.seq = s.routeSeq
+	s.routeSeq++
 	if m.time == 0 {
 		m.time = time.Now().UnixNano()
 	}

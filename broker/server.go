@@ -30,6 +30,7 @@ type Server struct {
 	nextMsgID  uint64       // guarded by routeMu
 	pendingOps []persist.Op // guarded by routeMu: the commit being built
 	taps       []*tap       // guarded by routeMu
+	routeSeq   uint64       // guarded by routeMu: the next message's routing order
 
 	mu       sync.Mutex // guards sessions, conns, listeners, closing
 	sessions map[string]*session
@@ -83,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.storeWarn.every = 10 * time.Second
 	s.nextMsgID = 1
+	s.routeSeq = 1
 	if s.store != nil {
 		snap, err := s.store.Load()
 		if err != nil {

@@ -111,7 +111,7 @@ func (ss *session) sendLocked(om *outMsg) {
 // connection that cannot take it is a slow consumer: it is closed, and the
 // message stays in flight for the next connection.
 func (ss *session) writeLocked(p packet.Packet) {
-	if ss.conn != nil && !ss.conn.send(p) {
+	if ss.conn != nil && !ss.conn.send(p) && !ss.conn.isClosed() {
 		ss.s.stats.slowConsumers.Add(1)
 		ss.conn.close(closeSlowConsumer)
 	}

@@ -222,6 +222,9 @@ func (c *Config) applyDefaults() {
 		if l.AllowAnonymous == nil {
 			l.AllowAnonymous = &yes
 		}
+		if l.WebSocket != nil && l.WebSocket.Path == "" {
+			l.WebSocket.Path = "/mqtt"
+		}
 	}
 	for i := range c.Serial {
 		// Whoever is wired to a UART has physical access (DESIGN.md §4).
@@ -284,8 +287,8 @@ func (c *Config) validate(file string, lines map[string]int) error {
 				bad(p+".tls.key_file", "is required for a TLS listener")
 			}
 		}
-		if l.WebSocket != nil {
-			bad(p+".websocket", "MQTT over WebSocket is not supported by this version of edged")
+		if l.WebSocket != nil && !strings.HasPrefix(l.WebSocket.Path, "/") {
+			bad(p+".websocket.path", "must start with /, got %q", l.WebSocket.Path)
 		}
 	}
 	for i, sc := range c.Serial {

@@ -176,7 +176,7 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 	}
 	for _, lc := range cfg.Listeners {
-		ln, err := listen(lc)
+		ln, err := listen(lc, log)
 		if err != nil {
 			closeAll()
 			b.Shutdown(context.Background())
@@ -335,21 +335,24 @@ func publishSerialStats(ctx context.Context, b *broker.Server, cfg *Config, lns 
 	}
 }
 
-// listen opens a listener's socket, with TLS if configured.
-func listen(lc ListenerConfig) (net.Listener, error) {
+// listen opens a listener's socket, with TLS and WebSocket if configured.
+func listen(lc ListenerConfig, log *slog.Logger) (net.Listener, error) {
 	ln, err := net.Listen("tcp", lc.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
 	}
-	if lc.TLS == nil {
-		return ln, nil
+	if lc.TLS != nil {
+		tc, err := serverTLS(lc.TLS)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+		}
+		ln = tls.NewListener(ln, tc)
 	}
-	tc, err := serverTLS(lc.TLS)
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+	if lc.WebSocket != nil {
+		ln = listenWebSocket(ln, lc.WebSocket.Path, log.With("listener", lc.Name))
 	}
-	return tls.NewListener(ln, tc), nil
+	return ln, nil
 }
 
 func serverTLS(c *TLSConfig) (*tls.Config, error) {

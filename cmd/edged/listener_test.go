@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
+
+	"github.com/edged/edged/broker"
+)
+
+// serveListener serves ln with a fresh in-memory broker until the test ends.
+func serveListener(t *testing.T, ln net.Listener) {
+	t.Helper()
+	b, err := broker.New(broker.Config{SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- b.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.Shutdown(ctx)
+		if err := <-errc; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+}
+
+// pahoRoundTrip connects a paho subscriber and publisher to url and checks a
+// QoS 1 message goes through.
+func pahoRoundTrip(t *testing.T, url string, tc *tls.Config) {
+	t.Helper()
+	got := make(chan string, 1)
+	opts := func(id string) *mqtt.ClientOptions {
+		o := mqtt.NewClientOptions().AddBroker(url).SetClientID(id).SetAutoReconnect(false).
+			SetConnectTimeout(5 * time.Second)
+		if tc != nil {
+			o.SetTLSConfig(tc)
+		}
+		return o
+	}
+	sub := mqtt.NewClient(opts("sub"))
+	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connecting subscriber to %s: %v", url, tok.Error())
+	}
+	defer sub.Disconnect(0)
+	tok := sub.Subscribe("ws/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) })
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribing: %v", tok.Error())
+	}
+	pub := mqtt.NewClient(opts("pub"))
+	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connecting publisher: %v", tok.Error())
+	}
+	defer pub.Disconnect(0)
+	if tok := pub.Publish("ws/a", 1, false, "hello"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publishing: %v", tok.Error())
+	}
+	select {
+	case p := <-got:
+		if p != "hello" {
+			t.Fatalf("got %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("message not delivered")
+	}
+}
+
+func TestWebSocketListener(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listenWebSocket(tcp, "/mqtt", slog.New(slog.DiscardHandler))
+	serveListener(t, ln)
+	url := "ws://" + tcp.Addr().String() + "/mqtt"
+	pahoRoundTrip(t, url, nil)
+
+	// Without the "mqtt" subprotocol the connection is closed
+	// [MQTT-6.0.0-3].
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseProtocolError) {
+		t.Fatalf("without subprotocol: %v, want close 1002", err)
+	}
+	ws.Close()
+
+	// A text message closes the connection [MQTT-6.0.0-1].
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}}
+	ws, _, err = d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte{0x10, 0x00})
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err == nil {
+		t.Fatal("text message accepted")
+	}
+	ws.Close()
+}
+
+func TestTLSListener(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCert(t, nil, nil, "edged test CA", true)
+	srv, srvKey := newCert(t, ca, caKey, "127.0.0.1", false)
+	cli, cliKey := newCert(t, ca, caKey, "client", false)
+	write := func(name string, block *pem.Block) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := &TLSConfig{
+		CertFile:     write("server.crt", &pem.Block{Type: "CERTIFICATE", Bytes: srv.Raw}),
+		KeyFile:      write("server.key", keyBlock(t, srvKey)),
+		ClientCAFile: write("ca.crt", &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}),
+	}
+	ln, err := listen(ListenerConfig{Name: "tls", Address: "127.0.0.1:0", TLS: cfg}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveListener(t, ln)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	clientCert := tls.Certificate{Certificate: [][]byte{cli.Raw}, PrivateKey: cliKey}
+	pahoRoundTrip(t, "ssl://"+ln.Addr().String(), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}})
+
+	// client_ca_file makes a client certificate mandatory.
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool})
+	if err == nil {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+	}
+	if err == nil {
+		t.Fatal("TLS handshake without a client certificate succeeded")
+	}
+}
+
+func newCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  isCA,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if ip := net.ParseIP(cn); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	}
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent, parentKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+func keyBlock(t *testing.T, k *ecdsa.PrivateKey) *pem.Block {
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+}
