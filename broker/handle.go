@@ -248,7 +248,6 @@ func (c *conn) handle(p packet.Packet) closeReason {
 
 // publish handles a PUBLISH from the client.
 func (c *conn) publish(p *packet.Publish) closeReason {
-	ss := c.sess
 	c.s.stats.msgsReceived.Add(1)
 	allowed := c.s.allowed(&c.info, Publish, p.Topic)
 	m := &message{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain}
@@ -271,53 +270,72 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 		// outlive the connection) before PUBACK.
 		c.s.route(m, nil, done)
 	case 2:
-		pid := p.PacketID
-		ss.mu.Lock()
-		committed, seen := ss.inbound[pid]
-		if !seen {
-			ss.inbound[pid] = false
-		}
-		ss.mu.Unlock()
-		if seen {
-			// A re-sent PUBLISH before PUBREL is not delivered again
-			// [MQTT-4.3.3-2]; its PUBREC goes out once the first copy is
-			// committed.
-			if committed {
-				c.acks.add(&packet.Pubrec{PacketID: pid}, true, false)
-			}
-			return closeNone
-		}
-		e, ok := c.pendingAck(&packet.Pubrec{PacketID: pid})
-		if !ok {
-			return closeReason(c.reason.Load())
-		}
-		done := func(err error) {
-			ss.mu.Lock()
-			if err != nil {
-				delete(ss.inbound, pid)
-			} else if _, ok := ss.inbound[pid]; ok {
-				ss.inbound[pid] = true
-			}
-			ss.mu.Unlock()
-			c.committed(e, err)
-		}
-		var extra []persist.Op
-		if ss.persistent() {
-			extra = []persist.Op{persist.PutInbound{ClientID: ss.id, PacketID: pid}}
-		}
-		if !allowed {
-			m = nil
-		}
-		if m == nil {
-			ss.update(func() {
-				if extra != nil {
-					ss.opLocked(extra[0])
-				}
-			}, done)
-			break
-		}
-		c.s.route(m, extra, done)
+		return c.publishQoS2(p, m, allowed)
 	}
+	return closeNone
+}
+
+// publishQoS2 handles a QoS 2 PUBLISH: the message is routed once per packet
+// id until PUBREL, and PUBREC goes out once it is committed. A re-sent
+// PUBLISH (DUP) is not delivered again [MQTT-4.3.3-2]; if the first copy is
+// still waiting for the store (possibly on a connection that has since
+// closed), this connection's PUBREC waits for that same commit.
+func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeReason {
+	ss, pid := c.sess, p.PacketID
+	ss.mu.Lock()
+	committed, seen := ss.inbound[pid]
+	ss.mu.Unlock()
+	if seen && committed {
+		c.acks.add(&packet.Pubrec{PacketID: pid}, true, false)
+		return closeNone
+	}
+	e, ok := c.pendingAck(&packet.Pubrec{PacketID: pid})
+	if !ok {
+		return closeReason(c.reason.Load())
+	}
+	ss.mu.Lock()
+	committed, seen = ss.inbound[pid]
+	switch {
+	case seen && !committed:
+		ss.inboundWaiters[pid] = append(ss.inboundWaiters[pid], func(err error) { c.committed(e, err) })
+		ss.mu.Unlock()
+		return closeNone
+	case seen:
+		ss.mu.Unlock()
+		c.acks.done(e)
+		return closeNone
+	}
+	// New, or its first copy failed to commit: route it.
+	ss.inbound[pid] = false
+	ss.mu.Unlock()
+	done := func(err error) {
+		ss.mu.Lock()
+		if err != nil {
+			delete(ss.inbound, pid)
+		} else if _, ok := ss.inbound[pid]; ok {
+			ss.inbound[pid] = true
+		}
+		waiters := ss.inboundWaiters[pid]
+		delete(ss.inboundWaiters, pid)
+		ss.mu.Unlock()
+		c.committed(e, err)
+		for _, w := range waiters {
+			w(err)
+		}
+	}
+	var extra []persist.Op
+	if ss.persistent() {
+		extra = []persist.Op{persist.PutInbound{ClientID: ss.id, PacketID: pid}}
+	}
+	if !allowed {
+		ss.update(func() {
+			if extra != nil {
+				ss.opLocked(extra[0])
+			}
+		}, done)
+		return closeNone
+	}
+	c.s.route(m, extra, done)
 	return closeNone
 }
 

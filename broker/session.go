@@ -26,9 +26,12 @@ type session struct {
 	// inbound holds QoS 2 packet ids received and not yet released by
 	// PUBREL; the value is true once the message is committed and PUBREC
 	// may be sent for a re-sent PUBLISH.
-	inbound  map[uint16]bool
-	lastSeen int64 // Unix seconds of the last disconnect; 0 while online
-	dropped  uint64
+	inbound map[uint16]bool
+	// inboundWaiters are PUBRECs owed for re-sent QoS 2 PUBLISH packets
+	// whose first copy is still being committed.
+	inboundWaiters map[uint16][]func(error)
+	lastSeen       int64 // Unix seconds of the last disconnect; 0 while online
+	dropped        uint64
 }
 
 func newSession(s *Server, id string, clean bool) *session {
@@ -39,6 +42,8 @@ func newSession(s *Server, id string, clean bool) *session {
 		subs:     make(map[string]byte),
 		usedPIDs: make(map[uint16]struct{}),
 		inbound:  make(map[uint16]bool),
+
+		inboundWaiters: make(map[uint16][]func(error)),
 	}
 }
 
