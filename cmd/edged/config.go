@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/broker/auth"
 	"github.com/edged/edged/serialio"
 )
 
@@ -312,11 +313,17 @@ func (c *Config) validate(file string, lines map[string]int) error {
 			bad(join(p, key), "%s", problem)
 		}
 	}
+	// The auth files are read here too, so check-config reports their
+	// problems (each as file:line) before a deployment.
 	if c.Auth.PasswordFile != "" {
-		bad("auth.password_file", "password files are not supported by this version of edged")
+		if _, err := auth.LoadPasswords(c.Auth.PasswordFile); err != nil {
+			bad("auth.password_file", "%v", err)
+		}
 	}
 	if c.Auth.ACLFile != "" {
-		bad("auth.acl_file", "ACL files are not supported by this version of edged")
+		if _, err := auth.LoadACL(c.Auth.ACLFile); err != nil {
+			bad("auth.acl_file", "%v", err)
+		}
 	}
 	validateBridges(c.Bridges, bad)
 	if err := c.brokerLimits().Validate(); err != nil {

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,12 +17,15 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
 
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/broker/auth"
 	"github.com/edged/edged/persist"
 	"github.com/edged/edged/serialio"
 )
@@ -35,6 +39,10 @@ usage:
   edged [-c FILE]                 run the broker (without -c: the embedded default,
                                   127.0.0.1:1883, anonymous, data in ./edged-data)
   edged check-config [-c FILE]    validate a configuration file and exit
+  edged passwd [-b] FILE USER [PASSWORD]
+                                  add or replace a user in a password file (Mosquitto's
+                                  format); prompts for the password unless -b gives it
+  edged passwd -D FILE USER       remove a user
   edged db check [-c FILE]        check the store in data_dir for damage
   edged db compact [-c FILE]      rewrite the store without free pages (edged must be stopped)
   edged version                   print the version
@@ -48,6 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := ""
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "passwd" {
+		return passwdCommand(args, os.Stdin, stdout, stderr)
 	}
 	if cmd == "db" {
 		if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
@@ -154,15 +165,56 @@ func serve(cfg *Config, log *slog.Logger) error {
 			log.Error("closing store", "error", err)
 		}
 	}()
-	b, err := broker.New(broker.Config{
+	bcfg := broker.Config{
 		Limits:      cfg.brokerLimits(),
 		Store:       db,
 		SysInterval: cfg.SysInterval,
 		Version:     version,
 		Logger:      log,
-	})
+	}
+	var reloaders []func() error
+	if cfg.Auth.PasswordFile != "" {
+		pw, err := auth.LoadPasswords(cfg.Auth.PasswordFile)
+		if err != nil {
+			return err
+		}
+		bcfg.Auth = pw
+		reloaders = append(reloaders, pw.Reload)
+	}
+	if cfg.Auth.ACLFile != "" {
+		acl, err := auth.LoadACL(cfg.Auth.ACLFile)
+		if err != nil {
+			return err
+		}
+		bcfg.ACL = acl
+		reloaders = append(reloaders, acl.Reload)
+	}
+	b, err := broker.New(bcfg)
 	if err != nil {
 		return err
+	}
+	if len(reloaders) > 0 {
+		// SIGHUP re-reads the password and ACL files; a bad file keeps the
+		// rules in use and is logged.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-hup:
+				case <-ctx.Done():
+					return
+				}
+				for _, reload := range reloaders {
+					if err := reload(); err != nil {
+						log.Warn("reloading auth files; keeping the previous rules", "error", err)
+					} else {
+						log.Info("auth files reloaded")
+					}
+				}
+			}
+		}()
 	}
 
 	type boundListener struct {
@@ -252,6 +304,83 @@ func serve(cfg *Config, log *slog.Logger) error {
 		log.Warn("shutdown did not drain in time", "error", serr)
 	}
 	return err
+}
+
+// passwdCommand implements `edged passwd`.
+func passwdCommand(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("edged passwd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	batch := fs.Bool("b", false, "take the password from the command line")
+	del := fs.Bool("D", false, "remove the user")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	a := fs.Args()
+	want := 2
+	if *batch {
+		want = 3
+	}
+	if len(a) != want || (*del && *batch) {
+		fmt.Fprint(stderr, "usage: edged passwd [-b] FILE USER [PASSWORD] | edged passwd -D FILE USER\n")
+		return 2
+	}
+	file, user := a[0], a[1]
+	if *del {
+		if err := auth.RemovePasswordEntry(file, user); err != nil {
+			fmt.Fprintf(stderr, "edged passwd: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	var password []byte
+	if *batch {
+		password = []byte(a[2])
+	} else {
+		var err error
+		if password, err = readPassword(stdin, stderr); err != nil {
+			fmt.Fprintf(stderr, "edged passwd: %v\n", err)
+			return 1
+		}
+	}
+	hash, err := auth.HashPassword(password)
+	if err == nil {
+		err = auth.WritePasswordEntry(file, user, hash)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "edged passwd: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: user %s written; send SIGHUP to a running edged to reload it\n", file, user)
+	return 0
+}
+
+// readPassword asks twice on a terminal without echo, or reads one line
+// from a pipe.
+func readPassword(in *os.File, stderr io.Writer) ([]byte, error) {
+	fd := int(in.Fd())
+	if !term.IsTerminal(fd) {
+		line, err := bufio.NewReader(in).ReadString('\n')
+		if err != nil && line == "" {
+			return nil, fmt.Errorf("reading password: %w", err)
+		}
+		return []byte(strings.TrimRight(line, "\r\n")), nil
+	}
+	fmt.Fprint(stderr, "Password: ")
+	p1, err := term.ReadPassword(fd)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return nil, fmt.Errorf("reading password: %w", err)
+	}
+	fmt.Fprint(stderr, "Reenter password: ")
+	p2, err := term.ReadPassword(fd)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return nil, fmt.Errorf("reading password: %w", err)
+	}
+	if string(p1) != string(p2) {
+		return nil, errors.New("passwords do not match")
+	}
+	return p1, nil
 }
 
 func storePath(cfg *Config) string { return filepath.Join(cfg.DataDir, "edged.db") }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestPasswdAndReload: `edged passwd` writes a password file, edged with
+// allow_anonymous false accepts its users and refuses others, and SIGHUP
+// picks up a user added while it runs.
+func TestPasswdAndReload(t *testing.T) {
+	pub := needTool(t, "mosquitto_pub")
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	acl := filepath.Join(dir, "acl")
+	if out, err := exec.Command(edgedBin, "passwd", "-b", pw, "alice", "s3cret").CombinedOutput(); err != nil {
+		t.Fatalf("edged passwd: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(acl, []byte("user alice\ntopic readwrite sensors/#\nuser bob\ntopic write sensors/bob/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("data_dir: %s/data\nauth: {password_file: %s, acl_file: %s}\n"+
+		"listeners:\n  - {name: lan, address: 127.0.0.1:0, allow_anonymous: false}\n", dir, pw, acl)
+	p := startEdged(t, dir, cfg)
+	try := func(user, pass string) error {
+		args := []string{"-h", "127.0.0.1", "-p", p.port(), "-t", "sensors/" + user + "/t", "-m", "1", "-q", "1"}
+		if user != "" {
+			args = append(args, "-u", user, "-P", pass)
+		}
+		out, err := exec.Command(pub, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if err := try("alice", "s3cret"); err != nil {
+		t.Fatalf("alice refused: %v", err)
+	}
+	if err := try("alice", "wrong"); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if err := try("", ""); err == nil {
+		t.Fatal("anonymous client accepted on a listener with allow_anonymous: false")
+	}
+	if err := try("bob", "b0b"); err == nil {
+		t.Fatal("unknown user accepted")
+	}
+	cmd := exec.Command(edgedBin, "passwd", pw, "bob")
+	cmd.Stdin = strings.NewReader("b0b\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("edged passwd from stdin: %v\n%s", err, out)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitForT(t, 10*time.Second, func() error { return try("bob", "b0b") })
+	p.stop(t)
+}
