@@ -88,10 +88,13 @@ func validateBridges(cfgs []BridgeConfig, bad func(key, format string, args ...a
 // queues in db: it sets the queues' limits and registers their taps, so it
 // must be called before b serves clients. The caller runs each Bridge.Run
 // in its errgroup.
-func setupBridges(cfgs []BridgeConfig, b *broker.Server, db *persist.DB, log *slog.Logger) ([]*bridge.Bridge, error) {
+func setupBridges(cfgs []BridgeConfig, sysInterval time.Duration, b *broker.Server, db *persist.DB, log *slog.Logger) ([]*bridge.Bridge, error) {
 	var out []*bridge.Bridge
 	for _, c := range cfgs {
-		br, err := bridge.New(bridgeConfig(c, log), b, &bridgeQueue{db: db, name: bridge.QueueName(c.Name)})
+		bc := bridgeConfig(c, log)
+		// $SYS/broker/bridge/<name>/... follows the broker's sys_interval.
+		bc.SysInterval = sysInterval
+		br, err := bridge.New(bc, b, &bridgeQueue{db: db, name: bridge.QueueName(c.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("setting up bridge %q: %w", c.Name, err)
 		}

@@ -238,7 +238,7 @@ func serve(cfg *Config, log *slog.Logger) error {
 	}
 	// Bridges register their durable taps before any client is served, so
 	// no message matching an out rule can miss the queue.
-	bridges, err := setupBridges(cfg.Bridges, b, db, log)
+	bridges, err := setupBridges(cfg.Bridges, cfg.SysInterval, b, db, log)
 	if err != nil {
 		b.Shutdown(context.Background())
 		return err

@@ -1,0 +1,301 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edged/edged/broker/packet"
+)
+
+// Direction is the direction of a topic rule.
+type Direction string
+
+// The directions of a topic rule.
+const (
+	Out  Direction = "out"  // local to upstream
+	In   Direction = "in"   // upstream to local
+	Both Direction = "both" // both ways; a message never goes back the way it came
+)
+
+// Overflow policies of a bridge queue.
+const (
+	DropOldest = "drop-oldest" // delete head entries to make room (default)
+	DropNewest = "drop-newest" // refuse the new entry
+)
+
+// Config configures one bridge. It mirrors the `bridges:` entries of the
+// configuration file (DESIGN.md §4); the zero value of every field other
+// than Name, Address and Topics means the default written next to it.
+type Config struct {
+	// Name identifies the bridge in logs, in $SYS/broker/bridge/<name>/ and
+	// in the name of its durable queue. It must not change while its queue
+	// holds messages, and must not contain '/', '+' or '#'.
+	Name string
+	// Address is tcp://host:port or tls://host:port.
+	Address string
+	// ClientID is the upstream client id. Default "edged-<hostname>-<name>".
+	// With in rules the upstream session is persistent (clean session 0),
+	// so the id must be stable.
+	ClientID string
+	// Username and Password authenticate to the upstream broker.
+	Username string
+	Password string
+	// TLS configures tls:// addresses; nil uses the system roots.
+	TLS *TLSConfig
+	// KeepAlive is the MQTT keepalive upstream. A ping unanswered for
+	// PingTimeout drops the connection, which is how a half-open link is
+	// detected. Default 30s.
+	KeepAlive time.Duration
+	// PingTimeout is how long a PINGRESP may take. Default KeepAlive/2,
+	// at most 10s.
+	PingTimeout time.Duration
+	// ConnectTimeout bounds dialling, the TLS handshake and CONNACK.
+	// Default 10s.
+	ConnectTimeout time.Duration
+	// Backoff bounds the delay between reconnection attempts: it doubles
+	// from Min to Max, with jitter, and returns to Min after a connection
+	// stayed up for StableAfter. Defaults 1s and 2m.
+	Backoff Backoff
+	// StableAfter is how long a connection must stay up before the backoff
+	// is reset. Default 30s.
+	StableAfter time.Duration
+	// RateLimit caps upstream publishes per second (a token bucket), for
+	// metered links. 0 means link speed.
+	RateLimit int
+	// Window is the most QoS 1/2 publishes awaiting their acknowledgement
+	// upstream; after a reconnect at most Window messages are sent twice.
+	// Default 64; at most 65535.
+	Window int
+	// Topics are the forwarding rules, with Mosquitto's semantics: a local
+	// message on LocalPrefix+T, where T matches Pattern, goes upstream as
+	// RemotePrefix+T (out rules), and back for in rules. The first
+	// matching rule of a direction wins.
+	Topics []Rule
+	// Queue bounds the durable queue of out messages.
+	Queue QueueLimits
+	// NotificationTopic receives a retained "1" when the bridge connects
+	// and, as its will, a retained "0" when it goes away. Default
+	// "<remote_prefix of the first rule>edged/<client_id>/state"; "-"
+	// disables it.
+	NotificationTopic string
+	// SysInterval is how often $SYS/broker/bridge/<name>/... is published
+	// (and how often expired queue entries are deleted). Default 10s;
+	// negative disables it.
+	SysInterval time.Duration
+	// Logger receives the bridge's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// TLSConfig is the TLS section of a bridge. Files are read by New.
+type TLSConfig struct {
+	CAFile     string // PEM CA bundle to verify the server; empty: system roots
+	CertFile   string // PEM client certificate, with KeyFile
+	KeyFile    string
+	ServerName string // to verify instead of the address's host
+}
+
+// Backoff bounds reconnection delays.
+type Backoff struct {
+	Min time.Duration
+	Max time.Duration
+}
+
+// Rule is one topic rule.
+type Rule struct {
+	Pattern      string
+	Direction    Direction
+	QoS          byte // the highest QoS used on this rule's messages
+	LocalPrefix  string
+	RemotePrefix string
+}
+
+// QueueLimits bounds a bridge's durable queue; zero means no limit of that
+// kind. They are enforced when a message is appended.
+type QueueLimits struct {
+	MaxMessages int64
+	MaxBytes    int64
+	MaxAge      time.Duration
+	// Overflow is DropOldest (default) or DropNewest.
+	Overflow string
+}
+
+// QueueName is the name of the durable queue of bridge name.
+func QueueName(name string) string { return "bridge/" + name }
+
+// withDefaults returns c with its zero values replaced by the defaults.
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		host, _ := os.Hostname()
+		c.ClientID = "edged-" + host + "-" + c.Name
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 30 * time.Second
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = min(c.KeepAlive/2, 10*time.Second)
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.Backoff.Min == 0 {
+		c.Backoff.Min = time.Second
+	}
+	if c.Backoff.Max == 0 {
+		c.Backoff.Max = max(2*time.Minute, c.Backoff.Min)
+	}
+	if c.StableAfter == 0 {
+		c.StableAfter = 30 * time.Second
+	}
+	if c.Window == 0 {
+		c.Window = 64
+	}
+	if c.Queue.Overflow == "" {
+		c.Queue.Overflow = DropOldest
+	}
+	if c.NotificationTopic == "" {
+		prefix := ""
+		if len(c.Topics) > 0 {
+			prefix = c.Topics[0].RemotePrefix
+		}
+		c.NotificationTopic = prefix + "edged/" + c.ClientID + "/state"
+	}
+	if c.SysInterval == 0 {
+		c.SysInterval = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every invalid field, joined; each error is a
+// *FieldError wrapping ErrInvalidConfig. Defaults are applied first, so a
+// zero field is valid where it has a default.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Err: fmt.Errorf(format, args...)})
+	}
+	if c.Name == "" {
+		bad("name", "is required")
+	} else if strings.ContainsAny(c.Name, "/+#\x00") {
+		bad("name", "must not contain '/', '+', '#' or NUL, got %q", c.Name)
+	}
+	if _, useTLS, err := parseAddress(c.Address); err != nil {
+		bad("address", "%v", err)
+	} else if c.TLS != nil && !useTLS {
+		bad("tls", "is set but address %q is not tls://", c.Address)
+	}
+	if len(c.ClientID) > 65535 || strings.ContainsRune(c.ClientID, 0) {
+		bad("client_id", "must be at most 65535 bytes without NUL")
+	}
+	if c.Password != "" && c.Username == "" {
+		bad("password", "needs a username")
+	}
+	if c.TLS != nil {
+		if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+			bad("tls.key_file", "cert_file and key_file go together")
+		}
+	}
+	if c.KeepAlive < time.Second || c.KeepAlive > 65535*time.Second {
+		bad("keepalive", "must be between 1s and 18h12m15s, got %s", c.KeepAlive)
+	}
+	if c.PingTimeout < 0 {
+		bad("ping_timeout", "must not be negative")
+	}
+	if c.ConnectTimeout < 0 {
+		bad("connect_timeout", "must not be negative")
+	}
+	if c.Backoff.Min < 0 {
+		bad("backoff.min", "must not be negative, got %s", c.Backoff.Min)
+	}
+	if c.Backoff.Max < c.Backoff.Min {
+		bad("backoff.max", "must be at least backoff.min (%s), got %s", c.Backoff.Min, c.Backoff.Max)
+	}
+	if c.StableAfter < 0 {
+		bad("stable_after", "must not be negative")
+	}
+	if c.RateLimit < 0 {
+		bad("rate_limit", "must not be negative, got %d", c.RateLimit)
+	}
+	if c.Window < 1 || c.Window > 65535 {
+		bad("window", "must be between 1 and 65535, got %d", c.Window)
+	}
+	if len(c.Topics) == 0 {
+		bad("topics", "at least one topic rule is required")
+	}
+	for i, r := range c.Topics {
+		p := fmt.Sprintf("topics[%d].", i)
+		switch r.Direction {
+		case Out, In, Both:
+		default:
+			bad(p+"direction", "must be out, in or both, got %q", r.Direction)
+		}
+		if r.QoS > 2 {
+			bad(p+"qos", "must be 0, 1 or 2, got %d", r.QoS)
+		}
+		if r.Pattern == "" {
+			bad(p+"pattern", "is required")
+			continue
+		}
+		if !packet.ValidTopicFilter(r.LocalPrefix + r.Pattern) {
+			bad(p+"pattern", "local_prefix + pattern %q is not a valid topic filter", r.LocalPrefix+r.Pattern)
+		}
+		if !packet.ValidTopicFilter(r.RemotePrefix + r.Pattern) {
+			bad(p+"pattern", "remote_prefix + pattern %q is not a valid topic filter", r.RemotePrefix+r.Pattern)
+		}
+		if strings.ContainsAny(r.LocalPrefix, "+#") {
+			bad(p+"local_prefix", "must not contain wildcards, got %q", r.LocalPrefix)
+		}
+		if strings.ContainsAny(r.RemotePrefix, "+#") {
+			bad(p+"remote_prefix", "must not contain wildcards, got %q", r.RemotePrefix)
+		}
+	}
+	if c.Queue.MaxMessages < 0 {
+		bad("queue.max_messages", "must not be negative, got %d", c.Queue.MaxMessages)
+	}
+	if c.Queue.MaxBytes < 0 {
+		bad("queue.max_bytes", "must not be negative, got %d", c.Queue.MaxBytes)
+	}
+	if c.Queue.MaxAge < 0 {
+		bad("queue.max_age", "must not be negative, got %s", c.Queue.MaxAge)
+	}
+	switch c.Queue.Overflow {
+	case DropOldest, DropNewest:
+	default:
+		bad("queue.overflow", "must be drop-oldest or drop-newest, got %q", c.Queue.Overflow)
+	}
+	if c.NotificationTopic != "-" && !packet.ValidTopicName(c.NotificationTopic) {
+		bad("notification_topic", "%q is not a valid topic name", c.NotificationTopic)
+	}
+	return errors.Join(errs...)
+}
+
+// parseAddress splits tcp://host:port or tls://host:port.
+func parseAddress(addr string) (hostport string, useTLS bool, err error) {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", false, fmt.Errorf("want tcp://host:port or tls://host:port, got %q", addr)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt":
+	case "tls", "ssl", "mqtts":
+		useTLS = true
+	default:
+		return "", false, fmt.Errorf("want tcp://host:port or tls://host:port, got %q", addr)
+	}
+	if u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return "", false, fmt.Errorf("want tcp://host:port or tls://host:port, got %q", addr)
+	}
+	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" || u.Hostname() == "" {
+		return "", false, fmt.Errorf("want tcp://host:port or tls://host:port, got %q", addr)
+	}
+	return u.Host, useTLS, nil
+}

@@ -1,0 +1,145 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// flight is a publish sent upstream and not yet acknowledged.
+type flight struct {
+	seq uint64
+	qos byte
+	tok mqtt.Token
+}
+
+// forward sends the queue upstream in Seq order on one connection, with at
+// most Window publishes awaiting acknowledgement, and deletes an entry once
+// its publish completed without error on this connection while it was
+// still up. It starts from the head of the queue, so after a reconnect the
+// first unacknowledged entry is sent first. It returns nil when ctx is done
+// and the connection's error otherwise.
+func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState, confirm func()) (err error) {
+	window := br.cfg.Window
+	batch := max(256, window)
+	var (
+		win    = make([]flight, 0, window)
+		buf    []Entry // read, not yet published
+		after  uint64  // Seq of the last entry read
+		more   = true  // the queue may hold entries after `after`
+		acked  []uint64
+		lim    = newLimiter(br.cfg.RateLimit, min(br.cfg.RateLimit, window))
+		timer  *time.Timer
+		timerC <-chan time.Time
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		// Publishes cut off by the drop are sent again from the queue; the
+		// packet ids of unfinished QoS 2 ones are released on the next
+		// connection (see seedStore).
+		for _, f := range win {
+			if pt, ok := f.tok.(*mqtt.PublishToken); ok && f.qos == 2 && pt.MessageID() != 0 {
+				br.staleQoS2 = append(br.staleQoS2, pt.MessageID())
+			}
+		}
+	}()
+	for {
+		// Retire the completed publishes at the head of the window.
+		for len(win) > 0 {
+			f := win[0]
+			select {
+			case <-f.tok.Done():
+			default:
+				goto fill
+			}
+			if err := f.tok.Error(); err != nil {
+				return fmt.Errorf("%w: %w", ErrPublishFailed, err)
+			}
+			if cs.failed() || !client.IsConnectionOpen() {
+				// paho may complete a token without error after the
+				// connection dropped; such a message may not have arrived.
+				return br.lost(cs)
+			}
+			win = win[1:]
+			acked = append(acked, f.seq)
+			confirm()
+		}
+	fill:
+		if len(acked) > 0 {
+			br.sent.Add(uint64(len(acked)))
+			br.remove(acked)
+			acked = nil
+		}
+		for len(win) < window && timerC == nil {
+			if len(buf) == 0 {
+				if !more {
+					break
+				}
+				var end bool
+				if buf, after, end, err = br.read(after, batch); err != nil {
+					return err
+				}
+				more = !end
+				if len(buf) == 0 {
+					continue
+				}
+			}
+			if d := lim.take(time.Now()); d > 0 {
+				timer = resetTimer(timer, d)
+				timerC = timer.C
+				break
+			}
+			e := buf[0]
+			buf[0] = Entry{}
+			buf = buf[1:]
+			remote, qos, ok := br.rules.mapOut(e.Topic, e.QoS)
+			if !ok {
+				// Queued under a rule that is gone from the configuration.
+				br.log.Debug("dropping queued message no out rule matches", "topic", e.Topic)
+				br.remove([]uint64{e.Seq})
+				continue
+			}
+			win = append(win, flight{seq: e.Seq, qos: qos, tok: client.Publish(remote, qos, e.Retain, e.Payload)})
+		}
+		var head <-chan struct{}
+		if len(win) > 0 {
+			head = win[0].tok.Done()
+		}
+		var wake <-chan struct{}
+		if !more {
+			wake = br.wake
+		}
+		select {
+		case <-head:
+		case <-wake:
+			more = true
+		case <-timerC:
+			timerC = nil
+		case <-cs.done:
+			return cs.err
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (br *Bridge) lost(cs *connState) error {
+	select {
+	case <-cs.done:
+		return cs.err
+	default:
+		return ErrConnectionLost
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) *time.Timer {
+	if t == nil {
+		return time.NewTimer(d)
+	}
+	t.Reset(d)
+	return t
+}

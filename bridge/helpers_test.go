@@ -1,0 +1,591 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/edged/edged/bridge"
+	"github.com/edged/edged/broker"
+	"github.com/edged/edged/persist"
+)
+
+// testLogger logs to t when -v is given, else discards.
+func testLogger(t testing.TB) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// local is a real edged broker with a bbolt store in dir, serving on
+// 127.0.0.1:0, with its bridges running.
+type local struct {
+	t       testing.TB
+	srv     *broker.Server
+	db      *persist.DB
+	addr    string
+	bridges []*bridge.Bridge
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errs    chan error
+	once    sync.Once
+}
+
+// startLocal opens the store in dir, creates the bridges (before serving,
+// as edged does), serves and runs the bridges. t.Cleanup stops it all.
+func startLocal(t testing.TB, dir string, cfgs ...bridge.Config) *local {
+	t.Helper()
+	db, err := persist.Open(persist.Options{Path: filepath.Join(dir, "edged.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.New(broker.Config{Store: db, SysInterval: -1, Logger: testLogger(t)})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	l := &local{t: t, srv: srv, db: db, errs: make(chan error, 8)}
+	for _, c := range cfgs {
+		if c.Logger == nil {
+			c.Logger = testLogger(t)
+		}
+		br, err := bridge.New(c, srv, &queue{db: db, name: bridge.QueueName(c.Name)})
+		if err != nil {
+			srv.Shutdown(context.Background())
+			db.Close()
+			t.Fatal(err)
+		}
+		l.bridges = append(l.bridges, br)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.wg.Go(func() {
+		if err := srv.Serve(ctx, ln); err != nil {
+			l.errs <- fmt.Errorf("Serve: %w", err)
+		}
+	})
+	for _, br := range l.bridges {
+		l.wg.Go(func() {
+			if err := br.Run(ctx); err != nil {
+				l.errs <- fmt.Errorf("Run: %w", err)
+			}
+		})
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// stop stops the bridges and the broker and closes the store.
+func (l *local) stop() {
+	l.once.Do(func() {
+		l.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := l.srv.Shutdown(ctx); err != nil {
+			l.t.Errorf("Shutdown: %v", err)
+		}
+		l.wg.Wait()
+		if err := l.db.Close(); err != nil {
+			l.t.Errorf("closing store: %v", err)
+		}
+		close(l.errs)
+		for err := range l.errs {
+			l.t.Error(err)
+		}
+	})
+}
+
+// publish publishes locally through the broker and waits until durable.
+func (l *local) publish(t testing.TB, topic string, payload []byte, qos byte, retain bool) {
+	t.Helper()
+	done := make(chan error, 1)
+	l.srv.Publish(topic, payload, qos, retain, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatalf("publishing %s: %v", topic, err)
+	}
+}
+
+func (l *local) stats(name string) bridge.QueueStats {
+	return (&queue{db: l.db, name: bridge.QueueName(name)}).Stats()
+}
+
+// queue is cmd/edged's adapter of persist.DB to bridge.Queue.
+type queue struct {
+	db   *persist.DB
+	name string
+}
+
+func (q *queue) SetLimits(l bridge.QueueLimits) {
+	q.db.SetQueueLimits(q.name, persist.QueueLimits{MaxMessages: l.MaxMessages, MaxBytes: l.MaxBytes,
+		MaxAge: l.MaxAge, DropNewest: l.Overflow == bridge.DropNewest})
+}
+
+func (q *queue) Read(after uint64, max int) ([]bridge.Entry, error) {
+	es, err := q.db.ReadQueue(q.name, after, max)
+	out := make([]bridge.Entry, len(es))
+	for i, e := range es {
+		out[i] = bridge.Entry{Seq: e.Seq, Topic: e.Msg.Topic, Payload: e.Msg.Payload, QoS: e.Msg.QoS,
+			Retain: e.Msg.Retain, Time: time.Unix(0, e.Msg.Time)}
+	}
+	return out, err
+}
+
+func (q *queue) Delete(seqs []uint64, done func(error)) {
+	ops := make([]persist.Op, len(seqs))
+	for i, s := range seqs {
+		ops[i] = persist.QueueDelete{Queue: q.name, Seq: s}
+	}
+	q.db.Commit(ops, done)
+}
+
+func (q *queue) Stats() bridge.QueueStats {
+	s := q.db.QueueStats(q.name)
+	return bridge.QueueStats{Len: s.Len, Bytes: s.Bytes, Oldest: s.Oldest, Dropped: s.Dropped, Expired: s.Expired}
+}
+
+func (q *queue) Expire(now time.Time) error {
+	_, err := q.db.ExpireQueues(now)
+	return err
+}
+
+// startMochi starts mochi-mqtt (a third-party Go broker) in-process on
+// 127.0.0.1:0, with TLS if tc is not nil, and returns its address.
+func startMochi(t testing.TB, tc *tls.Config) string {
+	t.Helper()
+	s := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler), InlineClient: false})
+	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	ln := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0", TLSConfig: tc})
+	if err := s.AddListener(ln); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return ln.Address()
+}
+
+// mosquitto is a real mosquitto process on a free loopback port.
+type mosquitto struct {
+	addr string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan struct{}
+}
+
+// startMosquitto starts /usr/sbin/mosquitto (the Debian package) with a
+// generated configuration. Without it the test is skipped, or fails when
+// the CI environment variable is set.
+func startMosquitto(t testing.TB) *mosquitto {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr == nil {
+			bin, err = "/usr/sbin/mosquitto", nil
+		}
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("mosquitto is required in CI: %v", err)
+		}
+		t.Skipf("mosquitto not installed: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	err = os.WriteFile(conf, []byte(fmt.Sprintf(`listener %d 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 0
+max_inflight_messages 100
+set_tcp_nodelay true
+log_dest stderr
+log_type error
+log_type warning
+`, port)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mosquitto{addr: fmt.Sprintf("127.0.0.1:%d", port), log: new(bytes.Buffer), done: make(chan struct{})}
+	m.cmd = exec.Command(bin, "-c", conf)
+	m.cmd.Stdout = m.log
+	m.cmd.Stderr = m.log
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m.cmd.Wait(); close(m.done) }()
+	t.Cleanup(func() {
+		m.cmd.Process.Kill()
+		<-m.done
+	})
+	waitFor(t, 10*time.Second, func() error {
+		select {
+		case <-m.done:
+			t.Fatalf("mosquitto exited: %s", m.log)
+		default:
+		}
+		c, err := net.Dial("tcp", m.addr)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		return nil
+	})
+	return m
+}
+
+// upstreams are the two real upstream brokers the end-to-end tests run
+// against.
+var upstreams = []struct {
+	name  string
+	start func(t testing.TB) string
+}{
+	{"mochi", func(t testing.TB) string { return startMochi(t, nil) }},
+	{"mosquitto", func(t testing.TB) string { return startMosquitto(t).addr }},
+}
+
+// proxy sits between a bridge and its upstream and injects faults.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[*pconn]struct{}
+	black  bool // blackholing: accept, forward nothing
+	down   bool // refusing: accept and close at once
+	wg     sync.WaitGroup
+	closed bool
+}
+
+type pconn struct {
+	client, server net.Conn // server is nil for a blackholed connection
+	black          bool
+}
+
+func startProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[*pconn]struct{}{}}
+	p.wg.Go(p.accept)
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down || p.closed {
+			p.mu.Unlock()
+			rst(c)
+			continue
+		}
+		pc := &pconn{client: c, black: p.black}
+		p.conns[pc] = struct{}{}
+		black := p.black
+		p.mu.Unlock()
+		if black {
+			p.wg.Go(func() { p.pipe(pc, c, nil) })
+			continue
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.drop(pc)
+			continue
+		}
+		p.mu.Lock()
+		pc.server = s
+		p.mu.Unlock()
+		p.wg.Go(func() { p.pipe(pc, c, s) })
+		p.wg.Go(func() { p.pipe(pc, s, c) })
+	}
+}
+
+// pipe copies src to dst unless the connection is blackholed.
+func (p *proxy) pipe(pc *pconn, src, dst net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && dst != nil {
+			p.mu.Lock()
+			black := pc.black
+			p.mu.Unlock()
+			if !black {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					err = werr
+				}
+			}
+		}
+		if err != nil {
+			p.drop(pc)
+			return
+		}
+	}
+}
+
+func (p *proxy) drop(pc *pconn) {
+	p.mu.Lock()
+	delete(p.conns, pc)
+	p.mu.Unlock()
+	rst(pc.client)
+	if pc.server != nil {
+		rst(pc.server)
+	}
+}
+
+func rst(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// reset resets every connection.
+func (p *proxy) reset() {
+	p.mu.Lock()
+	var all []*pconn
+	for pc := range p.conns {
+		all = append(all, pc)
+	}
+	p.mu.Unlock()
+	for _, pc := range all {
+		p.drop(pc)
+	}
+}
+
+// blackhole silently stops forwarding on every connection, present and
+// new, until unblackholed, which then resets the connections that were
+// blackholed (as a real link's TCP connections are dead by then).
+func (p *proxy) blackhole(on bool) {
+	p.mu.Lock()
+	p.black = on
+	var dead []*pconn
+	for pc := range p.conns {
+		if on {
+			pc.black = true
+		} else if pc.black {
+			dead = append(dead, pc)
+		}
+	}
+	p.mu.Unlock()
+	for _, pc := range dead {
+		p.drop(pc)
+	}
+}
+
+// setDown refuses connections while on, and resets the present ones.
+func (p *proxy) setDown(on bool) {
+	p.mu.Lock()
+	p.down = on
+	p.mu.Unlock()
+	if on {
+		p.reset()
+	}
+}
+
+func (p *proxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.ln.Close()
+	p.reset()
+	p.wg.Wait()
+}
+
+// sub is a paho client that records what it receives.
+type sub struct {
+	c    mqtt.Client
+	mu   sync.Mutex
+	msgs []rmsg
+	seen map[string]int
+}
+
+type rmsg struct {
+	topic   string
+	payload string
+	retain  bool
+	qos     byte
+}
+
+// subscribe connects a client to addr and subscribes to filter. A
+// persistent client (clean false) keeps its session over reconnects.
+func subscribe(t testing.TB, addr, id string, clean bool, filter string, qos byte) *sub {
+	t.Helper()
+	return subscribeOpts(t, mqtt.NewClientOptions().AddBroker("tcp://"+addr).SetClientID(id).SetCleanSession(clean), filter, qos)
+}
+
+// subscribeTLS subscribes to "#" over TLS with a client certificate.
+func subscribeTLS(t testing.TB, addr string, roots *x509.CertPool, cert *tls.Certificate) *sub {
+	t.Helper()
+	o := mqtt.NewClientOptions().AddBroker("tls://" + addr).SetClientID("tls-sub").SetCleanSession(true).
+		SetTLSConfig(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{*cert}, ServerName: "cloud.example"})
+	return subscribeOpts(t, o, "#", 1)
+}
+
+func subscribeOpts(t testing.TB, o *mqtt.ClientOptions, filter string, qos byte) *sub {
+	t.Helper()
+	s := &sub{seen: map[string]int{}}
+	o.
+		SetAutoReconnect(true).SetOrderMatters(true).SetKeepAlive(30 * time.Second).
+		SetMaxReconnectInterval(200 * time.Millisecond)
+	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+		s.mu.Lock()
+		s.msgs = append(s.msgs, rmsg{m.Topic(), string(m.Payload()), m.Retained(), m.Qos()})
+		s.seen[m.Topic()+"\x00"+string(m.Payload())]++
+		s.mu.Unlock()
+	})
+	s.c = mqtt.NewClient(o)
+	if tok := s.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connecting subscriber: %v", tok.Error())
+	}
+	if filter != "" {
+		if tok := s.c.Subscribe(filter, qos, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribing: %v", tok.Error())
+		}
+	}
+	t.Cleanup(func() { s.c.Disconnect(0) })
+	return s
+}
+
+func (s *sub) snapshot() []rmsg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]rmsg(nil), s.msgs...)
+}
+
+func (s *sub) distinct() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
+// waitCount waits until s has received n distinct messages.
+func (s *sub) waitDistinct(t testing.TB, n int, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, func() error {
+		if d := s.distinct(); d < n {
+			return fmt.Errorf("received %d distinct messages, want %d", d, n)
+		}
+		return nil
+	})
+}
+
+// pub publishes from a plain paho client.
+func pub(t testing.TB, addr, id string) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connecting publisher: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c
+}
+
+func mustPublish(t testing.TB, c mqtt.Client, topic string, qos byte, retain bool, payload string) {
+	t.Helper()
+	if tok := c.Publish(topic, qos, retain, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publishing %s: %v", topic, tok.Error())
+	}
+}
+
+// waitFor polls fn until it returns nil or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkOrder checks that, per topic, the first occurrences of payloads
+// "<n>" arrive in increasing n, and counts the duplicates.
+func checkOrder(msgs []rmsg) (dups int, err error) {
+	last := map[string]int{}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		k := m.topic + "\x00" + m.payload
+		if seen[k] {
+			dups++
+			continue
+		}
+		seen[k] = true
+		var n int
+		if _, err := fmt.Sscanf(m.payload, "%d", &n); err != nil {
+			continue
+		}
+		if p, ok := last[m.topic]; ok && n < p {
+			return dups, fmt.Errorf("topic %s: %d after %d", m.topic, n, p)
+		}
+		last[m.topic] = n
+	}
+	return dups, nil
+}
+
+// bcfg is a bridge configuration for tests: fast backoff and keepalive.
+func bcfg(name, addr string, rules ...bridge.Rule) bridge.Config {
+	return bridge.Config{
+		Name:        name,
+		Address:     "tcp://" + addr,
+		ClientID:    "edged-test-" + name,
+		KeepAlive:   time.Second,
+		PingTimeout: 500 * time.Millisecond,
+		Backoff:     bridge.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		Topics:      rules,
+		SysInterval: 50 * time.Millisecond,
+	}
+}
+
+var _ = errors.New
+var _ = io.EOF

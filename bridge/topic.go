@@ -1,0 +1,91 @@
+package bridge
+
+import (
+	"strings"
+
+	"github.com/edged/edged/broker/packet"
+)
+
+// rules holds a bridge's topic rules split by direction, with their
+// filters precomputed.
+type rules struct {
+	out []rule // Out and Both rules, in configuration order
+	in  []rule // In and Both rules, in configuration order
+}
+
+type rule struct {
+	Rule
+	localFilter  string // LocalPrefix + Pattern
+	remoteFilter string // RemotePrefix + Pattern
+}
+
+func newRules(rs []Rule) rules {
+	var r rules
+	for _, x := range rs {
+		rr := rule{Rule: x, localFilter: x.LocalPrefix + x.Pattern, remoteFilter: x.RemotePrefix + x.Pattern}
+		if x.Direction == Out || x.Direction == Both {
+			r.out = append(r.out, rr)
+		}
+		if x.Direction == In || x.Direction == Both {
+			r.in = append(r.in, rr)
+		}
+	}
+	return r
+}
+
+// tapFilters are the local filters whose messages go into the queue.
+func (r rules) tapFilters() []string {
+	var fs []string
+	for _, x := range r.out {
+		fs = append(fs, x.localFilter)
+	}
+	return fs
+}
+
+// subscriptions are the upstream filters of the in rules with their QoS
+// (the highest QoS of the rules sharing a filter).
+func (r rules) subscriptions() map[string]byte {
+	if len(r.in) == 0 {
+		return nil
+	}
+	m := make(map[string]byte, len(r.in))
+	for _, x := range r.in {
+		m[x.remoteFilter] = max(m[x.remoteFilter], x.QoS)
+	}
+	return m
+}
+
+// mapOut maps a local topic to its upstream topic and QoS by the first out
+// rule that matches; ok is false when none does.
+func (r rules) mapOut(topic string, qos byte) (remote string, q byte, ok bool) {
+	for _, x := range r.out {
+		if t, ok := x.match(topic, x.LocalPrefix); ok {
+			return x.RemotePrefix + t, min(qos, x.QoS), true
+		}
+	}
+	return "", 0, false
+}
+
+// mapIn maps an upstream topic to its local topic and QoS by the first in
+// rule that matches; ok is false when none does.
+func (r rules) mapIn(topic string, qos byte) (local string, q byte, ok bool) {
+	for _, x := range r.in {
+		if t, ok := x.match(topic, x.RemotePrefix); ok {
+			return x.LocalPrefix + t, min(qos, x.QoS), true
+		}
+	}
+	return "", 0, false
+}
+
+// match reports whether topic is prefix+T with T matching the rule's
+// pattern, and returns T.
+func (x rule) match(topic, prefix string) (string, bool) {
+	t, ok := strings.CutPrefix(topic, prefix)
+	if !ok || t == "" {
+		return "", false
+	}
+	if !packet.MatchTopic(x.Pattern, t) {
+		return "", false
+	}
+	return t, true
+}

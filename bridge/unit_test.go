@@ -1,0 +1,248 @@
+package bridge
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRulesMapping(t *testing.T) {
+	r := newRules([]Rule{
+		{Pattern: "sensors/#", Direction: Out, QoS: 1, RemotePrefix: "site1/"},
+		{Pattern: "cmd/#", Direction: In, QoS: 2, LocalPrefix: "local/", RemotePrefix: "site1/"},
+		{Pattern: "+/x", Direction: Both, QoS: 0, LocalPrefix: "b/", RemotePrefix: "r/b/"},
+		{Pattern: "#", Direction: Out, QoS: 2, LocalPrefix: "all/", RemotePrefix: ""},
+	})
+	if got, want := strings.Join(r.tapFilters(), ","), "sensors/#,b/+/x,all/#"; got != want {
+		t.Errorf("tapFilters = %s, want %s", got, want)
+	}
+	subs := r.subscriptions()
+	if len(subs) != 2 || subs["site1/cmd/#"] != 2 || subs["r/b/+/x"] != 0 {
+		t.Errorf("subscriptions = %v", subs)
+	}
+	outs := []struct {
+		topic  string
+		qos    byte
+		remote string
+		rqos   byte
+		ok     bool
+	}{
+		{"sensors/t1", 2, "site1/sensors/t1", 1, true},
+		{"sensors", 1, "site1/sensors", 1, true},
+		{"sensors/a/b", 0, "site1/sensors/a/b", 0, true},
+		{"b/y/x", 2, "r/b/y/x", 0, true},
+		{"b/y/z", 2, "", 0, false},
+		{"all/a", 1, "all/a", 1, false}, // "all/" stripped: T = "a", remote "" + "a"
+		{"cmd/go", 1, "", 0, false},
+		{"$SYS/x", 1, "", 0, false},
+	}
+	outs[5].remote, outs[5].ok = "a", true
+	for _, tc := range outs {
+		remote, q, ok := r.mapOut(tc.topic, tc.qos)
+		if remote != tc.remote || q != tc.rqos || ok != tc.ok {
+			t.Errorf("mapOut(%q, %d) = %q, %d, %v; want %q, %d, %v", tc.topic, tc.qos, remote, q, ok, tc.remote, tc.rqos, tc.ok)
+		}
+	}
+	ins := []struct {
+		topic string
+		qos   byte
+		local string
+		lqos  byte
+		ok    bool
+	}{
+		{"site1/cmd/reboot", 2, "local/cmd/reboot", 2, true},
+		{"site1/cmd/reboot", 1, "local/cmd/reboot", 1, true},
+		{"r/b/q/x", 1, "b/q/x", 0, true},
+		{"site1/sensors/t", 1, "", 0, false},
+		{"cmd/reboot", 1, "", 0, false},
+		{"site1/", 1, "", 0, false},
+	}
+	for _, tc := range ins {
+		local, q, ok := r.mapIn(tc.topic, tc.qos)
+		if local != tc.local || q != tc.lqos || ok != tc.ok {
+			t.Errorf("mapIn(%q, %d) = %q, %d, %v; want %q, %d, %v", tc.topic, tc.qos, local, q, ok, tc.local, tc.lqos, tc.ok)
+		}
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		min, max time.Duration
+	}{
+		{"default", time.Second, 2 * time.Minute},
+		{"equal", time.Second, time.Second},
+		{"tiny", time.Millisecond, 10 * time.Millisecond},
+		{"zero min", 0, time.Second},
+		{"huge", time.Hour, 1 << 62},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, r := range []float64{0, 0.5, 0.999999} {
+				b := newBackoff(tc.min, tc.max)
+				b.rand = func() float64 { return r }
+				prevHi := time.Duration(0)
+				for i := 0; i < 100; i++ {
+					d := b.next()
+					if d < tc.min || d > tc.max {
+						t.Fatalf("attempt %d: delay %s outside [%s, %s]", i, d, tc.min, tc.max)
+					}
+					if r > 0.99 && d < prevHi {
+						t.Fatalf("attempt %d: upper delays shrink: %s after %s", i, d, prevHi)
+					}
+					prevHi = d
+				}
+				if r > 0.99 && tc.max-b.next() > tc.max/1000 {
+					t.Errorf("series does not reach max %s", tc.max)
+				}
+				b.reset()
+				if d := b.next(); d > max(tc.min, time.Nanosecond) && tc.min > 0 {
+					t.Errorf("after reset: %s, want about min %s", d, tc.min)
+				}
+			}
+		})
+	}
+	// Jitter spreads delays.
+	b := newBackoff(time.Second, time.Minute)
+	for range 5 {
+		b.next()
+	}
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		b2 := *b
+		seen[b2.next()] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("only %d distinct delays out of 20: no jitter", len(seen))
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	now := time.Now()
+	l := newLimiter(100, 10)
+	for i := range 10 {
+		if d := l.take(now); d != 0 {
+			t.Fatalf("take %d within burst waited %s", i, d)
+		}
+	}
+	d := l.take(now)
+	if d <= 0 || d > 10*time.Millisecond {
+		t.Fatalf("take after burst: wait %s, want (0, 10ms]", d)
+	}
+	if d := l.take(now.Add(d)); d != 0 {
+		t.Fatalf("take after waiting: %s", d)
+	}
+	// 1 s later: at most burst tokens.
+	n := 0
+	for l.take(now.Add(time.Second)) == 0 {
+		n++
+	}
+	if n != 10 {
+		t.Errorf("after 1s idle: %d tokens, want 10", n)
+	}
+	if d := newLimiter(0, 0).take(now); d != 0 {
+		t.Errorf("unlimited waited %s", d)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{
+		Name:    "cloud",
+		Address: "tcp://127.0.0.1:1883",
+		Topics:  []Rule{{Pattern: "sensors/#", Direction: Out, QoS: 1}},
+	}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		keys []string
+	}{
+		{"no name", func(c *Config) { c.Name = "" }, []string{"name"}},
+		{"slash in name", func(c *Config) { c.Name = "a/b" }, []string{"name"}},
+		{"bad scheme", func(c *Config) { c.Address = "ws://h:1" }, []string{"address"}},
+		{"no port", func(c *Config) { c.Address = "tcp://host" }, []string{"address"}},
+		{"tls on tcp", func(c *Config) { c.TLS = &TLSConfig{CAFile: "x"} }, []string{"tls"}},
+		{"cert without key", func(c *Config) { c.Address = "tls://h:8883"; c.TLS = &TLSConfig{CertFile: "x"} }, []string{"tls.key_file"}},
+		{"password alone", func(c *Config) { c.Password = "x" }, []string{"password"}},
+		{"keepalive", func(c *Config) { c.KeepAlive = time.Millisecond }, []string{"keepalive"}},
+		{"backoff", func(c *Config) { c.Backoff = Backoff{Min: time.Minute, Max: time.Second} }, []string{"backoff.max"}},
+		{"rate", func(c *Config) { c.RateLimit = -1 }, []string{"rate_limit"}},
+		{"no topics", func(c *Config) { c.Topics = nil }, []string{"topics"}},
+		{"rule", func(c *Config) {
+			c.Topics = append(c.Topics, Rule{Pattern: "a/#/b", Direction: "sideways", QoS: 3, LocalPrefix: "+/"})
+		}, []string{"topics[1].direction", "topics[1].qos", "topics[1].pattern", "topics[1].local_prefix"}},
+		{"queue", func(c *Config) {
+			c.Queue = QueueLimits{MaxMessages: -1, MaxBytes: -1, MaxAge: -1, Overflow: "drop-random"}
+		}, []string{"queue.max_messages", "queue.max_bytes", "queue.max_age", "queue.overflow"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			c.Topics = append([]Rule(nil), ok.Topics...)
+			tc.mod(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("%v does not wrap ErrInvalidConfig", err)
+			}
+			got := map[string]bool{}
+			var walk func(error)
+			walk = func(e error) {
+				if fe, ok := e.(*FieldError); ok {
+					got[fe.Key] = true
+				} else if j, ok := e.(interface{ Unwrap() []error }); ok {
+					for _, x := range j.Unwrap() {
+						walk(x)
+					}
+				}
+			}
+			walk(err)
+			for _, k := range tc.keys {
+				if !got[k] {
+					t.Errorf("no error for key %s in %v", k, err)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{Name: "cloud", Address: "tls://h:8883", ClientID: "pi-01",
+		Topics: []Rule{{Pattern: "s/#", Direction: Out, QoS: 1, RemotePrefix: "site1/"}}}.withDefaults()
+	if c.NotificationTopic != "site1/edged/pi-01/state" {
+		t.Errorf("NotificationTopic = %q", c.NotificationTopic)
+	}
+	if c.Window != 64 || c.KeepAlive != 30*time.Second || c.Backoff.Min != time.Second ||
+		c.Backoff.Max != 2*time.Minute || c.Queue.Overflow != DropOldest || c.PingTimeout != 10*time.Second {
+		t.Errorf("defaults: %+v", c)
+	}
+	if QueueName("cloud") != "bridge/cloud" {
+		t.Error(QueueName("cloud"))
+	}
+}
+
+func TestSeedStore(t *testing.T) {
+	s := newSeedStore([]uint16{9, 7, 300})
+	if got := strings.Join(s.All(), ","); got != "o.9,o.7,o.300" {
+		t.Errorf("All = %s, want the seeding order", got)
+	}
+	s.Del("o.300")
+	if len(s.All()) != 2 || s.Get("o.7") == nil || s.Get("o.9") == nil {
+		t.Fatalf("seeded: %v", s.All())
+	}
+	s.Put("o.1", s.Get("o.7"))
+	if s.Get("o.1") != nil {
+		t.Error("Put stored a packet")
+	}
+	s.Del("o.7")
+	if s.Get("o.7") != nil || len(s.All()) != 1 {
+		t.Error("Del")
+	}
+	s.Reset()
+	if len(s.All()) != 0 {
+		t.Error("Reset")
+	}
+}
