@@ -270,6 +270,11 @@ func (c *conn) serve(ctx context.Context) closeReason {
 		if err != nil {
 			return c.readError(err)
 		}
+		if c.isClosed() {
+			// Taken over or shut down: packets still buffered must not act
+			// on a session that now belongs to another connection.
+			return closeReason(c.reason.Load())
+		}
 		if r := c.handle(p); r != closeNone {
 			return r
 		}
@@ -397,6 +402,9 @@ func (q *ackQueue) flush() {
 // blocks while maxPendingAcks are outstanding, and reports false if the
 // connection closes meanwhile.
 func (c *conn) pendingAck(p packet.Packet) (*ackEntry, bool) {
+	if c.isClosed() {
+		return nil, false
+	}
 	select {
 	case c.commitSem <- struct{}{}:
 	case <-c.closed:

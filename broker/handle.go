@@ -283,6 +283,12 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeReason {
 	ss, pid := c.sess, p.PacketID
 	ss.mu.Lock()
+	if ss.conn != c {
+		// Taken over: the session's QoS 2 state belongs to the new
+		// connection now.
+		ss.mu.Unlock()
+		return closeTakeover
+	}
 	committed, seen := ss.inbound[pid]
 	ss.mu.Unlock()
 	if seen && committed {
@@ -294,6 +300,10 @@ func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeRea
 		return closeReason(c.reason.Load())
 	}
 	ss.mu.Lock()
+	if ss.conn != c {
+		ss.mu.Unlock()
+		return closeTakeover
+	}
 	committed, seen = ss.inbound[pid]
 	switch {
 	case seen && !committed:

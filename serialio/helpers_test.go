@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/edged/edged/internal/ptytest"
 	"github.com/edged/edged/serialio"
 )
 
@@ -39,58 +38,13 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 // the Listener opens).
 func openPTY(t testing.TB) (*os.File, string) {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	rc, err := m.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n uint32
-	var ierr error
-	err = rc.Control(func(fd uintptr) {
-		if ierr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ierr != nil {
-			return
-		}
-		if n, ierr = unix.IoctlGetUint32(int(fd), unix.TIOCGPTN); ierr != nil {
-			return
-		}
-		// Raw mode before the Listener opens the slave, so nothing is
-		// echoed or translated; termios ioctls on the master apply to the
-		// slave.
-		var tio *unix.Termios
-		if tio, ierr = unix.IoctlGetTermios(int(fd), unix.TCGETS); ierr != nil {
-			return
-		}
-		tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		tio.Oflag &^= unix.OPOST
-		tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		tio.Cflag &^= unix.CSIZE | unix.PARENB
-		tio.Cflag |= unix.CS8
-		tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-		ierr = unix.IoctlSetTermios(int(fd), unix.TCSETS, tio)
-	})
-	if err == nil {
-		err = ierr
-	}
-	if err != nil {
-		m.Close()
-		t.Fatalf("setting up pty: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m, fmt.Sprintf("/dev/pts/%d", n)
+	return ptytest.Open(t)
 }
 
 // linkPTY points the symlink dev at a new PTY's slave.
 func linkPTY(t testing.TB, dev string) *os.File {
 	t.Helper()
-	m, slave := openPTY(t)
-	os.Remove(dev)
-	if err := os.Symlink(slave, dev); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return ptytest.Link(t, dev)
 }
 
 // sensor is the device end of a PTY: it writes frames and decodes the

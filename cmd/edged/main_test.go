@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,7 +87,10 @@ func startEdged(t *testing.T, dir, config string) *edgedProc {
 			p.logs = append(p.logs, rec)
 			p.mu.Unlock()
 			if rec["msg"] == "listening" {
-				if a, ok := rec["address"].(string); ok {
+				// The first network listener: serial ports log
+				// "listening" too, with an address that is no host:port.
+				a, _ := rec["address"].(string)
+				if _, _, err := net.SplitHostPort(a); err == nil {
 					select {
 					case addrc <- a:
 					default:

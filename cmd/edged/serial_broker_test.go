@@ -83,7 +83,7 @@ func TestSerialSensorPubSub(t *testing.T) {
 	}
 	s.send(t, 0, &packet.Disconnect{})
 	s.expectNothing(t, 0, 300*time.Millisecond) // no RESET after DISCONNECT
-	obs.expectNone(t, 0)                       // QoS 2 arrived exactly once
+	obs.expectNone(t, 0)                        // QoS 2 arrived exactly once
 	st := port.ln.Stats()
 	if st.ResetsSent != 0 || st.Dropped() != 0 || st.ConnsOpened != 1 || st.FramesIn != 10 {
 		t.Fatalf("stats %+v", st)

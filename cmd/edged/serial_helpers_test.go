@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -45,6 +46,8 @@ type serialBroker struct {
 	ctx    context.Context
 	serves sync.WaitGroup
 	errc   chan error // Serve results
+	mu     sync.Mutex
+	ports  []*serialio.Listener // closed after Shutdown
 }
 
 // startSerialBroker starts a broker without a store (sessions in memory);
@@ -70,9 +73,14 @@ func startSerialBroker(tb testing.TB) *serialBroker {
 		}
 		cancel()
 		sb.serves.Wait()
+		sb.mu.Lock()
+		for _, ln := range sb.ports {
+			ln.Close()
+		}
+		sb.mu.Unlock()
 		close(sb.errc)
 		for err := range sb.errc {
-			if err != nil {
+			if err != nil && !errors.Is(err, broker.ErrServerClosed) {
 				tb.Errorf("Serve: %v", err)
 			}
 		}
@@ -110,7 +118,11 @@ func (sb *serialBroker) addPort(tb testing.TB, name string, cfg serialio.Config)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { ln.Close() })
+	// Closed by the broker's cleanup after Shutdown: closing it first would
+	// end Serve with an error, as it would in main.
+	sb.mu.Lock()
+	sb.ports = append(sb.ports, ln)
+	sb.mu.Unlock()
 	waitPortOpen(tb, ln, 1)
 	sb.serve(ln, name)
 	return &serialPort{ln: ln, dev: dev, master: m}
