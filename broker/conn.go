@@ -94,11 +94,19 @@ func newConn(s *Server, nc net.Conn, o listenerOpts) *conn {
 }
 
 // close ends the connection at once. The first reason given wins.
+//
+// It is called with broker locks held and from the store's goroutine, so it
+// must not block: instead of closing the socket (a TLS close_notify or a
+// serial RESET frame can block on the peer) it only marks the connection
+// closed and sets past deadlines, which wake the reader and the writer. The
+// reader's cleanup closes the socket, holding no lock.
 func (c *conn) close(r closeReason) {
 	c.closeOnce.Do(func() {
 		c.reason.Store(int32(r))
 		close(c.closed)
-		c.nc.Close()
+		past := time.Unix(1, 0)
+		c.nc.SetReadDeadline(past)
+		c.nc.SetWriteDeadline(past)
 	})
 }
 
@@ -237,6 +245,11 @@ func (c *conn) readLoop(ctx context.Context) {
 func (c *conn) serve(ctx context.Context) closeReason {
 	br := bufio.NewReaderSize(countingReader{c.nc, &c.s.stats.bytesReceived}, 1024)
 	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectTimeout))
+	if c.isClosed() {
+		// Checked after the deadline is set: close sets a past one after
+		// marking, so either this sees it or the read wakes at once.
+		return closeReason(c.reason.Load())
+	}
 	p, err := packet.Read(br, min(maxPreConnectSize, c.s.cfg.Limits.MaxPacketSize))
 	if err != nil {
 		if r, ok := packet.ReasonOf(err); ok {
@@ -265,6 +278,9 @@ func (c *conn) serve(ctx context.Context) closeReason {
 			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
 		} else {
 			c.nc.SetReadDeadline(time.Time{})
+		}
+		if c.isClosed() {
+			return closeReason(c.reason.Load())
 		}
 		p, err := packet.Read(br, c.s.cfg.Limits.MaxPacketSize)
 		if err != nil {
@@ -321,6 +337,7 @@ func (c *conn) cleanup(reason closeReason) {
 		<-c.writerDone
 	}
 	c.close(reason)
+	c.nc.Close() // the only place the socket is closed; no lock is held
 	if r := closeReason(c.reason.Load()); r != closeNone {
 		reason = r
 	}
@@ -330,7 +347,7 @@ func (c *conn) cleanup(reason closeReason) {
 			// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8];
 			// DISCONNECT discards it [MQTT-3.14.4-3].
 			if c.s.allowed(&c.info, Publish, c.will.topic) {
-				c.s.route(c.will, nil, nil)
+				c.s.route(c.will, nil, nil, nil)
 			}
 		}
 		c.log.Info("client disconnected", "reason", reason.String())
@@ -411,6 +428,23 @@ func (c *conn) pendingAck(p packet.Packet) (*ackEntry, bool) {
 		return nil, false
 	}
 	return c.acks.add(p, false, true), true
+}
+
+// ackNow queues an acknowledgement that may go out as soon as those before
+// it have. It holds a commitSem slot like the others, so a client cannot
+// pile up acknowledgements (a PINGREQ flood) behind one waiting for the
+// store; it reports false if the connection closed while waiting.
+func (c *conn) ackNow(p packet.Packet) bool {
+	if c.isClosed() {
+		return false
+	}
+	select {
+	case c.commitSem <- struct{}{}:
+	case <-c.closed:
+		return false
+	}
+	c.acks.add(p, true, true)
+	return true
 }
 
 // committed is the done callback of a store commit that an acknowledgement

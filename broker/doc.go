@@ -32,11 +32,26 @@
 // The broker keeps the authoritative state in memory and hands the Store
 // every mutation that must survive a restart: a message routed to a
 // persistent session (stored once, referenced per session), packet ids, QoS
-// 2 inbound ids, subscriptions and retained messages. A PUBACK or PUBREC is
-// sent only from the store's commit callback, so it never precedes the
-// commit, and acknowledgements leave in the order their PUBLISH packets
-// arrived (ackQueue). A publisher with too many acknowledgements waiting for
-// the store is not read from until the store catches up.
+// 2 inbound ids, subscriptions and retained messages. Whatever tells a
+// client that state changed waits for the commit holding the change:
+//
+//   - PUBACK and PUBREC (the message is stored), PUBCOMP (the QoS 2 id is
+//     released: the client may reuse it at once), SUBACK and UNSUBACK;
+//   - to a persistent session, a QoS 2 PUBLISH (its packet id is stored, so
+//     a re-send after a crash carries the same id) and PUBREL (the PUBREC is
+//     stored, so the PUBLISH is never re-sent after it); QoS 1 messages
+//     queue behind such a write to keep the order.
+//
+// Acknowledgements leave in the order their packets arrived (ackQueue).
+// Every queued acknowledgement holds one of maxPendingAcks slots: a client
+// with that many outstanding is not read from until the store catches up,
+// which pushes back through TCP instead of growing memory.
+//
+// A new subscription takes effect when its SUBACK is queued: under routeMu
+// the filters enter the topic tree, SUBACK is queued, then the matching
+// retained messages. A message routed before is only in the retained store;
+// one routed after is delivered live. The client never gets a message twice
+// or a stale retained value after a newer live one.
 //
 // # Lock order
 //
@@ -48,9 +63,10 @@
 // them in memory order: routing a message, acknowledging a persisted one,
 // creating, changing and deleting persistent sessions. It is held across the
 // store's Commit call, which never blocks. The store's done callbacks run on
-// the store's goroutine and take only session.mu, conn locks and, for
-// retained messages after a SUBACK, routeMu: none of which is ever held
-// while waiting for the store. No lock is held during network I/O.
+// the store's goroutine and take routeMu, session.mu and conn locks, none of
+// which is ever held while waiting for the store. No lock is held during
+// network I/O: closing a connection under a lock only marks it and sets past
+// deadlines; its reader closes the socket afterwards.
 //
 // # Choices where the specification leaves room
 //
@@ -67,4 +83,10 @@
 //   - Retained messages sent because of a new subscription are not written
 //     to the session's stored queue: after a restart they are still in the
 //     retained store.
+//   - A will is published when the server shuts down too: the client's
+//     connection ended without DISCONNECT.
+//   - When the store fails to commit a QoS 2 message (disk full), the
+//     publisher gets no PUBREC and its re-send is routed again: subscribers
+//     that got the first copy in memory may get it twice. edged prefers a
+//     duplicate to a loss.
 package broker

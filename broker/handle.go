@@ -161,6 +161,7 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 // It needs routeMu and s.mu.
 func (s *Server) discardLocked(ss *session) {
 	ss.mu.Lock()
+	ss.gone = true
 	for f := range ss.subs {
 		s.topics.unsubscribe(ss, f)
 	}
@@ -216,21 +217,29 @@ func (c *conn) handle(p packet.Packet) closeReason {
 	case *packet.Pubcomp:
 		ss.update(func() { ss.ackLocked(packet.PUBCOMP, p.PacketID) }, nil)
 	case *packet.Pubrel:
+		// PUBCOMP even for an unknown id: the client may be completing a
+		// flow whose state the server already dropped [MQTT-4.3.3-2]. It
+		// goes out only once the id's release is durable: the client may
+		// reuse the id at once, and a restart that still remembered it
+		// would swallow the new message as a duplicate.
+		e, ok := c.pendingAck(&packet.Pubcomp{PacketID: p.PacketID})
+		if !ok {
+			return closeReason(c.reason.Load())
+		}
 		ss.update(func() {
 			if _, ok := ss.inbound[p.PacketID]; ok {
 				delete(ss.inbound, p.PacketID)
 				ss.opLocked(persist.DeleteInbound{ClientID: ss.id, PacketID: p.PacketID})
 			}
-		}, nil)
-		// PUBCOMP even for an unknown id: the client may be completing a
-		// flow whose state the server already dropped [MQTT-4.3.3-2].
-		c.acks.add(&packet.Pubcomp{PacketID: p.PacketID}, true, false)
+		}, func(err error) { c.committed(e, err) })
 	case *packet.Subscribe:
 		return c.subscribe(p)
 	case *packet.Unsubscribe:
 		return c.unsubscribe(p)
 	case *packet.Pingreq:
-		c.acks.add(&packet.Pingresp{}, true, false) // [MQTT-3.12.4-1]
+		if !c.ackNow(&packet.Pingresp{}) { // [MQTT-3.12.4-1]
+			return closeReason(c.reason.Load())
+		}
 	case *packet.Disconnect:
 		return closeDisconnect
 	case *packet.Connect:
@@ -254,7 +263,7 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 	switch p.QoS {
 	case 0:
 		if allowed {
-			c.s.route(m, nil, nil)
+			c.s.route(m, nil, nil, nil)
 		}
 	case 1:
 		e, ok := c.pendingAck(&packet.Puback{PacketID: p.PacketID})
@@ -268,7 +277,7 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 		}
 		// Method A of [MQTT-4.3.2]: the message is stored (where it must
 		// outlive the connection) before PUBACK.
-		c.s.route(m, nil, done)
+		c.s.route(m, nil, nil, done)
 	case 2:
 		return c.publishQoS2(p, m, allowed)
 	}
@@ -292,7 +301,9 @@ func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeRea
 	committed, seen := ss.inbound[pid]
 	ss.mu.Unlock()
 	if seen && committed {
-		c.acks.add(&packet.Pubrec{PacketID: pid}, true, false)
+		if !c.ackNow(&packet.Pubrec{PacketID: pid}) {
+			return closeReason(c.reason.Load())
+		}
 		return closeNone
 	}
 	e, ok := c.pendingAck(&packet.Pubrec{PacketID: pid})
@@ -345,7 +356,7 @@ func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeRea
 		}, done)
 		return closeNone
 	}
-	c.s.route(m, extra, done)
+	c.s.route(m, ss, extra, done)
 	return closeNone
 }
 
@@ -369,56 +380,66 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
-	// The subscriptions go into the tree under routeMu, which route also
-	// holds while it matches, so every message is either routed before the
-	// subscription exists (and, if retained, sent by sendRetained) or after
-	// (and delivered live): never both, never neither.
 	s := c.s
-	var subSeq uint64
-	done := func(err error) {
-		c.committed(e, err)
-		if err == nil {
-			c.sendRetained(granted, subSeq)
-		}
-	}
 	s.routeMu.Lock()
 	ss.mu.Lock()
+	if ss.conn != c {
+		// Taken over between reading and handling: the session is not this
+		// connection's any more (and may have been discarded).
+		ss.mu.Unlock()
+		s.routeMu.Unlock()
+		return closeTakeover
+	}
 	for _, g := range granted {
 		// A subscription to an existing filter replaces it
 		// [MQTT-3.8.4-3].
 		ss.subs[g.Filter] = g.QoS
-		s.topics.subscribe(ss, g.Filter, g.QoS)
 	}
-	subSeq = s.routeSeq
 	if len(granted) > 0 {
 		ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
 	}
 	ss.mu.Unlock()
-	committed := s.commitLocked(done)
+	committed := s.commitLocked(func(err error) { c.subscribed(e, granted, err) })
 	s.routeMu.Unlock()
 	if !committed {
-		done(nil)
+		c.subscribed(e, granted, nil)
 	}
 	return closeNone
 }
 
-// sendRetained delivers the retained messages matching newly granted
-// subscriptions, with the retain flag set [MQTT-3.3.1-6] [MQTT-3.8.4-3].
-// Messages routed after the subscription was made (seq >= subSeq) were
-// delivered live and are skipped.
-func (c *conn) sendRetained(granted []packet.Subscription, subSeq uint64) {
-	if len(granted) == 0 {
-		return
-	}
+// subscribed runs once a SUBSCRIBE's subscriptions are durable: it sends
+// SUBACK, then makes the subscriptions live and sends the matching retained
+// messages with the retain flag set [MQTT-3.3.1-6] [MQTT-3.8.4-3], all
+// under routeMu. A message routed before this point is thus in the retained
+// store (if retained) and not delivered live; one routed after is delivered
+// live and, if retained, was not in the store yet: the subscriber sees
+// SUBACK, the retained messages, then live ones, never a stale retained
+// value after a newer live one and never one message twice.
+func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error) {
 	s, ss := c.s, c.sess
 	s.routeMu.Lock()
 	ss.mu.Lock()
-	if ss.conn == c {
+	if !ss.gone {
+		for _, g := range granted {
+			// Unless an UNSUBSCRIBE or another SUBSCRIBE changed it since.
+			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS {
+				s.topics.subscribe(ss, g.Filter, g.QoS)
+			}
+		}
+	}
+	// SUBACK is queued after the subscriptions are live, so a client that
+	// publishes as soon as it has the SUBACK gets its own message, and
+	// before the retained messages, so they follow it.
+	c.committed(e, err)
+	if err == nil && ss.conn == c {
 		for _, g := range granted {
 			for _, m := range s.retained.match(g.Filter) {
-				if m.seq < subSeq {
-					ss.deliverRetainedLocked(m, min(m.qos, g.QoS))
-				}
+				// A copy without the store id: the session's stored queue
+				// does not hold retained deliveries (the retained store
+				// keeps them), and it must not share an id with a live copy.
+				rm := *m
+				rm.id = 0
+				ss.deliverRetainedLocked(&rm, min(m.qos, g.QoS))
 			}
 		}
 	}

@@ -19,7 +19,6 @@ type message struct {
 	retain  bool // as published
 	time    int64
 	origin  string // the bridge it came from, if any; not persisted
-	seq     uint64 // routing order (Server.routeSeq); 0 for restored messages
 }
 
 func (m *message) size() int64 { return int64(len(m.topic) + len(m.payload)) }

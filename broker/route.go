@@ -11,12 +11,26 @@ import (
 // called once they are durable; commitLocked reports false, and does not
 // call done, when there was nothing to commit. It needs routeMu.
 func (s *Server) commitLocked(done func(error)) bool {
-	if len(s.pendingOps) == 0 || s.store == nil {
+	if s.store == nil || (len(s.pendingOps) == 0 && len(s.afterCommit) == 0) {
 		s.pendingOps = s.pendingOps[:0]
 		return false
 	}
+	// With only deferred writes and no ops, the empty commit is an ordering
+	// barrier: its done runs after every earlier commit's.
 	ops := s.pendingOps
 	s.pendingOps = nil
+	if after := s.afterCommit; len(after) > 0 {
+		s.afterCommit = nil
+		inner := done
+		done = func(err error) {
+			for _, f := range after {
+				f()
+			}
+			if inner != nil {
+				inner(err)
+			}
+		}
+	}
 	s.store.Commit(ops, done)
 	return true
 }
@@ -28,24 +42,22 @@ type target struct {
 
 // route delivers m to every session with a matching subscription and
 // updates the retained store. extra ops (a publisher's QoS 2 state) join the
-// same commit. If anything had to be committed, done is called from the
+// same commit unless their session, owner, has been discarded meanwhile. If anything had to be committed, done is called from the
 // store once it is durable; otherwise route calls done itself before it
 // returns. done may be nil.
 //
 // Everything happens under routeMu, and the commit is handed to the store
 // before routeMu is released, so no acknowledgement of this message by a
 // subscriber (which also needs routeMu) can reach the store first.
-func (s *Server) route(m *message, extra []persist.Op, done func(error)) {
+func (s *Server) route(m *message, owner *session, extra []persist.Op, done func(error)) {
 	sys := strings.HasPrefix(m.topic, "$")
 	s.routeMu.Lock()
 	// Matching under routeMu orders this message against subscriptions
-	// being made (see conn.subscribe).
+	// being made live (see conn.subscribed).
 	var targets []target
 	s.topics.match(m.topic, func(ss *session, granted byte) {
 		targets = append(targets, target{ss, min(m.qos, granted)})
 	})
-	m.seq = s.routeSeq
-	s.routeSeq++
 	if m.time == 0 {
 		m.time = time.Now().UnixNano()
 	}
@@ -63,7 +75,9 @@ func (s *Server) route(m *message, extra []persist.Op, done func(error)) {
 		s.nextMsgID++
 		s.pendingOps = append(s.pendingOps, persist.PutMessage{ID: m.id, Msg: m.record()})
 	}
-	s.pendingOps = append(s.pendingOps, extra...)
+	if len(extra) > 0 && !owner.isGone() {
+		s.pendingOps = append(s.pendingOps, extra...)
+	}
 	if m.retain {
 		// A retained message with an empty payload removes the topic's
 		// retained message and is not stored [MQTT-3.3.1-10] [MQTT-3.3.1-11].
@@ -137,5 +151,5 @@ func removePutMessage(ops []persist.Op) []persist.Op {
 // must be.
 func (s *Server) Publish(topic string, payload []byte, qos byte, retain bool, done func(error)) {
 	s.stats.msgsReceived.Add(1)
-	s.route(&message{topic: topic, payload: payload, qos: min(qos, 2), retain: retain}, nil, done)
+	s.route(&message{topic: topic, payload: payload, qos: min(qos, 2), retain: retain}, nil, nil, done)
 }

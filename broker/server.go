@@ -30,7 +30,9 @@ type Server struct {
 	nextMsgID  uint64       // guarded by routeMu
 	pendingOps []persist.Op // guarded by routeMu: the commit being built
 	taps       []*tap       // guarded by routeMu
-	routeSeq   uint64       // guarded by routeMu: the next message's routing order
+	// afterCommit, guarded by routeMu, holds writes that must wait for the
+	// commit being built (see session.writeAfterCommitLocked).
+	afterCommit []func()
 
 	mu       sync.Mutex // guards sessions, conns, listeners, closing
 	sessions map[string]*session
@@ -84,7 +86,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.storeWarn.every = 10 * time.Second
 	s.nextMsgID = 1
-	s.routeSeq = 1
 	if s.store != nil {
 		snap, err := s.store.Load()
 		if err != nil {

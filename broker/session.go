@@ -32,6 +32,14 @@ type session struct {
 	inboundWaiters map[uint16][]func(error)
 	lastSeen       int64 // Unix seconds of the last disconnect; 0 while online
 	dropped        uint64
+	// gone is set when the session is discarded (clean start, expiry): a
+	// connection that still holds it must not bring it back to the store.
+	gone bool
+	// deferred counts writes to deferredFor waiting for a commit (see
+	// writeAfterCommitLocked); while there are any, later QoS 1/2 writes
+	// queue behind them so the client sees messages in order.
+	deferred    int
+	deferredFor *conn
 }
 
 func newSession(s *Server, id string, clean bool) *session {
@@ -49,11 +57,54 @@ func newSession(s *Server, id string, clean bool) *session {
 
 func (ss *session) persistent() bool { return !ss.clean && ss.s.store != nil }
 
+// isGone reports whether the session was discarded; a nil session is not.
+func (ss *session) isGone() bool {
+	if ss == nil {
+		return false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.gone
+}
+
 // opLocked hands a store op to the commit being built. It needs routeMu.
 func (ss *session) opLocked(op persist.Op) {
-	if ss.persistent() {
+	if ss.persistent() && !ss.gone {
 		ss.s.pendingOps = append(ss.s.pendingOps, op)
 	}
+}
+
+// writeAfterCommitLocked writes p to the current connection once the ops
+// built so far under routeMu are committed, for a state change the client
+// must not see before it is durable. It needs routeMu when the session is
+// persistent.
+func (ss *session) writeAfterCommitLocked(p packet.Packet) {
+	if !ss.persistent() || ss.gone {
+		ss.writeLocked(p)
+		return
+	}
+	c := ss.conn
+	if ss.deferredFor != c {
+		ss.deferredFor, ss.deferred = c, 0
+	}
+	ss.deferred++
+	ss.s.afterCommit = append(ss.s.afterCommit, func() {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		// A new connection has had everything in flight re-sent already.
+		if c != nil && ss.conn == c {
+			ss.writeLocked(p)
+		}
+		if ss.deferredFor == c {
+			ss.deferred--
+		}
+	})
+}
+
+// hasDeferredLocked reports whether writes to the current connection are
+// waiting for a commit.
+func (ss *session) hasDeferredLocked() bool {
+	return ss.deferred > 0 && ss.deferredFor == ss.conn
 }
 
 // deliverLocked takes message m for this session at delivery QoS qos. QoS 0
@@ -108,6 +159,15 @@ func (ss *session) sendLocked(om *outMsg) {
 	ss.inflight = append(ss.inflight, om)
 	if om.msg.id != 0 {
 		ss.opLocked(persist.SetInflight{ClientID: ss.id, MsgID: om.msg.id, PacketID: om.pid})
+	}
+	// A QoS 2 message goes out only once its packet id is durable: after a
+	// crash it is re-sent with that id and DUP, and the client recognises
+	// it; under a new id it would be a second delivery. (A QoS 1 message
+	// may arrive twice anyway, but waits behind a QoS 2 one to keep the
+	// order.)
+	if (om.qos == 2 && om.msg.id != 0) || ss.hasDeferredLocked() {
+		ss.writeAfterCommitLocked(om.publish(false))
+		return
 	}
 	ss.writeLocked(om.publish(false))
 }
@@ -181,12 +241,17 @@ func (ss *session) ackLocked(t packet.Type, pid uint16) {
 		}
 		ss.fillLocked()
 	case t == packet.PUBREC && om.qos == 2:
-		if !om.pubrel {
+		if !om.pubrel && om.msg.id != 0 {
 			om.pubrel = true
-			if om.msg.id != 0 {
-				ss.opLocked(persist.SetInflight{ClientID: ss.id, MsgID: om.msg.id, PacketID: pid, Pubrel: true})
-			}
+			ss.opLocked(persist.SetInflight{ClientID: ss.id, MsgID: om.msg.id, PacketID: pid, Pubrel: true})
+			// PUBREL only once that is durable: a crash before it would
+			// re-send the PUBLISH after the client completed the flow and
+			// forgot the id [MQTT-4.3.3-1]. Dones run in commit order, so
+			// PUBRELs keep the order of their PUBRECs [MQTT-4.6.0-4].
+			ss.writeAfterCommitLocked(&packet.Pubrel{PacketID: pid})
+			return
 		}
+		om.pubrel = true
 		// A PUBREC repeated after a resend gets its PUBREL again.
 		ss.writeLocked(&packet.Pubrel{PacketID: pid})
 	}

@@ -115,7 +115,7 @@ func (s *Server) publishSys() {
 // publishInternal routes a broker-made retained QoS 0 message without
 // counting it as received.
 func (s *Server) publishInternal(topic string, payload []byte) {
-	s.route(&message{topic: topic, payload: payload, retain: true}, nil, nil)
+	s.route(&message{topic: topic, payload: payload, retain: true}, nil, nil, nil)
 }
 
 // expireSessions removes persistent sessions offline longer than

@@ -65,5 +65,5 @@ func (s *Server) tapsLocked(m *message) []*tap {
 // name): taps named origin do not receive it.
 func (s *Server) PublishFrom(origin, topic string, payload []byte, qos byte, retain bool, done func(error)) {
 	s.stats.msgsReceived.Add(1)
-	s.route(&message{topic: topic, payload: payload, qos: min(qos, 2), retain: retain, origin: origin}, nil, done)
+	s.route(&message{topic: topic, payload: payload, qos: min(qos, 2), retain: retain, origin: origin}, nil, nil, done)
 }
