@@ -45,6 +45,7 @@ usage:
   edged passwd -D FILE USER       remove a user
   edged db check [-c FILE]        check the store in data_dir for damage
   edged db compact [-c FILE]      rewrite the store without free pages (edged must be stopped)
+  edged serial-ports              list serial ports with USB ids and stable /dev/serial/by-id names
   edged version                   print the version
 `
 
@@ -81,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "edged", version)
 		return 0
+	case "serial-ports":
+		return serialPorts(stdout, stderr)
 	case "check-config":
 		if _, err := loadConfig(*cfgPath); err != nil {
 			fmt.Fprintln(stderr, "edged: invalid configuration:")
@@ -304,6 +307,38 @@ func serve(cfg *Config, log *slog.Logger) error {
 		log.Warn("shutdown did not drain in time", "error", serr)
 	}
 	return err
+}
+
+// serialPorts implements `edged serial-ports`: one line per port, with the
+// /dev/serial/by-id name to put in the config file, since ttyUSB numbers
+// change between boots.
+func serialPorts(stdout, stderr io.Writer) int {
+	ports, err := serialio.Ports()
+	if err != nil {
+		fmt.Fprintf(stderr, "edged serial-ports: %v\n", err)
+		return 1
+	}
+	if len(ports) == 0 {
+		fmt.Fprintln(stdout, "no serial ports found")
+		return 0
+	}
+	for _, p := range ports {
+		line := p.Path
+		if p.IsUSB {
+			line += fmt.Sprintf("  usb %s:%s", p.VID, p.PID)
+			if p.SerialNumber != "" {
+				line += " serial " + p.SerialNumber
+			}
+			if desc := strings.TrimSpace(p.Manufacturer + " " + p.Product); desc != "" {
+				line += " (" + desc + ")"
+			}
+		}
+		fmt.Fprintln(stdout, line)
+		for _, id := range p.ByID {
+			fmt.Fprintln(stdout, "    "+id)
+		}
+	}
+	return 0
 }
 
 // passwdCommand implements `edged passwd`.
