@@ -86,11 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serialPorts(stdout, stderr)
 	case "check-config":
 		if _, err := loadConfig(*cfgPath); err != nil {
-			fmt.Fprintln(stderr, "edged: invalid configuration:")
-			for _, e := range flatten(err) {
-				fmt.Fprintln(stderr, "  "+e.Error())
-			}
-			return 1
+			return configError(stderr, err)
 		}
 		name := *cfgPath
 		if name == "" {
@@ -101,11 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "db check", "db compact":
 		cfg, err := loadConfig(*cfgPath)
 		if err != nil {
-			fmt.Fprintln(stderr, "edged: invalid configuration:")
-			for _, e := range flatten(err) {
-				fmt.Fprintln(stderr, "  "+e.Error())
-			}
-			return 1
+			return configError(stderr, err)
 		}
 		return dbCommand(cmd, storePath(cfg), stdout, stderr)
 	case "", "run":
@@ -115,11 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
-		fmt.Fprintln(stderr, "edged: invalid configuration:")
-		for _, e := range flatten(err) {
-			fmt.Fprintln(stderr, "  "+e.Error())
-		}
-		return 1
+		return configError(stderr, err)
 	}
 	log := newLogger(cfg.Log, stderr)
 	if err := serve(cfg, log); err != nil {
@@ -127,6 +115,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// configError prints every configuration problem, one per line, and
+// returns the exit status for it.
+func configError(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, "edged: invalid configuration:")
+	for _, e := range flatten(err) {
+		fmt.Fprintln(stderr, "  "+e.Error())
+	}
+	return 1
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
