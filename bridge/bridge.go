@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -288,6 +290,11 @@ func (br *Bridge) publishSys() {
 // is not durable yet. last is the Seq of the last entry read (after, if
 // none) and end reports that the end of the queue was reached.
 func (br *Bridge) read(after uint64, n int) (es []Entry, last uint64, end bool, err error) {
+	// Snapshot before reading: a seq that leaves deleting before this point
+	// is durably deleted, so Read cannot return it.
+	br.mu.Lock()
+	skip := maps.Clone(br.deleting)
+	br.mu.Unlock()
 	es, err = br.queue.Read(after, n)
 	if err != nil {
 		return nil, after, false, fmt.Errorf("reading queue: %w", err)
@@ -296,17 +303,9 @@ func (br *Bridge) read(after uint64, n int) (es []Entry, last uint64, end bool, 
 	if len(es) > 0 {
 		last = es[len(es)-1].Seq
 	}
-	br.mu.Lock()
-	if len(br.deleting) > 0 {
-		out := es[:0]
-		for _, e := range es {
-			if _, ok := br.deleting[e.Seq]; !ok {
-				out = append(out, e)
-			}
-		}
-		es = out
+	if len(skip) > 0 {
+		es = slices.DeleteFunc(es, func(e Entry) bool { _, ok := skip[e.Seq]; return ok })
 	}
-	br.mu.Unlock()
 	return es, last, end, nil
 }
 

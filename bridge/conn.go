@@ -46,11 +46,31 @@ func (cs *connState) failed() bool {
 func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	cs := newConnState()
 	acks := newAcker()
-	client, err := br.connect(ctx, cs, acks)
+	client, seeds, err := br.connect(ctx, cs, acks)
 	if err != nil {
 		return time.Time{}, err
 	}
 	upAt = time.Now()
+	// paho does not claim the ids of the PUBRELs it resends: send nothing
+	// that takes a packet id before every one of them got its PUBCOMP.
+	// An upstream that never completes them is treated like a failed
+	// connection attempt.
+	seedWait := time.NewTimer(br.cfg.ConnectTimeout)
+	select {
+	case <-seeds.empty:
+		seedWait.Stop()
+	case <-seedWait.C:
+		client.Disconnect(0)
+		return upAt, errors.New("upstream did not complete the re-sent PUBRELs")
+	case <-cs.done:
+		seedWait.Stop()
+		client.Disconnect(0)
+		return upAt, cs.err
+	case <-ctx.Done():
+		seedWait.Stop()
+		client.Disconnect(0)
+		return upAt, nil
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { acks.run(cs.done) })
@@ -118,7 +138,7 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 
 // connect dials and performs the MQTT handshake with a new paho client.
 // paho is transport only: no automatic reconnect, no store of its own.
-func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt.Client, error) {
+func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt.Client, *seedStore, error) {
 	persistent := len(br.rules.in) > 0
 	var (
 		mu       sync.Mutex
@@ -153,7 +173,8 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	if persistent {
 		stale = br.staleQoS2
 	}
-	opts.SetStore(newSeedStore(stale))
+	seeds := newSeedStore(stale)
+	opts.SetStore(seeds)
 	if br.cfg.NotificationTopic != "-" {
 		opts.SetBinaryWill(br.cfg.NotificationTopic, []byte("0"), 1, true)
 	}
@@ -186,15 +207,15 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 		if br.private && errors.Is(err, packets.ErrorRefusedBadProtocolVersion) {
 			br.private = false
 			br.log.Info("upstream refused bridge mode (protocol level 0x84); using plain MQTT 3.1.1", "error", err)
-			return nil, errRetryNow
+			return nil, nil, errRetryNow
 		}
-		return nil, fmt.Errorf("connecting to %s: %w", br.cfg.Address, err)
+		return nil, nil, fmt.Errorf("connecting to %s: %w", br.cfg.Address, err)
 	}
 	if ctx.Err() != nil {
 		client.Disconnect(0)
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
-	return client, nil
+	return client, seeds, nil
 }
 
 func (br *Bridge) dial(ctx context.Context) (net.Conn, error) {
@@ -321,9 +342,10 @@ func (a *acker) run(stop <-chan struct{}) {
 // upstream broker would take a new publish that reuses such an id for the
 // duplicate of the old one and drop it.
 type seedStore struct {
-	mu   sync.Mutex
-	keys []string // in the order the publishes were first sent
-	pkts map[string]packets.ControlPacket
+	mu    sync.Mutex
+	keys  []string // in the order the publishes were first sent
+	pkts  map[string]packets.ControlPacket
+	empty chan struct{} // closed once every seeded PUBREL got its PUBCOMP
 }
 
 var _ mqtt.Store = (*seedStore)(nil)
@@ -331,7 +353,7 @@ var _ mqtt.Store = (*seedStore)(nil)
 // newSeedStore seeds PUBRELs for ids, in order: the upstream broker
 // releases the messages it holds in the order of the PUBRELs.
 func newSeedStore(ids []uint16) *seedStore {
-	s := &seedStore{pkts: make(map[string]packets.ControlPacket, len(ids))}
+	s := &seedStore{pkts: make(map[string]packets.ControlPacket, len(ids)), empty: make(chan struct{})}
 	for _, id := range ids {
 		p := packets.NewControlPacket(packets.Pubrel).(*packets.PubrelPacket)
 		p.MessageID = id
@@ -341,6 +363,7 @@ func newSeedStore(ids []uint16) *seedStore {
 		}
 		s.pkts[k] = p
 	}
+	s.checkEmpty()
 	return s
 }
 
@@ -369,6 +392,7 @@ func (s *seedStore) All() []string {
 func (s *seedStore) Del(key string) {
 	s.mu.Lock()
 	delete(s.pkts, key)
+	s.checkEmpty()
 	s.mu.Unlock()
 }
 
@@ -376,5 +400,16 @@ func (s *seedStore) Reset() {
 	s.mu.Lock()
 	clear(s.pkts)
 	s.keys = nil
+	s.checkEmpty()
 	s.mu.Unlock()
+}
+
+func (s *seedStore) checkEmpty() {
+	if len(s.pkts) == 0 {
+		select {
+		case <-s.empty:
+		default:
+			close(s.empty)
+		}
+	}
 }

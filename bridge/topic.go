@@ -59,8 +59,8 @@ func (r rules) subscriptions() map[string]byte {
 // rule that matches; ok is false when none does.
 func (r rules) mapOut(topic string, qos byte) (remote string, q byte, ok bool) {
 	for _, x := range r.out {
-		if t, ok := x.match(topic, x.LocalPrefix); ok {
-			return x.RemotePrefix + t, min(qos, x.QoS), true
+		if r, ok := x.remap(topic, x.LocalPrefix, x.RemotePrefix); ok {
+			return r, min(qos, x.QoS), true
 		}
 	}
 	return "", 0, false
@@ -70,8 +70,8 @@ func (r rules) mapOut(topic string, qos byte) (remote string, q byte, ok bool) {
 // rule that matches; ok is false when none does.
 func (r rules) mapIn(topic string, qos byte) (local string, q byte, ok bool) {
 	for _, x := range r.in {
-		if t, ok := x.match(topic, x.RemotePrefix); ok {
-			return x.LocalPrefix + t, min(qos, x.QoS), true
+		if l, ok := x.remap(topic, x.RemotePrefix, x.LocalPrefix); ok {
+			return l, min(qos, x.QoS), true
 		}
 	}
 	return "", 0, false
@@ -88,4 +88,24 @@ func (x rule) match(topic, prefix string) (string, bool) {
 		return "", false
 	}
 	return t, true
+}
+
+// remap maps topic, which must match from+Pattern (the very filter of the
+// tap or the upstream subscription), to the to side. The parent level that
+// a trailing "#" also matches ("edge" for "edge/#") maps to the other
+// prefix without its '/'.
+func (x rule) remap(topic, from, to string) (string, bool) {
+	if !packet.MatchTopic(from+x.Pattern, topic) {
+		return "", false
+	}
+	if t, ok := strings.CutPrefix(topic, from); ok {
+		if r := to + t; r != "" {
+			return r, true
+		}
+		return "", false
+	}
+	if r := strings.TrimSuffix(to, "/"); topic+"/" == from && r != "" {
+		return r, true
+	}
+	return "", false
 }
