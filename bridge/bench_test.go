@@ -10,6 +10,7 @@ import (
 
 	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/persist"
 )
 
@@ -20,7 +21,7 @@ import (
 //	go test -run '^$' -bench BenchmarkDrain -benchtime 1x ./bridge
 func BenchmarkDrain(b *testing.B) {
 	const backlog = 100_000
-	m := startMosquitto(b)
+	m := testutil.StartMosquitto(b, testutil.MosquittoOptions{})
 	for range b.N {
 		b.StopTimer()
 		dir := b.TempDir()
@@ -32,7 +33,7 @@ func BenchmarkDrain(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cfg := bcfg("cloud", m.addr, bridge.Rule{Pattern: "sensors/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
+		cfg := bcfg("cloud", m.Addr, bridge.Rule{Pattern: "sensors/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
 		cfg.SysInterval = -1
 		br, err := bridge.New(cfg, srv, &queue{db: db, name: bridge.QueueName("cloud")})
 		if err != nil {

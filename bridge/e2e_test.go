@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/bridge"
+	"github.com/edged/edged/internal/testutil"
 )
 
 func TestOutRule(t *testing.T) {
@@ -46,7 +47,7 @@ func TestOutRule(t *testing.T) {
 					t.Errorf("unexpected upstream message %+v", m)
 				}
 			}
-			waitFor(t, 5*time.Second, func() error {
+			testutil.WaitFor(t, 5*time.Second, func() error {
 				if st := l.stats("cloud"); st.Len != 0 {
 					return fmt.Errorf("queue holds %d", st.Len)
 				}
@@ -54,7 +55,7 @@ func TestOutRule(t *testing.T) {
 			})
 			// $SYS reports what was sent.
 			ls := subscribe(t, l.addr, "local-sys", true, "$SYS/broker/bridge/cloud/#", 0)
-			waitFor(t, 5*time.Second, func() error {
+			testutil.WaitFor(t, 5*time.Second, func() error {
 				got := map[string]string{}
 				for _, m := range ls.snapshot() {
 					got[m.topic] = m.payload
@@ -75,12 +76,12 @@ func TestInRule(t *testing.T) {
 		t.Run(up.name, func(t *testing.T) {
 			t.Parallel()
 			uaddr := up.start(t)
-			px := startProxy(t, uaddr)
-			cfg := bcfg("cloud", px.addr(),
+			px := testutil.StartProxy(t, uaddr)
+			cfg := bcfg("cloud", px.Addr(),
 				bridge.Rule{Pattern: "cmd/#", Direction: bridge.In, QoS: 1, LocalPrefix: "dev/", RemotePrefix: "site1/"})
 			l := startLocal(t, t.TempDir(), cfg)
 			ls := subscribe(t, l.addr, "local-app", true, "dev/#", 1)
-			waitFor(t, 5*time.Second, func() error {
+			testutil.WaitFor(t, 5*time.Second, func() error {
 				if !l.bridges[0].Connected() {
 					return fmt.Errorf("not connected")
 				}
@@ -93,8 +94,8 @@ func TestInRule(t *testing.T) {
 
 			// Commands sent while the link is down arrive afterwards: the
 			// upstream session is persistent.
-			px.setDown(true)
-			waitFor(t, 5*time.Second, func() error {
+			px.SetDown(true)
+			testutil.WaitFor(t, 5*time.Second, func() error {
 				if l.bridges[0].Connected() {
 					return fmt.Errorf("still connected")
 				}
@@ -103,7 +104,7 @@ func TestInRule(t *testing.T) {
 			for i := 1; i <= 20; i++ {
 				mustPublish(t, cloud, "site1/cmd/a", 1, false, strconv.Itoa(i))
 			}
-			px.setDown(false)
+			px.SetDown(false)
 			ls.waitDistinct(t, 21, 10*time.Second)
 			msgs := ls.snapshot()
 			if _, err := checkOrder(msgs); err != nil {
@@ -133,7 +134,7 @@ func TestBothRuleNoLoop(t *testing.T) {
 			l := startLocal(t, t.TempDir(), bcfg("cloud", uaddr,
 				bridge.Rule{Pattern: "chat/#", Direction: bridge.Both, QoS: 1, RemotePrefix: "r/"}))
 			ls := subscribe(t, l.addr, "local-sub", true, "chat/#", 1)
-			waitFor(t, 5*time.Second, func() error {
+			testutil.WaitFor(t, 5*time.Second, func() error {
 				if !l.bridges[0].Connected() {
 					return fmt.Errorf("not connected")
 				}
@@ -186,22 +187,22 @@ func TestRetainedDeletionWhileDown(t *testing.T) {
 		t.Run(up.name, func(t *testing.T) {
 			t.Parallel()
 			uaddr := up.start(t)
-			px := startProxy(t, uaddr)
-			l := startLocal(t, t.TempDir(), bcfg("cloud", px.addr(),
+			px := testutil.StartProxy(t, uaddr)
+			l := startLocal(t, t.TempDir(), bcfg("cloud", px.Addr(),
 				bridge.Rule{Pattern: "state/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"}))
 			l.publish(t, "state/lamp", []byte("on"), 1, true)
 			l.publish(t, "state/door", []byte("open"), 1, true)
 			s1 := subscribe(t, uaddr, "cloud-sub1", true, "site1/state/#", 1)
 			s1.waitDistinct(t, 2, 5*time.Second)
 
-			px.setDown(true)
+			px.SetDown(true)
 			l.publish(t, "state/lamp", nil, 1, true) // delete
 			l.publish(t, "state/door", []byte("closed"), 1, true)
 			if st := l.stats("cloud"); st.Len != 2 {
 				t.Fatalf("queue holds %d while down, want 2", st.Len)
 			}
-			px.setDown(false)
-			waitFor(t, 10*time.Second, func() error {
+			px.SetDown(false)
+			testutil.WaitFor(t, 10*time.Second, func() error {
 				if st := l.stats("cloud"); st.Len != 0 {
 					return fmt.Errorf("queue holds %d", st.Len)
 				}
@@ -227,10 +228,10 @@ func TestQueueOverflow(t *testing.T) {
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
 			t.Parallel()
-			m := startMosquitto(t)
-			px := startProxy(t, m.addr)
-			px.setDown(true)
-			cfg := bcfg("cloud", px.addr(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1})
+			m := testutil.StartMosquitto(t, testutil.MosquittoOptions{})
+			px := testutil.StartProxy(t, m.Addr)
+			px.SetDown(true)
+			cfg := bcfg("cloud", px.Addr(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1})
 			cfg.Queue = bridge.QueueLimits{MaxMessages: 10, Overflow: tc.policy}
 			l := startLocal(t, t.TempDir(), cfg)
 			for i := range 25 {
@@ -241,7 +242,7 @@ func TestQueueOverflow(t *testing.T) {
 				t.Fatalf("stats = %+v, want 10 queued and 15 dropped", st)
 			}
 			ls := subscribe(t, l.addr, "local-sys", true, "$SYS/broker/bridge/cloud/+", 0)
-			waitFor(t, 5*time.Second, func() error {
+			testutil.WaitFor(t, 5*time.Second, func() error {
 				got := map[string]string{}
 				for _, m := range ls.snapshot() {
 					got[m.topic] = m.payload
@@ -252,8 +253,8 @@ func TestQueueOverflow(t *testing.T) {
 				}
 				return nil
 			})
-			us := subscribe(t, m.addr, "cloud-sub", true, "s/#", 1)
-			px.setDown(false)
+			us := subscribe(t, m.Addr, "cloud-sub", true, "s/#", 1)
+			px.SetDown(false)
 			us.waitDistinct(t, 10, 10*time.Second)
 			time.Sleep(200 * time.Millisecond)
 			got := us.snapshot()
@@ -270,11 +271,11 @@ func TestQueueOverflow(t *testing.T) {
 }
 
 func TestRestartResumes(t *testing.T) {
-	m := startMosquitto(t)
-	px := startProxy(t, m.addr)
-	px.setDown(true)
+	m := testutil.StartMosquitto(t, testutil.MosquittoOptions{})
+	px := testutil.StartProxy(t, m.Addr)
+	px.SetDown(true)
 	dir := t.TempDir()
-	cfg := bcfg("cloud", px.addr(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "up/"})
+	cfg := bcfg("cloud", px.Addr(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "up/"})
 	l := startLocal(t, dir, cfg)
 	const n = 500
 	for i := range n {
@@ -282,8 +283,8 @@ func TestRestartResumes(t *testing.T) {
 	}
 	l.stop()
 
-	us := subscribe(t, m.addr, "cloud-sub", false, "up/#", 1)
-	px.setDown(false)
+	us := subscribe(t, m.Addr, "cloud-sub", false, "up/#", 1)
+	px.SetDown(false)
 	l2 := startLocal(t, dir, cfg)
 	if st := l2.stats("cloud"); st.Len != n && st.Len != 0 {
 		t.Logf("queue after restart: %d", st.Len)
@@ -296,7 +297,7 @@ func TestRestartResumes(t *testing.T) {
 	if dups != 0 {
 		t.Errorf("%d duplicates", dups)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if st := l2.stats("cloud"); st.Len != 0 {
 			return fmt.Errorf("queue holds %d", st.Len)
 		}
@@ -305,9 +306,9 @@ func TestRestartResumes(t *testing.T) {
 }
 
 func TestRateLimitAndNotification(t *testing.T) {
-	m := startMosquitto(t)
-	us := subscribe(t, m.addr, "cloud-sub", true, "site1/#", 1)
-	cfg := bcfg("cloud", m.addr, bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
+	m := testutil.StartMosquitto(t, testutil.MosquittoOptions{})
+	us := subscribe(t, m.Addr, "cloud-sub", true, "site1/#", 1)
+	cfg := bcfg("cloud", m.Addr, bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
 	cfg.RateLimit = 100 // burst 64 (the window), then 100/s
 	l := startLocal(t, t.TempDir(), cfg)
 	start := time.Now()
@@ -331,7 +332,7 @@ func TestRateLimitAndNotification(t *testing.T) {
 		t.Errorf("notification topic = %q while connected, want 1", s)
 	}
 	l.stop()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if s := state(); s != "0" {
 			return fmt.Errorf("notification topic = %q after a clean stop, want 0", s)
 		}

@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +22,7 @@ import (
 
 	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/persist"
 )
 
@@ -198,80 +196,6 @@ func startMochi(t testing.TB, tc *tls.Config) string {
 	return ln.Address()
 }
 
-// mosquitto is a real mosquitto process on a free loopback port.
-type mosquitto struct {
-	addr string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	done chan struct{}
-}
-
-// startMosquitto starts /usr/sbin/mosquitto (the Debian package) with a
-// generated configuration. Without it the test is skipped, or fails when
-// the CI environment variable is set.
-func startMosquitto(t testing.TB) *mosquitto {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr == nil {
-			bin, err = "/usr/sbin/mosquitto", nil
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("mosquitto is required in CI: %v", err)
-		}
-		t.Skipf("mosquitto not installed: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-max_inflight_messages 100
-set_tcp_nodelay true
-log_dest stderr
-log_type error
-log_type warning
-`, port)), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &mosquitto{addr: fmt.Sprintf("127.0.0.1:%d", port), log: new(bytes.Buffer), done: make(chan struct{})}
-	m.cmd = exec.Command(bin, "-c", conf)
-	m.cmd.Stdout = m.log
-	m.cmd.Stderr = m.log
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { m.cmd.Wait(); close(m.done) }()
-	t.Cleanup(func() {
-		m.cmd.Process.Kill()
-		<-m.done
-	})
-	waitFor(t, 10*time.Second, func() error {
-		select {
-		case <-m.done:
-			t.Fatalf("mosquitto exited: %s", m.log)
-		default:
-		}
-		c, err := net.Dial("tcp", m.addr)
-		if err != nil {
-			return err
-		}
-		c.Close()
-		return nil
-	})
-	return m
-}
-
 // upstreams are the two real upstream brokers the end-to-end tests run
 // against.
 var upstreams = []struct {
@@ -279,162 +203,7 @@ var upstreams = []struct {
 	start func(t testing.TB) string
 }{
 	{"mochi", func(t testing.TB) string { return startMochi(t, nil) }},
-	{"mosquitto", func(t testing.TB) string { return startMosquitto(t).addr }},
-}
-
-// proxy sits between a bridge and its upstream and injects faults.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[*pconn]struct{}
-	black  bool // blackholing: accept, forward nothing
-	down   bool // refusing: accept and close at once
-	wg     sync.WaitGroup
-	closed bool
-}
-
-type pconn struct {
-	client, server net.Conn // server is nil for a blackholed connection
-	black          bool
-}
-
-func startProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[*pconn]struct{}{}}
-	p.wg.Go(p.accept)
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down || p.closed {
-			p.mu.Unlock()
-			rst(c)
-			continue
-		}
-		pc := &pconn{client: c, black: p.black}
-		p.conns[pc] = struct{}{}
-		black := p.black
-		p.mu.Unlock()
-		if black {
-			p.wg.Go(func() { p.pipe(pc, c, nil) })
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.drop(pc)
-			continue
-		}
-		p.mu.Lock()
-		pc.server = s
-		p.mu.Unlock()
-		p.wg.Go(func() { p.pipe(pc, c, s) })
-		p.wg.Go(func() { p.pipe(pc, s, c) })
-	}
-}
-
-// pipe copies src to dst unless the connection is blackholed.
-func (p *proxy) pipe(pc *pconn, src, dst net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && dst != nil {
-			p.mu.Lock()
-			black := pc.black
-			p.mu.Unlock()
-			if !black {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					err = werr
-				}
-			}
-		}
-		if err != nil {
-			p.drop(pc)
-			return
-		}
-	}
-}
-
-func (p *proxy) drop(pc *pconn) {
-	p.mu.Lock()
-	delete(p.conns, pc)
-	p.mu.Unlock()
-	rst(pc.client)
-	if pc.server != nil {
-		rst(pc.server)
-	}
-}
-
-func rst(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
-	c.Close()
-}
-
-// reset resets every connection.
-func (p *proxy) reset() {
-	p.mu.Lock()
-	var all []*pconn
-	for pc := range p.conns {
-		all = append(all, pc)
-	}
-	p.mu.Unlock()
-	for _, pc := range all {
-		p.drop(pc)
-	}
-}
-
-// blackhole silently stops forwarding on every connection, present and
-// new, until unblackholed, which then resets the connections that were
-// blackholed (as a real link's TCP connections are dead by then).
-func (p *proxy) blackhole(on bool) {
-	p.mu.Lock()
-	p.black = on
-	var dead []*pconn
-	for pc := range p.conns {
-		if on {
-			pc.black = true
-		} else if pc.black {
-			dead = append(dead, pc)
-		}
-	}
-	p.mu.Unlock()
-	for _, pc := range dead {
-		p.drop(pc)
-	}
-}
-
-// setDown refuses connections while on, and resets the present ones.
-func (p *proxy) setDown(on bool) {
-	p.mu.Lock()
-	p.down = on
-	p.mu.Unlock()
-	if on {
-		p.reset()
-	}
-}
-
-func (p *proxy) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	p.ln.Close()
-	p.reset()
-	p.wg.Wait()
+	{"mosquitto", func(t testing.TB) string { return testutil.StartMosquitto(t, testutil.MosquittoOptions{}).Addr }},
 }
 
 // sub is a paho client that records what it receives.
@@ -507,7 +276,7 @@ func (s *sub) distinct() int {
 // waitCount waits until s has received n distinct messages.
 func (s *sub) waitDistinct(t testing.TB, n int, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, func() error {
+	testutil.WaitFor(t, timeout, func() error {
 		if d := s.distinct(); d < n {
 			return fmt.Errorf("received %d distinct messages, want %d", d, n)
 		}
@@ -530,22 +299,6 @@ func mustPublish(t testing.TB, c mqtt.Client, topic string, qos byte, retain boo
 	t.Helper()
 	if tok := c.Publish(topic, qos, retain, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("publishing %s: %v", topic, tok.Error())
-	}
-}
-
-// waitFor polls fn until it returns nil or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

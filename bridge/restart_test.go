@@ -1,12 +1,9 @@
 package bridge_test
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edged/edged/bridge"
+	"github.com/edged/edged/internal/testutil"
 )
 
 // pmosqInflight is max_inflight_messages of the persistent mosquitto: after
@@ -36,12 +34,12 @@ func TestUpstreamRestart(t *testing.T) {
 }
 
 func testUpstreamRestart(t *testing.T, sig syscall.Signal) {
-	m := startPersistentMosquitto(t)
+	m := testutil.StartMosquitto(t, testutil.MosquittoOptions{Persistence: true, MaxInflight: pmosqInflight, LogAll: true})
 	// The proxy only keeps the bridge away from the restarted mosquitto
 	// until a command was published there; mosquitto's port is the same.
-	px := startProxy(t, m.addr)
-	us := subscribeDup(t, m.addr, "cloud-sub", "site1/s/#")
-	cfg := bcfg("cloud", px.addr(),
+	px := testutil.StartProxy(t, m.Addr)
+	us := subscribeDup(t, m.Addr, "cloud-sub", "site1/s/#")
+	cfg := bcfg("cloud", px.Addr(),
 		bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"},
 		bridge.Rule{Pattern: "cmd/#", Direction: bridge.In, QoS: 1, LocalPrefix: "dev/", RemotePrefix: "site1/"})
 	cfg.Window = 32
@@ -49,15 +47,15 @@ func testUpstreamRestart(t *testing.T, sig syscall.Signal) {
 	br := l.bridges[0]
 	ls := subscribe(t, l.addr, "local-app", true, "dev/#", 1)
 	waitConnected(t, br, true)
-	cloud := pub(t, m.addr, "cloud-app-1")
+	cloud := pub(t, m.Addr, "cloud-app-1")
 	mustPublish(t, cloud, "site1/cmd/x", 1, false, "before")
 	waitPayload(t, ls, "dev/cmd/x", "before")
 	cloud.Disconnect(0)
 	if sig == syscall.SIGKILL {
 		// Only what mosquitto saved survives SIGKILL: wait until its
 		// database holds the sessions (it saves after every change).
-		waitFor(t, 5*time.Second, func() error {
-			_, err := os.Stat(m.dbFile())
+		testutil.WaitFor(t, 5*time.Second, func() error {
+			_, err := os.Stat(m.DBFile())
 			return err
 		})
 	}
@@ -118,16 +116,20 @@ func testUpstreamRestart(t *testing.T, sig syscall.Signal) {
 		t.Fatal("publisher stalled")
 	}
 	downAt := time.Now()
-	m.stop(t, sig)
-	px.setDown(true) // from now on
+	if sig == syscall.SIGKILL {
+		m.Kill(t)
+	} else {
+		m.Stop(t)
+	}
+	px.SetDown(true) // from now on
 	waitConnected(t, br, false)
-	m.start(t) // same port, same persistence file
+	m.Restart(t) // same port, same persistence file
 	// The bridge is kept away: a command sent now must wait in its
 	// restored persistent session.
-	cloud = pub(t, m.addr, "cloud-app-2")
+	cloud = pub(t, m.Addr, "cloud-app-2")
 	mustPublish(t, cloud, "site1/cmd/x", 1, false, "while-away")
 	restarted.Store(max(published.Load(), 1))
-	px.setDown(false)
+	px.SetDown(false)
 	waitConnected(t, br, true)
 	t.Logf("upstream %s: down and back in %s", sig, time.Since(downAt).Round(time.Millisecond))
 	waitPayload(t, ls, "dev/cmd/x", "while-away")
@@ -146,7 +148,7 @@ func testUpstreamRestart(t *testing.T, sig syscall.Signal) {
 	default:
 	}
 	n := int(published.Load())
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if d := durable.Load(); d != int64(n) {
 			return fmt.Errorf("%d of %d local publishes durable", d, n)
 		}
@@ -170,7 +172,7 @@ func testUpstreamRestart(t *testing.T, sig syscall.Signal) {
 	if redelivered > 3*pmosqInflight {
 		t.Errorf("mosquitto redelivered %d messages > 3 x its inflight %d", redelivered, pmosqInflight)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if st := l.stats("cloud"); st.Len != 0 {
 			return fmt.Errorf("queue holds %d", st.Len)
 		}
@@ -187,8 +189,8 @@ func testUpstreamRestart(t *testing.T, sig syscall.Signal) {
 // connection takes over a session the upstream still holds; "0" after a
 // clean stop.
 func TestNotificationWill(t *testing.T) {
-	m := startMosquitto(t)
-	fp := startFreezeProxy(t, m.addr)
+	m := testutil.StartMosquitto(t, testutil.MosquittoOptions{})
+	fp := startFreezeProxy(t, m.Addr)
 	cfg := bcfg("cloud", fp.addr(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
 	// Bound the handshake: a connection made while frozen waits for its
 	// CONNACK until ConnectTimeout.
@@ -197,13 +199,13 @@ func TestNotificationWill(t *testing.T) {
 	l := startLocal(t, t.TempDir(), cfg)
 	br := l.bridges[0]
 	waitConnected(t, br, true)
-	waitRetained(t, m.addr, topic, "1", 5*time.Second)
+	testutil.WaitRetained(t, m.Addr, topic, "1", 5*time.Second)
 
 	// Half-open: the upstream hears nothing more, and the bridge cannot
 	// reach it again. Only the will can say "0".
 	start := time.Now()
 	fp.freeze(true)
-	waitRetained(t, m.addr, topic, "0", 10*time.Second)
+	testutil.WaitRetained(t, m.Addr, topic, "0", 10*time.Second)
 	t.Logf("will published %s after the link went silent (keepalive %s)", time.Since(start).Round(time.Millisecond), cfg.KeepAlive)
 	if br.Connected() {
 		t.Error("bridge still reports connected over a dead link")
@@ -211,7 +213,7 @@ func TestNotificationWill(t *testing.T) {
 	fp.freeze(false)
 	start = time.Now()
 	waitConnected(t, br, true)
-	waitRetained(t, m.addr, topic, "1", 5*time.Second)
+	testutil.WaitRetained(t, m.Addr, topic, "1", 5*time.Second)
 
 	// The present connection goes silent, new ones pass: the bridge
 	// reconnects, possibly before the upstream gave up the old session
@@ -221,7 +223,7 @@ func TestNotificationWill(t *testing.T) {
 	start = time.Now()
 	accepted := fp.accepted()
 	old := fp.freezeExisting()
-	waitFor(t, 8*time.Second, func() error {
+	testutil.WaitFor(t, 8*time.Second, func() error {
 		if fp.accepted() == accepted || !br.Connected() {
 			return fmt.Errorf("bridge has not reconnected")
 		}
@@ -235,14 +237,14 @@ func TestNotificationWill(t *testing.T) {
 		}
 	}
 	t.Logf("reconnected over a half-open link and old connection closed after %s", time.Since(start).Round(time.Millisecond))
-	waitRetained(t, m.addr, topic, "1", 5*time.Second)
-	if got := readRetained(t, m.addr, topic); got != "1" {
+	testutil.WaitRetained(t, m.Addr, topic, "1", 5*time.Second)
+	if got := testutil.ReadRetained(t, m.Addr, topic); got != "1" {
 		t.Errorf("state after a reconnect over a half-open link = %q, want 1", got)
 	}
 
 	// A clean stop publishes "0" itself (no will after DISCONNECT).
 	l.stop()
-	waitRetained(t, m.addr, topic, "0", 5*time.Second)
+	testutil.WaitRetained(t, m.Addr, topic, "0", 5*time.Second)
 }
 
 // dupSub is a persistent upstream subscriber that also records the DUP
@@ -296,7 +298,7 @@ func (d *dupSub) dupSplit() (redelivered, fresh int) {
 
 func waitConnected(t testing.TB, br *bridge.Bridge, want bool) {
 	t.Helper()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if br.Connected() != want {
 			return fmt.Errorf("bridge connected = %v, want %v", !want, want)
 		}
@@ -306,7 +308,7 @@ func waitConnected(t testing.TB, br *bridge.Bridge, want bool) {
 
 func waitPayload(t testing.TB, s *sub, topic, payload string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		s.mu.Lock()
 		n := s.seen[topic+"\x00"+payload]
 		s.mu.Unlock()
@@ -315,162 +317,6 @@ func waitPayload(t testing.TB, s *sub, topic, payload string) {
 		}
 		return nil
 	})
-}
-
-var retainedSeq atomic.Int64
-
-// readRetained returns the retained payload of topic on addr as a fresh
-// subscriber sees it, or "" if there is none (none within a second).
-func readRetained(t testing.TB, addr, topic string) string {
-	t.Helper()
-	got := make(chan string, 1)
-	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetCleanSession(true).SetAutoReconnect(false).
-		SetClientID(fmt.Sprintf("retained-reader-%d", retainedSeq.Add(1)))
-	c := mqtt.NewClient(o)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connecting retained reader: %v", tok.Error())
-	}
-	defer c.Disconnect(0)
-	tok := c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
-		if m.Retained() {
-			select {
-			case got <- string(m.Payload()):
-			default:
-			}
-		}
-	})
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribing retained reader: %v", tok.Error())
-	}
-	select {
-	case p := <-got:
-		return p
-	case <-time.After(time.Second):
-		return ""
-	}
-}
-
-// waitRetained polls until a fresh subscriber reads want on topic.
-func waitRetained(t testing.TB, addr, topic, want string, timeout time.Duration) {
-	t.Helper()
-	waitFor(t, timeout, func() error {
-		if got := readRetained(t, addr, topic); got != want {
-			return fmt.Errorf("retained %s = %q, want %q", topic, got, want)
-		}
-		return nil
-	})
-}
-
-// pmosquitto is a real mosquitto with persistence on, which the test stops
-// and starts again on the same port with the same persistence file.
-type pmosquitto struct {
-	bin, conf, dir, addr string
-	cmd                  *exec.Cmd
-	log                  *bytes.Buffer // read only after done
-	done                 chan struct{}
-}
-
-func startPersistentMosquitto(t testing.TB) *pmosquitto {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr == nil {
-			bin, err = "/usr/sbin/mosquitto", nil
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("mosquitto is required in CI: %v", err)
-		}
-		t.Skipf("mosquitto not installed: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	m := &pmosquitto{bin: bin, dir: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	m.conf = filepath.Join(m.dir, "mosquitto.conf")
-	// autosave_on_changes with interval 1: the database is written after
-	// every change, so little is lost to SIGKILL. Run as root, mosquitto
-	// would switch to user mosquitto, which cannot write to t.TempDir().
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root\n"
-	}
-	err = os.WriteFile(m.conf, []byte(fmt.Sprintf(`%slistener %d 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location %s/
-persistence_file mosquitto.db
-autosave_interval 1
-autosave_on_changes true
-max_queued_messages 0
-max_inflight_messages %d
-set_tcp_nodelay true
-log_dest file %s
-log_type all
-`, user, port, m.dir, pmosqInflight, filepath.Join(m.dir, "mosquitto.log"))), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if m.cmd != nil {
-			m.cmd.Process.Kill()
-			<-m.done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
-			if len(b) > 64<<10 {
-				b = b[len(b)-64<<10:]
-			}
-			t.Logf("mosquitto log (tail):\n%s", b)
-		}
-	})
-	m.start(t)
-	return m
-}
-
-func (m *pmosquitto) dbFile() string { return filepath.Join(m.dir, "mosquitto.db") }
-
-// start starts mosquitto and waits until it accepts connections.
-func (m *pmosquitto) start(t testing.TB) {
-	t.Helper()
-	m.cmd = exec.Command(m.bin, "-c", m.conf)
-	m.log = new(bytes.Buffer)
-	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
-	m.done = make(chan struct{})
-	if err := m.cmd.Start(); err != nil {
-		m.cmd = nil
-		t.Fatal(err)
-	}
-	cmd, done := m.cmd, m.done
-	go func() { cmd.Wait(); close(done) }()
-	waitFor(t, 10*time.Second, func() error {
-		select {
-		case <-done:
-			t.Fatalf("mosquitto exited: %s", m.log)
-		default:
-		}
-		c, err := net.Dial("tcp", m.addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
-}
-
-// stop sends sig and waits for mosquitto to exit.
-func (m *pmosquitto) stop(t testing.TB, sig syscall.Signal) {
-	t.Helper()
-	m.cmd.Process.Signal(sig)
-	select {
-	case <-m.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("mosquitto did not exit after %s", sig)
-	}
-	m.cmd = nil
 }
 
 // freezeProxy forwards TCP to target until frozen. A frozen connection

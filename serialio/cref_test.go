@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/serialio"
 )
 
@@ -90,10 +91,7 @@ func (b *fakeBroker) serve(c io.ReadWriteCloser) {
 }
 
 func TestCRefExample(t *testing.T) {
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("gcc not installed")
-	}
+	gcc := testutil.NeedTool(t, "gcc")
 	bin := filepath.Join(t.TempDir(), "example")
 	build := exec.Command(gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-o", bin,
 		"cref/example.c", "cref/edged_mqtt.c", "cref/edged_frame.c")

@@ -14,24 +14,9 @@ import (
 	"time"
 
 	"github.com/edged/edged/internal/ptytest"
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/serialio"
 )
-
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // openPTY opens a kernel pseudo-terminal pair in raw mode and returns the
 // master (the test's end: the sensor) and the slave's path (the UART that
@@ -143,7 +128,7 @@ func startListener(t testing.TB, cfg serialio.Config) (*serialio.Listener, *sens
 
 func waitOpen(t testing.TB, l *serialio.Listener, opens uint64) {
 	t.Helper()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if s := l.Stats(); !s.Open || s.PortOpens < opens {
 			return fmt.Errorf("port not open: %+v", s)
 		}
@@ -241,7 +226,7 @@ func readErr(t testing.TB, c net.Conn) error {
 func checkNoLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		waitFor(t, 5*time.Second, func() error {
+		testutil.WaitFor(t, 5*time.Second, func() error {
 			if n := runtime.NumGoroutine(); n > before {
 				return fmt.Errorf("%d goroutines, %d before the test", n, before)
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/serialio"
 )
 
@@ -249,7 +250,7 @@ func TestCRCErrorResetsChannel(t *testing.T) {
 	bad = serialio.AppendFrame(nil, 9, pingreq)
 	bad[len(bad)-2] ^= 0x01
 	s.f.Write(bad)
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if st := l.Stats(); st.CRCErrors != 2 {
 			return errors.New("second CRC error not counted")
 		}
@@ -380,7 +381,7 @@ func TestDeviceLossAndReopen(t *testing.T) {
 			t.Fatal("write on a lost port succeeded")
 		}
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if st := l.Stats(); st.Open || st.PortLosses != 1 {
 			return errors.New("loss not recorded")
 		}

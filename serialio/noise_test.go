@@ -1,7 +1,6 @@
 package serialio_test
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -12,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/edged/edged/internal/ptytest"
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/serialio"
 )
 
@@ -42,38 +41,16 @@ func (n *noise) nonZero() byte { return byte(1 + n.rng.IntN(255)) }
 
 // mutate spoils enc (a COBS-encoded frame without delimiters).
 func (n *noise) mutate(enc []byte) []byte {
-	for {
-		out := bytes.Clone(enc)
-		switch n.rng.IntN(3) {
-		case 0: // flip a bit, never into 0x00
-			i := n.rng.IntN(len(out))
-			for {
-				if b := out[i] ^ 1<<n.rng.IntN(8); b != 0 {
-					out[i] = b
-					break
-				}
-			}
-			n.flips++
-		case 1: // drop a byte
-			if len(out) < 2 {
-				continue
-			}
-			i := n.rng.IntN(len(out))
-			out = append(out[:i], out[i+1:]...)
-			n.drops++
-		case 2: // a burst of garbage inside the frame
-			i := n.rng.IntN(len(out) + 1)
-			burst := make([]byte, 1+n.rng.IntN(8))
-			for j := range burst {
-				burst[j] = n.nonZero()
-			}
-			out = append(out[:i], append(burst, out[i:]...)...)
-			n.inserts++
-		}
-		if !validFrame(out) {
-			return out
-		}
+	out, kind := testutil.SpoilFrame(n.rng, enc, 8, validFrame)
+	switch kind {
+	case testutil.FlippedBit:
+		n.flips++
+	case testutil.DroppedByte:
+		n.drops++
+	case testutil.GarbageBurst:
+		n.inserts++
 	}
+	return out
 }
 
 // counts returns the frames passed and spoilt, and the garbage injected.
@@ -114,43 +91,6 @@ func (n *noise) frame(enc []byte) []byte {
 	return append(append(append(out, 0), enc...), 0)
 }
 
-// relay copies the clean stream from src to dst frame by frame through n.
-func (n *noise) relay(src, dst *os.File) {
-	buf := make([]byte, 4096)
-	var cur []byte
-	for {
-		k, err := src.Read(buf)
-		var out []byte
-		for _, b := range buf[:k] {
-			if b != 0 {
-				cur = append(cur, b)
-				continue
-			}
-			if len(cur) > 0 {
-				out = append(out, n.frame(cur)...)
-				cur = cur[:0]
-			}
-		}
-		if len(out) > 0 {
-			if _, err := dst.Write(out); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func openSlave(t *testing.T, path string) *os.File {
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
 func TestNoiseRelay(t *testing.T) {
 	checkNoLeak(t)
 	const (
@@ -174,11 +114,11 @@ func TestNoiseRelay(t *testing.T) {
 	t.Cleanup(func() { l.Close() })
 	waitOpen(t, l, 1)
 
-	sA := openSlave(t, slaveA)
+	sA := ptytest.OpenSlave(t, slaveA)
 	n := &noise{rng: rand.New(rand.NewPCG(noiseSeed, 2)), pCorrupt: pCorrupt, pGarbage: pGarbage}
 	var relays sync.WaitGroup
 	relays.Add(2)
-	go func() { defer relays.Done(); n.relay(sA, mB) }()
+	go func() { defer relays.Done(); ptytest.CopyFrames(mB, sA, n.frame) }()
 	go func() { // edged to sensor: clean (RESET frames)
 		defer relays.Done()
 		buf := make([]byte, 4096)

@@ -9,13 +9,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edged/edged/internal/testutil"
 )
 
 // TestPasswdAndReload: `edged passwd` writes a password file, edged with
 // allow_anonymous false accepts its users and refuses others, and SIGHUP
 // picks up a user added while it runs.
 func TestPasswdAndReload(t *testing.T) {
-	pub := needTool(t, "mosquitto_pub")
+	pub := testutil.NeedTool(t, "mosquitto_pub")
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "passwd")
 	acl := filepath.Join(dir, "acl")
@@ -57,6 +59,6 @@ func TestPasswdAndReload(t *testing.T) {
 		t.Fatalf("edged passwd from stdin: %v\n%s", err, out)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitForT(t, 10*time.Second, func() error { return try("bob", "b0b") })
+	testutil.WaitFor(t, 10*time.Second, func() error { return try("bob", "b0b") })
 	p.stop(t)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edged/edged/internal/testutil"
 )
 
 // TestBridgeAcceptance is issue 5's acceptance test with the real edged
@@ -22,8 +24,8 @@ func TestBridgeAcceptance(t *testing.T) {
 		topics = 8
 		window = 64
 	)
-	up := brMosquitto(t)
-	px := startBrProxy(t, up)
+	up := testutil.StartMosquitto(t, testutil.MosquittoOptions{}).Addr
+	px := testutil.StartProxy(t, up)
 	us := startBrSub(t, up, "cloud-consumer", "site1/sensors/#")
 	dir := t.TempDir()
 	config := fmt.Sprintf(`data_dir: %s
@@ -38,7 +40,7 @@ bridges:
     topics:
       - {pattern: "sensors/#", direction: out, qos: 1, local_prefix: "", remote_prefix: "site1/"}
     queue: {max_messages: 100000, overflow: drop-oldest}
-`, dir, px.addr())
+`, dir, px.Addr())
 	ed := startEdged(t, dir, config)
 
 	next := 0
@@ -76,16 +78,16 @@ bridges:
 		}
 	}
 	outages := 0
-	reset := func() { px.reset(); outages++ }
+	reset := func() { px.Reset(); outages++ }
 	blackhole := func() {
-		px.blackhole(true)
+		px.Blackhole(true)
 		outages++
-		go func() { time.Sleep(2 * time.Second); px.blackhole(false) }()
+		go func() { time.Sleep(2 * time.Second); px.Blackhole(false) }()
 	}
 	down := func() {
-		px.setDown(true)
+		px.SetDown(true)
 		outages++
-		go func() { time.Sleep(500 * time.Millisecond); px.setDown(false) }()
+		go func() { time.Sleep(500 * time.Millisecond); px.SetDown(false) }()
 	}
 
 	publishPhase(ed.addr, nil)
@@ -96,13 +98,13 @@ bridges:
 	publishPhase(ed.addr, reset)
 	// The link goes down; messages queue; edged is killed and restarted
 	// while the link is still down.
-	px.setDown(true)
+	px.SetDown(true)
 	outages++
 	publishPhase(ed.addr, nil)
 	ed.kill()
 	ed = startEdged(t, dir, config)
 	publishPhase(ed.addr, nil)
-	px.setDown(false)
+	px.SetDown(false)
 	publishPhase(ed.addr, reset)
 	publishPhase(ed.addr, nil)
 	publishPhase(ed.addr, reset)

@@ -2,11 +2,10 @@ package main
 
 import (
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edged/edged/internal/testutil"
 )
 
 // TestBridgeNotificationWill runs the real edged binary bridged to a real
@@ -15,7 +14,7 @@ import (
 // the bridge's will), "1" again after a restart and "0" after SIGTERM (the
 // clean stop publishes it).
 func TestBridgeNotificationWill(t *testing.T) {
-	up := brMosquitto(t)
+	up := testutil.StartMosquitto(t, testutil.MosquittoOptions{}).Addr
 	dir := t.TempDir()
 	config := fmt.Sprintf(`data_dir: %s
 listeners:
@@ -33,57 +32,14 @@ bridges:
 	const topic = "site1/edged/edged-will/state"
 
 	ed := startEdged(t, dir, config)
-	willWaitRetained(t, up, topic, "1", 10*time.Second)
+	testutil.WaitRetained(t, up, topic, "1", 10*time.Second)
 	ed.kill()
 	start := time.Now()
-	willWaitRetained(t, up, topic, "0", 5*time.Second)
+	testutil.WaitRetained(t, up, topic, "0", 5*time.Second)
 	t.Logf("will read %s after SIGKILL", time.Since(start).Round(time.Millisecond))
 
 	ed = startEdged(t, dir, config)
-	willWaitRetained(t, up, topic, "1", 10*time.Second)
+	testutil.WaitRetained(t, up, topic, "1", 10*time.Second)
 	ed.stop(t)
-	willWaitRetained(t, up, topic, "0", 5*time.Second)
-}
-
-var willReaderSeq atomic.Int64
-
-// willReadRetained returns the retained payload of topic on addr as a fresh
-// subscriber sees it, "" if none arrives within a second.
-func willReadRetained(t *testing.T, addr, topic string) string {
-	t.Helper()
-	got := make(chan string, 1)
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetCleanSession(true).
-		SetAutoReconnect(false).SetClientID(fmt.Sprintf("will-reader-%d", willReaderSeq.Add(1))))
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connecting retained reader: %v", tok.Error())
-	}
-	defer c.Disconnect(0)
-	tok := c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
-		if m.Retained() {
-			select {
-			case got <- string(m.Payload()):
-			default:
-			}
-		}
-	})
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribing retained reader: %v", tok.Error())
-	}
-	select {
-	case p := <-got:
-		return p
-	case <-time.After(time.Second):
-		return ""
-	}
-}
-
-// willWaitRetained polls until a fresh subscriber reads want on topic.
-func willWaitRetained(t *testing.T, addr, topic, want string, timeout time.Duration) {
-	t.Helper()
-	waitForT(t, timeout, func() error {
-		if got := willReadRetained(t, addr, topic); got != want {
-			return fmt.Errorf("retained %s = %q, want %q", topic, got, want)
-		}
-		return nil
-	})
+	testutil.WaitRetained(t, up, topic, "0", 5*time.Second)
 }

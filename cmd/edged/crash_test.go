@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/internal/testutil"
 )
 
 // TestCrashRecovery is the durability promise of DESIGN.md §2 tested the
@@ -200,7 +201,7 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 	if err := pc.send(resend...); err != nil {
 		t.Fatal(err)
 	}
-	waitForT(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		pub.mu.Lock()
 		defer pub.mu.Unlock()
 		for _, id := range pub.order {
@@ -359,20 +360,4 @@ func receiveAll(t *testing.T, addr, id string, clean bool, filter string, want i
 	mu.Lock()
 	defer mu.Unlock()
 	return got
-}
-
-// waitForT polls fn until it returns nil or the timeout passes.
-func waitForT(t *testing.T, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

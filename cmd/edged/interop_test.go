@@ -4,27 +4,14 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// needTool returns the path of an external client, failing in CI (where
-// .ci/run installs it) and skipping elsewhere.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; .ci/run installs mosquitto-clients", name)
-		}
-		t.Skipf("%s is not installed (apt-get install mosquitto-clients)", name)
-	}
-	return p
-}
+	"github.com/edged/edged/internal/testutil"
+)
 
 // mosqSub is a running mosquitto_sub whose output lines arrive on a
 // channel.
@@ -37,7 +24,7 @@ type mosqSub struct {
 // that what is published afterwards reaches it.
 func startSub(t *testing.T, port string, args ...string) *mosqSub {
 	t.Helper()
-	bin := needTool(t, "mosquitto_sub")
+	bin := testutil.NeedTool(t, "mosquitto_sub")
 	ctx, cancel := context.WithCancel(context.Background())
 	// mosquitto_sub's debug lines are block-buffered on a pipe; stdbuf
 	// (coreutils) makes them line-buffered so the SUBACK line arrives.
@@ -108,7 +95,7 @@ func (s *mosqSub) expectLines(t *testing.T, want ...string) {
 
 func mosqPub(t *testing.T, port string, args ...string) {
 	t.Helper()
-	bin := needTool(t, "mosquitto_pub")
+	bin := testutil.NeedTool(t, "mosquitto_pub")
 	out, err := exec.Command(bin, append([]string{"-h", "127.0.0.1", "-p", port}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mosquitto_pub %v: %v\n%s", args, err, out)
@@ -118,7 +105,7 @@ func mosqPub(t *testing.T, port string, args ...string) {
 // TestMosquittoClients runs Debian's mosquitto_pub and mosquitto_sub, an
 // independent MQTT implementation, against the real edged binary.
 func TestMosquittoClients(t *testing.T) {
-	needTool(t, "mosquitto_sub")
+	testutil.NeedTool(t, "mosquitto_sub")
 	dir := t.TempDir()
 	p := startEdged(t, dir, "data_dir: "+dir+"/data\nlisteners:\n  - {name: local, address: 127.0.0.1:0}\n")
 	port := p.port()

@@ -2,15 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/internal/testutil"
 )
 
 // serveListener serves ln with a fresh in-memory broker until the test ends.
@@ -120,30 +114,21 @@ func TestWebSocketListener(t *testing.T) {
 
 func TestTLSListener(t *testing.T) {
 	dir := t.TempDir()
-	ca, caKey := newCert(t, nil, nil, "edged test CA", true)
-	srv, srvKey := newCert(t, ca, caKey, "127.0.0.1", false)
-	cli, cliKey := newCert(t, ca, caKey, "client", false)
-	write := func(name string, block *pem.Block) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	cfg := &TLSConfig{
-		CertFile:     write("server.crt", &pem.Block{Type: "CERTIFICATE", Bytes: srv.Raw}),
-		KeyFile:      write("server.key", keyBlock(t, srvKey)),
-		ClientCAFile: write("ca.crt", &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}),
+	ca := testutil.NewTestCA(t, "edged test CA", testutil.ECDSA)
+	srv := ca.Issue(t, "127.0.0.1")
+	cli := ca.Issue(t, "client")
+	cfg := &TLSConfig{ClientCAFile: filepath.Join(dir, "ca.crt")}
+	cfg.CertFile, cfg.KeyFile = srv.WriteFiles(t, dir, "server")
+	if err := os.WriteFile(cfg.ClientCAFile, ca.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	ln, err := listen(ListenerConfig{Name: "tls", Address: "127.0.0.1:0", TLS: cfg}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	serveListener(t, ln)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	clientCert := tls.Certificate{Certificate: [][]byte{cli.Raw}, PrivateKey: cliKey}
-	pahoRoundTrip(t, "ssl://"+ln.Addr().String(), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}})
+	pool := ca.Pool()
+	pahoRoundTrip(t, "ssl://"+ln.Addr().String(), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cli.TLS()}})
 
 	// client_ca_file makes a client certificate mandatory.
 	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool})
@@ -155,46 +140,4 @@ func TestTLSListener(t *testing.T) {
 	if err == nil {
 		t.Fatal("TLS handshake without a client certificate succeeded")
 	}
-}
-
-func newCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, cn string, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  isCA,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	if ip := net.ParseIP(cn); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent, parentKey
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
-func keyBlock(t *testing.T, k *ecdsa.PrivateKey) *pem.Block {
-	der, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
 }

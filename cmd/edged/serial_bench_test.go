@@ -9,6 +9,7 @@ import (
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/ptytest"
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/serialio"
 )
 
@@ -79,7 +80,7 @@ func BenchmarkSerialBroker(b *testing.B) {
 		}
 		s.connect(b, 0, &packet.Connect{ClientID: "bench-sensor", CleanSession: true})
 		// The subscription is in place once a probe comes through.
-		waitForTB(b, 5*time.Second, func() error {
+		testutil.WaitFor(b, 5*time.Second, func() error {
 			if got.Load() > 0 {
 				return nil
 			}
@@ -87,7 +88,7 @@ func BenchmarkSerialBroker(b *testing.B) {
 			time.Sleep(10 * time.Millisecond)
 			return errors.New("subscriber receives nothing")
 		})
-		waitForTB(b, 5*time.Second, func() error { // drain the probes
+		testutil.WaitFor(b, 5*time.Second, func() error { // drain the probes
 			n := got.Load()
 			time.Sleep(50 * time.Millisecond)
 			if got.Load() != n {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/ptytest"
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/serialio"
 )
 
@@ -182,7 +183,7 @@ func TestSerialWillOnPortLoss(t *testing.T) {
 			if !got["wills/a"] || !got["wills/b"] {
 				t.Fatalf("wills published: %v", got)
 			}
-			waitForT(t, 5*time.Second, func() error {
+			testutil.WaitFor(t, 5*time.Second, func() error {
 				if st := port.ln.Stats(); st.Open || st.PortLosses != 1 {
 					return fmt.Errorf("stats %+v", st)
 				}

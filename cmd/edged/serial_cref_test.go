@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -15,19 +14,14 @@ import (
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/ptytest"
+	"github.com/edged/edged/internal/testutil"
 )
 
 // buildCRef compiles the C reference client's example into a temporary
 // directory. Without gcc the test is skipped, or fails when CI is set.
 func buildCRef(t *testing.T) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("gcc not installed; CI must build the C reference client")
-		}
-		t.Skip("gcc not installed")
-	}
+	gcc := testutil.NeedTool(t, "gcc")
 	src := filepath.Join("..", "..", "serialio", "cref")
 	bin := filepath.Join(t.TempDir(), "cref-example")
 	build := exec.Command(gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-o", bin,
@@ -42,7 +36,7 @@ func buildCRef(t *testing.T) string {
 func (p *edgedProc) logged(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	var rec map[string]any
-	waitForT(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, r := range p.logs {
@@ -166,7 +160,7 @@ serial:
 	// SUBSCRIBE, n PUBLISH and DISCONNECT at least.
 	sys := dialObserver(t, addr, "cref-sys", true)
 	sys.subscribe(t, "$SYS/broker/serial/uart0/frames/received", 0)
-	waitForT(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		select {
 		case p := <-sys.msgs:
 			if v, _ := strconv.Atoi(string(p.Payload)); v < n+3 {

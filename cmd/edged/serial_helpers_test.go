@@ -15,6 +15,7 @@ import (
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/ptytest"
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/serialio"
 )
 
@@ -22,22 +23,6 @@ import (
 // and serial ports (as serve in main.go wires them), a simulated sensor on
 // the master end of a kernel PTY speaking cobs-crc16 frames, and a TCP
 // observer.
-
-// waitForTB is waitForT for benchmarks too.
-func waitForTB(tb testing.TB, timeout time.Duration, fn func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("waited %s: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // serialBroker is an in-process broker with a TCP listener on 127.0.0.1:0.
 type serialBroker struct {
@@ -130,7 +115,7 @@ func (sb *serialBroker) addPort(tb testing.TB, name string, cfg serialio.Config)
 
 func waitPortOpen(tb testing.TB, ln *serialio.Listener, opens uint64) {
 	tb.Helper()
-	waitForTB(tb, 5*time.Second, func() error {
+	testutil.WaitFor(tb, 5*time.Second, func() error {
 		if st := ln.Stats(); !st.Open || st.PortOpens < opens {
 			return fmt.Errorf("port not open: %+v", st)
 		}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/ptytest"
+	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/serialio"
 )
 
@@ -48,45 +47,16 @@ func validWireFrame(enc []byte) bool {
 
 // mutate returns a spoilt copy of enc (a COBS-encoded frame, no delimiters).
 func (c *corrupter) mutate(enc []byte) []byte {
-	for {
-		out := bytes.Clone(enc)
-		switch c.rng.IntN(3) {
-		case 0: // flip a bit, never into 0x00
-			i := c.rng.IntN(len(out))
-			for {
-				if b := out[i] ^ 1<<c.rng.IntN(8); b != 0 {
-					out[i] = b
-					break
-				}
-			}
-			if validWireFrame(out) {
-				continue
-			}
-			c.flips++
-		case 1: // drop a byte
-			if len(out) < 2 {
-				continue
-			}
-			i := c.rng.IntN(len(out))
-			out = append(out[:i], out[i+1:]...)
-			if validWireFrame(out) {
-				continue
-			}
-			c.drops++
-		case 2: // a burst of non-zero garbage inside the frame
-			i := c.rng.IntN(len(out) + 1)
-			burst := make([]byte, 1+c.rng.IntN(16))
-			for j := range burst {
-				burst[j] = byte(1 + c.rng.IntN(255))
-			}
-			out = append(out[:i], append(burst, out[i:]...)...)
-			if validWireFrame(out) {
-				continue
-			}
-			c.garbage++
-		}
-		return out
+	out, kind := testutil.SpoilFrame(c.rng, enc, 16, validWireFrame)
+	switch kind {
+	case testutil.FlippedBit:
+		c.flips++
+	case testutil.DroppedByte:
+		c.drops++
+	case testutil.GarbageBurst:
+		c.garbage++
 	}
+	return out
 }
 
 // frame returns what goes on the line for one encoded frame.
@@ -115,38 +85,6 @@ func (c *corrupter) String() string {
 	defer c.mu.Unlock()
 	return fmt.Sprintf("%d frames, %d corrupted (%d bit flips, %d dropped bytes, %d garbage bursts; by channel %v)",
 		c.frames, c.corrupted, c.flips, c.drops, c.garbage, c.channels)
-}
-
-// relay copies src to dst frame by frame through c until src is closed.
-func (c *corrupter) relay(src, dst *os.File) error {
-	buf := make([]byte, 4096)
-	var cur []byte
-	for {
-		k, err := src.Read(buf)
-		var out []byte
-		for _, b := range buf[:k] {
-			if b != 0 {
-				cur = append(cur, b)
-				continue
-			}
-			if len(cur) > 0 {
-				out = append(out, c.frame(cur)...)
-				cur = cur[:0]
-			}
-		}
-		if len(out) > 0 {
-			if _, werr := dst.Write(out); werr != nil {
-				return werr
-			}
-		}
-		if ptytest.IsHangup(err) {
-			time.Sleep(2 * time.Millisecond)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // noisyMsg is one message the sensor must get through.
@@ -303,7 +241,7 @@ func runLossySensor(ctx context.Context, s *sensor, id string, msgs []*noisyMsg,
 func TestSerialNoise(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() { // runs last
-		waitForT(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if n := runtime.NumGoroutine(); n > before {
 				buf := make([]byte, 1<<16)
 				return fmt.Errorf("%d goroutines, %d before the test:\n%s", n, before, buf[:runtime.Stack(buf, true)])
@@ -320,25 +258,16 @@ func TestSerialNoise(t *testing.T) {
 
 	// sensor ── PTY A ── corrupting relay ── PTY B ── Listener ── broker.
 	mA, slaveA := ptytest.Open(t)
-	dev := filepath.Join(t.TempDir(), "ttyNOISY")
-	mB := ptytest.Link(t, dev)
-	ln, err := serialio.Listen(serialio.Config{Name: "noisy", Device: dev, ReopenMin: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb.mu.Lock()
-	sb.ports = append(sb.ports, ln)
-	sb.mu.Unlock()
-	waitPortOpen(t, ln, 1)
-	sb.serve(ln, "noisy")
+	port := sb.addPort(t, "noisy", serialio.Config{ReopenMin: 10 * time.Millisecond})
+	ln, mB := port.ln, port.master
 
 	sA := ptytest.OpenSlave(t, slaveA)
 	toEdged, toSensor := newCorrupter(every, seed), newCorrupter(every, seed+1)
 	relayErr := make(chan error, 2)
 	var relays sync.WaitGroup
 	relays.Add(2)
-	go func() { defer relays.Done(); relayErr <- toEdged.relay(sA, mB) }()
-	go func() { defer relays.Done(); relayErr <- toSensor.relay(mB, sA) }()
+	go func() { defer relays.Done(); relayErr <- ptytest.CopyFrames(mB, sA, toEdged.frame) }()
+	go func() { defer relays.Done(); relayErr <- ptytest.CopyFrames(sA, mB, toSensor.frame) }()
 	t.Cleanup(func() {
 		sA.Close()
 		mB.Close()
@@ -439,7 +368,7 @@ func TestSerialNoise(t *testing.T) {
 	// Every spoilt frame is accounted for: towards edged by the port's
 	// counters, towards the sensor by its decoder.
 	var st serialio.Stats
-	waitForT(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		st = ln.Stats()
 		ds := s.decoderStats()
 		fE, cE := toEdged.counts()
@@ -463,7 +392,7 @@ func TestSerialNoise(t *testing.T) {
 	// The same counter on $SYS.
 	sys := dialObserver(t, sb.addr, "sys", true)
 	sys.subscribe(t, "$SYS/broker/serial/noisy/frames/dropped", 0)
-	waitForT(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		select {
 		case p := <-sys.msgs:
 			if string(p.Payload) != strconv.Itoa(cE) {

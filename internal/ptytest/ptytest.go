@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edged/edged/internal/testutil"
 )
 
 // Open opens a new pseudo-terminal pair in raw mode and returns its master,
@@ -26,10 +28,7 @@ func Open(t testing.TB) (master *os.File, slavePath string) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no pseudo-terminals: %v", err)
-		}
-		t.Skipf("no pseudo-terminals: %v", err)
+		testutil.Unavailable(t, "no pseudo-terminals: %v", err)
 	}
 	rc, err := m.SyscallConn()
 	if err != nil {
@@ -149,6 +148,43 @@ func Copy(dst io.Writer, src *os.File) (int64, error) {
 		}
 		if err != nil {
 			return total, err
+		}
+	}
+}
+
+// CopyFrames copies src, a pty end, to dst frame by frame, the frames being
+// delimited by 0x00 bytes as on an edged serial line: it writes frame(enc)
+// for each non-empty frame enc (without delimiters; enc is reused after
+// frame returns), so that frame can pass it, spoil it or add noise around
+// it; frame must supply the delimiters. Like Copy it waits out hangups and
+// returns when src is closed or dst fails.
+func CopyFrames(dst io.Writer, src *os.File, frame func(enc []byte) []byte) error {
+	buf := make([]byte, 4096)
+	var cur []byte
+	for {
+		k, err := src.Read(buf)
+		var out []byte
+		for _, b := range buf[:k] {
+			if b != 0 {
+				cur = append(cur, b)
+				continue
+			}
+			if len(cur) > 0 {
+				out = append(out, frame(cur)...)
+				cur = cur[:0]
+			}
+		}
+		if len(out) > 0 {
+			if _, werr := dst.Write(out); werr != nil {
+				return werr
+			}
+		}
+		if IsHangup(err) {
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
