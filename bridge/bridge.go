@@ -21,11 +21,11 @@ import (
 // implements it.
 type Broker interface {
 	// AddTap makes routing append every message whose topic matches one
-	// of filters, except those published with origin name, to the durable
-	// queue named queue, in the commit that stores the message, before
-	// its publisher is acknowledged. notify is called after each such
-	// commit and must not block.
-	AddTap(name, queue string, filters []string, notify func()) error
+	// of filters and that accept takes, except those published with origin
+	// name, to the durable queue named queue, in the commit that stores
+	// the message, before its publisher is acknowledged. notify is called
+	// after each such commit and must not block.
+	AddTap(name, queue string, filters []string, accept func(topic string) bool, notify func()) error
 	// PublishFrom publishes a message locally through normal routing;
 	// the tap named origin skips it. done is called once it is durable.
 	PublishFrom(origin, topic string, payload []byte, qos byte, retain bool, done func(error))
@@ -130,7 +130,11 @@ func New(cfg Config, b Broker, q Queue) (*Bridge, error) {
 	}
 	q.SetLimits(cfg.Queue)
 	if fs := br.rules.tapFilters(); len(fs) > 0 {
-		if err := b.AddTap(cfg.Name, QueueName(cfg.Name), fs, br.notify); err != nil {
+		// Only topics an out rule can name upstream: with remote_prefix ""
+		// the filter a/# also matches "a", which has no upstream name; it
+		// must not be queued (and acknowledged) only to be dropped.
+		accept := func(topic string) bool { _, _, ok := br.rules.mapOut(topic, 0); return ok }
+		if err := b.AddTap(cfg.Name, QueueName(cfg.Name), fs, accept, br.notify); err != nil {
 			return nil, fmt.Errorf("adding queue tap of bridge %q: %w", cfg.Name, err)
 		}
 	}

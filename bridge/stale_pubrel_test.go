@@ -49,7 +49,7 @@ func (q *memQueue) Expire(time.Time) error { return nil }
 
 type nopBroker struct{}
 
-func (nopBroker) AddTap(string, string, []string, func()) error { return nil }
+func (nopBroker) AddTap(string, string, []string, func(string) bool, func()) error { return nil }
 func (nopBroker) PublishFrom(_, _ string, _ []byte, _ byte, _ bool, done func(error)) {
 	if done != nil {
 		done(nil)

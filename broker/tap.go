@@ -15,6 +15,7 @@ type tap struct {
 	name    string // also the origin that is never fed back to it
 	queue   string
 	filters []string
+	accept  func(topic string) bool // nil: every matching topic
 	notify  func()
 }
 
@@ -22,12 +23,14 @@ type tap struct {
 var ErrNoStore = errors.New("broker: a durable queue needs a store")
 
 // AddTap feeds the store queue named queue with every message routed from
-// now on whose topic matches one of filters, except messages published with
-// origin name (see PublishFrom): that keeps a bridge from sending back up
-// what came down from it. notify is called, from the store's goroutine and
-// without blocking, after each commit that appended to the queue. Call
-// AddTap before serving clients.
-func (s *Server) AddTap(name, queue string, filters []string, notify func()) error {
+// now on whose topic matches one of filters and, if accept is not nil, that
+// accept takes (a bridge refuses topics it has no upstream name for), except
+// messages published with origin name (see PublishFrom): that keeps a bridge
+// from sending back up what came down from it. accept runs under the
+// routing lock and must be quick. notify is called, from the store's
+// goroutine and without blocking, after each commit that appended to the
+// queue. Call AddTap before serving clients.
+func (s *Server) AddTap(name, queue string, filters []string, accept func(topic string) bool, notify func()) error {
 	if s.store == nil {
 		return ErrNoStore
 	}
@@ -38,7 +41,7 @@ func (s *Server) AddTap(name, queue string, filters []string, notify func()) err
 	}
 	s.routeMu.Lock()
 	defer s.routeMu.Unlock()
-	s.taps = append(s.taps, &tap{name: name, queue: queue, filters: filters, notify: notify})
+	s.taps = append(s.taps, &tap{name: name, queue: queue, filters: filters, accept: accept, notify: notify})
 	return nil
 }
 
@@ -47,7 +50,7 @@ func (s *Server) AddTap(name, queue string, filters []string, notify func()) err
 func (s *Server) tapsLocked(m *message) []*tap {
 	var hit []*tap
 	for _, t := range s.taps {
-		if t.name == m.origin {
+		if t.name == m.origin || t.accept != nil && !t.accept(m.topic) {
 			continue
 		}
 		for _, f := range t.filters {
