@@ -272,12 +272,16 @@ func (s *Server) restore(snap *persist.Snapshot) {
 		s.nextMsgID = snap.NextMsgID
 	}
 	msgs := make(map[uint64]*message)
+	var touched []persist.Op
 	for _, ps := range snap.Sessions {
 		ss := newSession(s, ps.ClientID, false)
 		ss.lastSeen = ps.LastSeen
 		if ss.lastSeen == 0 {
-			// It was connected when the broker stopped.
+			// It was connected when the broker stopped: its offline clock
+			// starts now, and is stored, so a device that reboots more
+			// often than session_expiry still expires an abandoned session.
 			ss.lastSeen = time.Now().Unix()
+			touched = append(touched, persist.PutSession{ClientID: ps.ClientID, Subs: ps.Subs, LastSeen: ss.lastSeen})
 		}
 		for _, sub := range ps.Subs {
 			ss.subs[sub.Filter] = sub.QoS
@@ -305,6 +309,12 @@ func (s *Server) restore(snap *persist.Snapshot) {
 	for i := range snap.Retained {
 		r := &snap.Retained[i]
 		s.retained.set(messageFromRecord(0, r))
+	}
+	if len(touched) > 0 {
+		s.routeMu.Lock()
+		s.pendingOps = append(s.pendingOps, touched...)
+		s.commitLocked(nil)
+		s.routeMu.Unlock()
 	}
 	s.log.Info("restored state", "sessions", len(snap.Sessions), "retained", len(snap.Retained))
 }
