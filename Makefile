@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 FUZZTIME ?= 30s
 
-.PHONY: help build run test test-deps check fmt-check vet fuzz bench cross package package-ipk package-test qemu-smoke footprint clean FORCE
+.PHONY: help build run test test-deps check fmt-check vet fuzz fuzz-corpus bench cross package package-ipk package-test qemu-smoke footprint clean FORCE
 
 help:
 	@echo "make build      static edged binary for this machine (./edged)"
@@ -43,12 +43,25 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
+# Every decoder of untrusted or operator input has a fuzz target; their
+# corpora are kept in testdata/fuzz (build/fuzz-corpus.sh adds new finds).
+FUZZ_TARGETS := \
+	./broker/packet:FuzzDecode ./broker/packet:FuzzMatchTopic \
+	./serialio:FuzzDecoder ./serialio:FuzzCOBS \
+	./persist:FuzzQueue ./persist:FuzzDecodeMessage ./persist:FuzzDecodeSession \
+	./persist:FuzzDecodeRef ./persist:FuzzDecodeQStats \
+	./broker/auth:FuzzACL ./broker/auth:FuzzPasswords \
+	./bridge:FuzzTopicRules ./cmd/edged:FuzzParseConfig
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./broker/packet
-	$(GO) test -run '^$$' -fuzz '^FuzzMatchTopic$$' -fuzztime $(FUZZTIME) ./broker/packet
-	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./serialio
-	$(GO) test -run '^$$' -fuzz '^FuzzCOBS$$' -fuzztime $(FUZZTIME) ./serialio
-	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZTIME) ./persist
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+fuzz-corpus:
+	./build/fuzz-corpus.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./broker/... ./persist ./serialio

@@ -129,13 +129,16 @@ func HashPassword(password []byte) (string, error) {
 	return HashPasswordIterations(password, DefaultIterations)
 }
 
+// maxIterations bounds the PBKDF2 iterations of a $7$ entry.
+const maxIterations = 100000
+
 // HashPasswordIterations is HashPassword with a chosen PBKDF2 iteration
-// count. Mosquitto's own default is 101.
+// count, at most 100,000. Mosquitto's own default is 101.
 func HashPasswordIterations(password []byte, iterations int) (string, error) {
 	if len(password) == 0 {
 		return "", ErrEmptyPassword
 	}
-	if iterations < 1 {
+	if iterations < 1 || iterations > maxIterations {
 		return "", fmt.Errorf("%w: %d", ErrInvalidIterations, iterations)
 	}
 	salt := make([]byte, saltSize)
@@ -208,6 +211,12 @@ func parseHash(s string) (*passwordHash, error) {
 		n, err := strconv.Atoi(f[2])
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("%w: bad iteration count %q", ErrSyntax, f[2])
+		}
+		if n > maxIterations {
+			// Every CONNECT for this user (and for unknown users, whose
+			// dummy check copies the first entry's cost) would burn that
+			// much CPU: about 10 s per million on an ARMv6 Pi Zero.
+			return nil, fmt.Errorf("%w: %d iterations is more than edged accepts (%d)", ErrInvalidIterations, n, maxIterations)
 		}
 		h.iterations, salt, sum = n, f[3], f[4]
 	case f[1] == "6" && len(f) == 4:
