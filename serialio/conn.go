@@ -161,9 +161,12 @@ func (c *conn) Read(p []byte) (int, error) {
 
 // Write accepts an MQTT byte stream. With cobs-crc16 framing it buffers a
 // partial packet and sends each complete packet as one frame on the conn's
-// channel; all frames of one Write go to the port in one write. The write
-// deadline is checked before the port write, which itself cannot be
-// interrupted.
+// channel; all frames of one Write go to the port in one write, made by the
+// port's writer goroutine from a copy of p. Write waits for that write; it
+// returns os.ErrDeadlineExceeded at the write deadline, and the conn's end
+// reason once the conn or the port is closed, even while the port write is
+// blocked in the driver. Frames given up before the writer took them are not
+// sent; frames it already took are still sent whole.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -171,7 +174,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	if c.s.raw {
-		if err := c.s.write(p, 0); err != nil {
+		if err := c.portWrite(p, 0); err != nil {
 			return 0, err
 		}
 		return len(p), nil
@@ -198,11 +201,23 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	c.out = c.out[:copy(c.out, c.out[off:])]
 	if n > 0 {
-		if err := c.s.write(c.frames, n); err != nil {
+		if err := c.portWrite(c.frames, n); err != nil {
 			return 0, err
 		}
 	}
 	return len(p), nil
+}
+
+// portWrite has the session write b, holding frames frames, and waits for
+// it until the write deadline or the conn's end.
+func (c *conn) portWrite(b []byte, frames int) error {
+	err := c.s.write(b, frames, c.done, c.wdl.wait())
+	if err == errWriteAborted {
+		if err = c.writeErr(); err == nil {
+			err = ErrPortLost // the session ended first; the conn is ending
+		}
+	}
+	return err
 }
 
 func (c *conn) writeErr() error {
@@ -257,8 +272,9 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline sets the write deadline. It is checked before each port
-// write; a write already blocked on the device is not interrupted.
+// SetWriteDeadline sets the deadline for pending and future Writes. A Write
+// waiting for a port write blocked in the driver returns at the deadline;
+// the port write itself completes when the driver lets it.
 func (c *conn) SetWriteDeadline(t time.Time) error {
 	c.wdl.set(t)
 	return nil

@@ -45,12 +45,28 @@
 // # Concurrency
 //
 // A Listener and its conns are safe for concurrent use as net.Listener and
-// net.Conn require. Writes from all conns of a port are serialised, each
-// Write going to the device in one piece. Read honours SetReadDeadline and
-// returns os.ErrDeadlineExceeded; SetWriteDeadline is checked before each
-// write but cannot interrupt a write blocked in the device driver. Close
-// waits for the Listener's goroutine; the device read polls every 100ms, so
-// Close returns within about that. Lock order: session before conn.
+// net.Conn require. Each open device has one writer goroutine that makes all
+// its writes, in order, one Write (all its frames, or a RESET) at a time and
+// in one piece, and that alone closes the device, after its last write. A
+// conn's Write hands the writer a copy of its frames and waits for the
+// result. Read and Write honour their deadlines and then return
+// os.ErrDeadlineExceeded, and both return once the conn is closed, even
+// while a device write is blocked in the driver (the far end stopped
+// reading, flow control held): Write stops waiting but a write the writer
+// has begun is still completed whole, so the frames on the wire stay intact.
+// RESETs are queued without waiting and dropped if writes stay stuck.
+//
+// Close waits for the Listener's goroutine; the device read polls every
+// 100ms, so Close returns within about that. It then waits up to a second
+// for a device write in progress, after asking the driver to discard unsent
+// output (which frees a UART held by flow control, but not a
+// pseudo-terminal nobody reads). A write still blocked after that leaves the
+// writer goroutine, with the device open, until the driver returns it; the
+// goroutine then closes the device and ends. Likewise, after a device loss
+// the device is reopened only once it can be: go.bug.st/serial opens it
+// exclusively (TIOCEXCL; root is exempt), so while a stuck write holds the
+// old descriptor the open fails and is retried with backoff. Lock order:
+// session before conn.
 //
 // # Imports
 //

@@ -30,7 +30,14 @@ type Listener struct {
 	mu      sync.Mutex
 	pending []*conn
 	notify  chan struct{} // 1-buffered: pending grew
+
+	wmu     sync.Mutex
+	writers map[*session]struct{} // sessions whose writer has not closed its port
 }
+
+// writerWait bounds how long Close waits for port writers to finish a write
+// in progress and close the device.
+const writerWait = time.Second
 
 // Listen validates cfg and starts serving the port it names. The device need
 // not exist yet: opening happens in the background and is retried with
@@ -104,14 +111,60 @@ func (l *Listener) offer(c *conn) {
 	l.log.Debug("serial conn opened", keyChannel, c.remote.Channel)
 }
 
-// Close stops serving: it closes the port and every conn and waits for the
-// Listener's goroutine. It is safe to call more than once.
+// Close stops serving: it closes every conn and the port and waits for the
+// Listener's goroutines, which takes up to pollInterval. A port write that is
+// blocked in the device driver (the far end stopped reading) is waited for
+// up to writerWait more; Close then returns anyway, and the port's writer
+// goroutine, which holds the device open, ends when the driver returns the
+// write. It is safe to call more than once.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.done)
 	})
 	l.wg.Wait()
+	l.waitWriters(writerWait)
 	return nil
+}
+
+// addWriter records s, whose writer goroutine is starting.
+func (l *Listener) addWriter(s *session) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.writers == nil {
+		l.writers = make(map[*session]struct{})
+	}
+	l.writers[s] = struct{}{}
+}
+
+// removeWriter forgets s, whose writer closed the port.
+func (l *Listener) removeWriter(s *session) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	delete(l.writers, s)
+}
+
+// waitWriters waits, for at most d in all, until every session's writer has
+// closed its port.
+func (l *Listener) waitWriters(d time.Duration) {
+	l.wmu.Lock()
+	ss := make([]*session, 0, len(l.writers))
+	for s := range l.writers {
+		ss = append(ss, s)
+	}
+	l.wmu.Unlock()
+	if len(ss) == 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, s := range ss {
+		select {
+		case <-s.exited:
+		case <-t.C:
+			l.log.Warn("serial port write blocked in the driver; the device stays open until it returns", keyDevice, l.cfg.Device)
+			return
+		}
+	}
 }
 
 // Addr returns the port's address.
@@ -170,6 +223,10 @@ func (l *Listener) run() {
 		s.close(ErrPortLost)
 		l.st.portLosses.Add(1)
 		l.log.Warn("serial port lost", keyDevice, l.cfg.Device, keyError, err.Error(), keyRetryIn, delay.String())
+		// Let the writer close the device before it is reopened. A write
+		// stuck in the driver keeps it open; reopening may then fail (the
+		// device is opened exclusively) and is retried with backoff.
+		s.waitWriter(pollInterval, l.done)
 		if time.Since(opened) >= l.cfg.ReopenMax {
 			delay = l.cfg.ReopenMin
 		}

@@ -1,10 +1,12 @@
 package serialio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,19 +18,39 @@ import (
 // or a failed write. A timed-out read returns (0, nil).
 const pollInterval = 100 * time.Millisecond
 
+// Port writer limits.
+const (
+	// writeQueue is how many writes may wait for the port's writer.
+	writeQueue = 16
+	// resetWait bounds how long sendReset waits for room in a full write
+	// queue before it drops the RESET.
+	resetWait = 250 * time.Millisecond
+)
+
 // session is one open incarnation of the device. Its conns live and die with
 // it; a reopened device gets a new session.
 //
-// Lock order: session.mu before conn.mu. wmu is taken alone and only around
-// port writes and the final port close.
+// One writer goroutine per session owns port.Write and the final
+// port.Close: a write blocked in the driver (the far end stopped reading)
+// then holds up only that goroutine, never close, the reader, Listener.Close
+// or a conn's Write past its deadline, and the device is never closed under
+// a write in progress, so no later write can reach a reused descriptor.
+//
+// Lock order: session.mu before conn.mu. fdmu is taken alone.
 type session struct {
 	l    *Listener
 	port serial.Port
 	raw  bool
 	dec  *Decoder // reader goroutine only
 
-	wmu  sync.Mutex // serialises writes to port
-	dead atomic.Bool
+	wq     chan *writeReq // to the writer, in order
+	stop   chan struct{}  // closed by close: the writer closes the port and exits
+	exited chan struct{}  // closed by the writer once the port is closed
+	dead   atomic.Bool    // the port failed or the session ended: no more writes
+	busy   atomic.Bool    // the writer is in port.Write
+
+	fdmu       sync.Mutex // held around port.Close and an output flush
+	portClosed bool
 
 	mu    sync.Mutex
 	conns map[byte]*conn // cobs-crc16: open conn per channel
@@ -36,12 +58,42 @@ type session struct {
 	ended bool
 }
 
+// writeReq is one write handed to the session's writer: whole frames (or
+// raw bytes), written in one piece, never interleaved with another.
+type writeReq struct {
+	b      []byte // a copy: the caller's buffer may be reused
+	frames int
+	reset  bool         // a RESET from sendReset: counted, nobody waits
+	state  atomic.Int32 // reqQueued, then reqTaken by the writer or reqCancelled by the caller
+	res    chan error   // 1-buffered; nil for a RESET
+}
+
+// writeReq states.
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqCancelled
+)
+
+// errWriteAborted is returned by session.write when it stopped waiting
+// because the conn or the session ended; the conn says why.
+var errWriteAborted = errors.New("write aborted")
+
 func newSession(l *Listener, port serial.Port) *session {
-	s := &session{l: l, port: port, raw: l.cfg.Framing == FramingRaw}
+	s := &session{
+		l:      l,
+		port:   port,
+		raw:    l.cfg.Framing == FramingRaw,
+		wq:     make(chan *writeReq, writeQueue),
+		stop:   make(chan struct{}),
+		exited: make(chan struct{}),
+	}
 	if !s.raw {
 		s.dec = NewDecoder(l.cfg.MaxFrame)
 		s.conns = make(map[byte]*conn)
 	}
+	l.addWriter(s)
+	go s.writer()
 	return s
 }
 
@@ -76,9 +128,15 @@ func (s *session) serve(done <-chan struct{}) error {
 	}
 }
 
-// close ends every conn with reason and closes the port.
+// close ends every conn with reason and tells the writer to close the port.
+// It does not wait for a write in progress: the writer closes the port once
+// that write returns (see waitWriter).
 func (s *session) close(reason error) {
 	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
 	s.ended = true
 	var cs []*conn
 	for _, c := range s.conns {
@@ -94,9 +152,43 @@ func (s *session) close(reason error) {
 		c.end(reason, false)
 	}
 	s.dead.Store(true)
-	s.wmu.Lock()
-	s.port.Close()
-	s.wmu.Unlock()
+	close(s.stop)
+	if s.busy.Load() {
+		go s.flushOutput()
+	}
+}
+
+// flushOutput runs when close finds a write in progress, which may be
+// blocked because the far end stopped reading. If the write is still going
+// after pollInterval, it discards the output the driver has not sent, which
+// lets the write finish on a real UART (not on a pseudo-terminal). It runs
+// in its own goroutine, as a driver may take its time; fdmu keeps the writer
+// from closing the port under the ioctl.
+func (s *session) flushOutput() {
+	t := time.NewTimer(pollInterval)
+	defer t.Stop()
+	select {
+	case <-s.exited:
+		return
+	case <-t.C:
+	}
+	s.fdmu.Lock()
+	defer s.fdmu.Unlock()
+	if !s.portClosed {
+		s.port.ResetOutputBuffer()
+	}
+}
+
+// waitWriter waits until the writer closed the port, for at most d or until
+// stop closes.
+func (s *session) waitWriter(d time.Duration, stop <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.exited:
+	case <-t.C:
+	case <-stop:
+	}
 }
 
 // handleRaw passes bytes to the raw conn, offering a new one if needed.
@@ -216,22 +308,107 @@ func (s *session) detach(c *conn) bool {
 	return false
 }
 
-// sendReset sends link-control RESET for channel ch.
+// sendReset queues link-control RESET for channel ch. It is best effort and
+// does not wait for the write: it gives up at once on a dead session, and
+// after resetWait if the write queue stays full (a write is stuck).
 func (s *session) sendReset(ch byte) {
-	frame := AppendFrame(make([]byte, 0, 16), ControlChannel, []byte{OpReset, ch})
-	if err := s.write(frame, 1); err == nil {
-		s.l.st.resetsSent.Add(1)
+	if s.dead.Load() {
+		return
+	}
+	req := &writeReq{b: AppendFrame(make([]byte, 0, 16), ControlChannel, []byte{OpReset, ch}), frames: 1, reset: true}
+	select {
+	case s.wq <- req:
+		return
+	case <-s.stop:
+		return
+	default:
+	}
+	t := time.NewTimer(resetWait)
+	defer t.Stop()
+	select {
+	case s.wq <- req:
+	case <-s.stop:
+	case <-t.C:
+		s.l.limiter.warn(s.l.log, "reset", "dropping serial RESET: port writes are stuck", keyChannel, int(ch))
 	}
 }
 
-// write writes b, which holds frames whole frames (0 for raw bytes), to the
-// port. A failed write marks the session dead; the reader then ends it.
-func (s *session) write(b []byte, frames int) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+// write has the writer write a copy of b, which holds frames whole frames
+// (0 for raw bytes), and waits for the result. It stops waiting when
+// abort closes (the conn ended) or the session ends, returning
+// errWriteAborted, or when deadline closes, returning
+// os.ErrDeadlineExceeded. A write given up before the writer took it is
+// never made; one in progress is completed in full by the writer. A failed
+// write marks the session dead; the reader then ends it.
+func (s *session) write(b []byte, frames int, abort, deadline <-chan struct{}) error {
 	if s.dead.Load() {
 		return ErrPortLost
 	}
+	req := &writeReq{b: bytes.Clone(b), frames: frames, res: make(chan error, 1)}
+	var err error
+	select {
+	case s.wq <- req:
+		select {
+		case err := <-req.res:
+			return err
+		case <-abort:
+			err = errWriteAborted
+		case <-s.stop:
+			err = errWriteAborted
+		case <-deadline:
+			err = os.ErrDeadlineExceeded
+		}
+	case <-abort:
+		return errWriteAborted
+	case <-s.stop:
+		return errWriteAborted
+	case <-deadline:
+		return os.ErrDeadlineExceeded
+	}
+	if req.state.CompareAndSwap(reqQueued, reqCancelled) {
+		req.b = nil // the writer skips it; free the copy now
+		return err
+	}
+	// The writer has it: it may just have finished.
+	select {
+	case werr := <-req.res:
+		return werr
+	default:
+		return err
+	}
+}
+
+// writer makes the session's port writes, one request at a time in queue
+// order, until close; then it closes the port. A write blocked in the
+// driver keeps it (and the open device) until the driver returns.
+func (s *session) writer() {
+	defer s.closePort()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case req := <-s.wq:
+			if !req.state.CompareAndSwap(reqQueued, reqTaken) {
+				continue // its caller gave up
+			}
+			err := ErrPortLost
+			if !s.dead.Load() {
+				err = s.writePort(req.b, req.frames)
+				if err == nil && req.reset {
+					s.l.st.resetsSent.Add(1)
+				}
+			}
+			if req.res != nil {
+				req.res <- err
+			}
+		}
+	}
+}
+
+// writePort writes b, which holds frames whole frames, to the port.
+func (s *session) writePort(b []byte, frames int) error {
+	s.busy.Store(true)
+	defer s.busy.Store(false)
 	for len(b) > 0 {
 		n, err := s.port.Write(b)
 		s.l.st.bytesOut.Add(uint64(n))
@@ -247,4 +424,14 @@ func (s *session) write(b []byte, frames int) error {
 	}
 	s.l.st.framesOut.Add(uint64(frames))
 	return nil
+}
+
+// closePort closes the port, once, from the writer.
+func (s *session) closePort() {
+	s.fdmu.Lock()
+	s.port.Close()
+	s.portClosed = true
+	s.fdmu.Unlock()
+	close(s.exited)
+	s.l.removeWriter(s)
 }
