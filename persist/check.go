@@ -15,30 +15,29 @@ import (
 // bbolt's meta page, as laid out by go.etcd.io/bbolt/internal/common: a
 // 16-byte page header followed by the meta fields in native byte order.
 const (
-	boltMagic     = 0xED0CDAED
-	boltVersion   = 2
-	pageHeader    = 16
-	metaChecksum  = 56 // offset of the checksum field in the meta
-	metaLen       = 64
-	metaPageFlags = 0x04
+	boltMagic    = 0xED0CDAED
+	boltVersion  = 2
+	pageHeader   = 16
+	metaChecksum = 56 // offset of the checksum field in the meta
+	metaLen      = 64
 )
 
 type boltMeta struct {
 	pageSize uint32
+	root     uint64 // root page of the root bucket
+	freelist uint64 // freelist page, or noFreelist
 	pgid     uint64 // high water mark
 	txid     uint64
 }
 
-// readMeta parses the meta page at off in f.
+// readMeta parses the meta page at off in f. Like bbolt, it accepts a meta
+// with the right magic, version and checksum.
 func readMeta(f *os.File, off int64) (boltMeta, bool) {
 	var b [pageHeader + metaLen]byte
 	if _, err := f.ReadAt(b[:], off); err != nil {
 		return boltMeta{}, false
 	}
 	ne := binary.NativeEndian
-	if ne.Uint16(b[8:])&metaPageFlags == 0 {
-		return boltMeta{}, false
-	}
 	m := b[pageHeader:]
 	if ne.Uint32(m[0:]) != boltMagic || ne.Uint32(m[4:]) != boltVersion {
 		return boltMeta{}, false
@@ -48,34 +47,48 @@ func readMeta(f *os.File, off int64) (boltMeta, bool) {
 	if h.Sum64() != ne.Uint64(m[metaChecksum:]) {
 		return boltMeta{}, false
 	}
-	return boltMeta{pageSize: ne.Uint32(m[8:]), pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, true
+	return boltMeta{
+		pageSize: ne.Uint32(m[8:]),
+		root:     ne.Uint64(m[16:]),
+		freelist: ne.Uint64(m[32:]),
+		pgid:     ne.Uint64(m[40:]),
+		txid:     ne.Uint64(m[48:]),
+	}, true
 }
 
-// precheck catches the damage that would make bbolt fault on its memory
-// map: a file that is not bbolt, or is shorter than its meta page says. A
-// missing or empty file is fine: Open creates the store.
-func precheck(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// checkFile runs on the store file f after Open has locked it and before
+// bbolt reads anything but the meta pages. It catches the damage that would
+// make bbolt fault on its memory map, hang, or reuse live pages: a file
+// that is not bbolt, or is shorter than its meta page says (precheck), and
+// a damaged page tree (verifyPages). An empty file is fine: Open creates the
+// store.
+func checkFile(f *os.File, path string) error {
+	m, ok, err := precheck(f, path)
+	if err != nil || !ok {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("opening store %s: %w", path, err)
+	if err := verifyPages(f, m); err != nil {
+		return corruptErr(path, err)
 	}
-	defer f.Close()
+	return nil
+}
+
+// precheck reads the meta page bbolt will use (the valid one with the
+// highest txid) and checks it against the file size. ok is false for an
+// empty file.
+func precheck(f *os.File, path string) (best boltMeta, ok bool, err error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("opening store %s: %w", path, err)
+		return best, false, fmt.Errorf("opening store %s: %w", path, err)
 	}
 	size := fi.Size()
 	if size == 0 {
-		return nil
+		return best, false, nil
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("opening store %s: not a regular file", path)
+		return best, false, fmt.Errorf("opening store %s: not a regular file", path)
 	}
 	m0, ok0 := readMeta(f, 0)
-	var best boltMeta
 	found := false
 	offs := []int64{int64(os.Getpagesize()), 4096, 16384, 65536}
 	if ok0 {
@@ -92,15 +105,15 @@ func precheck(path string) error {
 		}
 	}
 	if !found {
-		return corruptErr(path, errors.New("no valid bbolt meta page: not a bbolt file or both meta pages are damaged"))
+		return best, false, corruptErr(path, errors.New("no valid bbolt meta page: not a bbolt file or both meta pages are damaged"))
 	}
 	if best.pageSize < 1024 || best.pageSize&(best.pageSize-1) != 0 {
-		return corruptErr(path, fmt.Errorf("bad page size %d", best.pageSize))
+		return best, false, corruptErr(path, fmt.Errorf("bad page size %d", best.pageSize))
 	}
 	if need := int64(best.pgid) * int64(best.pageSize); best.pgid > 1<<40 || need > size {
-		return corruptErr(path, fmt.Errorf("file is truncated: %d bytes, its meta page needs %d", size, need))
+		return best, false, corruptErr(path, fmt.Errorf("file is truncated: %d bytes, its meta page needs %d", size, need))
 	}
-	return nil
+	return best, true, nil
 }
 
 // Check opens the store at path read-only and checks it: bbolt's own
@@ -113,7 +126,7 @@ func precheck(path string) error {
 func Check(path string) (err error) {
 	opts := Options{Path: path}
 	opts.setDefaults()
-	b, err := openBolt(path, boltOptions(&opts, true))
+	b, _, err := openBolt(path, boltOptions(&opts, true))
 	if err != nil {
 		return fmt.Errorf("checking store: %w", err)
 	}
@@ -133,8 +146,13 @@ func Check(path string) (err error) {
 			}
 		}()
 		_ = b.View(func(tx *bolt.Tx) error {
-			for e := range tx.Check() { // drain: the checker goroutine reads the tx
-				add(e)
+			// Open ran verifyPages, so bbolt's checker goroutine cannot
+			// loop or fault. After 100 problems stop reading: the checker
+			// then stays blocked on its send and reads no more.
+			for e := range tx.Check() {
+				if !add(e) {
+					break
+				}
 			}
 			if len(problems) > 0 {
 				return nil // the page structure is broken; the record checks would fault
@@ -263,7 +281,7 @@ func Compact(path string) (before, after int64, err error) {
 	}
 	opts := Options{Path: path}
 	opts.setDefaults()
-	src, err := openBolt(path, boltOptions(&opts, false))
+	src, _, err := openBolt(path, boltOptions(&opts, false))
 	if err != nil {
 		return 0, 0, fmt.Errorf("compacting store: %w", err)
 	}

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -66,7 +68,10 @@ type DB struct {
 
 	dropWarn    rateLimiter
 	invalidWarn rateLimiter
-	broken      atomic.Bool
+	// broken holds the error that stopped the store; every later commit
+	// fails with it. See commitFailed.
+	broken   atomic.Pointer[error]
+	pageSize int
 
 	closeOnce sync.Once
 	closeErr  error
@@ -82,14 +87,27 @@ func Open(opts Options) (*DB, error) {
 	if opts.Path == "" {
 		return nil, errors.New("opening store: no path")
 	}
-	b, err := openBolt(opts.Path, boltOptions(&opts, false))
+	if requested, clamped := clampMaxSize(opts.MaxSize); clamped != requested {
+		opts.MaxSize = clamped
+		opts.Logger.Warn("store size limit lowered on this 32-bit system",
+			"max_db_size", requested, "effective", clamped)
+	}
+	b, created, err := openBolt(opts.Path, boltOptions(&opts, false))
 	if err != nil {
 		return nil, err
 	}
-	next, err := initialize(b, opts.Path)
+	next, fresh, err := initialize(b, opts.Path)
 	if err != nil {
 		_ = b.Close()
 		return nil, err
+	}
+	if created || fresh {
+		// The file's directory entry must be durable before the first
+		// commit is acknowledged.
+		if err := syncFile(filepath.Dir(opts.Path)); err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("opening store %s: syncing its directory: %w", opts.Path, err)
+		}
 	}
 	if shouldCompact(b) {
 		size := fileSize(opts.Path)
@@ -99,7 +117,7 @@ func Open(opts Options) (*DB, error) {
 			return nil, fmt.Errorf("opening store: compacting: %w", err)
 		}
 		opts.Logger.Info("store compacted", "path", opts.Path, "size_before", before, "size_after", after, "size", size)
-		if b, err = openBolt(opts.Path, boltOptions(&opts, false)); err != nil {
+		if b, _, err = openBolt(opts.Path, boltOptions(&opts, false)); err != nil {
 			return nil, err
 		}
 	}
@@ -107,11 +125,12 @@ func Open(opts Options) (*DB, error) {
 		b.NoSync = true
 	}
 	db := &DB{
-		opts:   opts,
-		bolt:   b,
-		log:    opts.Logger,
-		nextID: next,
-		limits: make(map[string]QueueLimits),
+		opts:     opts,
+		bolt:     b,
+		log:      opts.Logger,
+		nextID:   next,
+		limits:   make(map[string]QueueLimits),
+		pageSize: b.Info().PageSize,
 	}
 	db.dropWarn.every = 10 * time.Second
 	db.invalidWarn.every = 10 * time.Second
@@ -130,24 +149,65 @@ func boltOptions(opts *Options, readOnly bool) *bolt.Options {
 		NoFreelistSync: opts.Sync == SyncOff,
 		FreelistType:   bolt.FreelistMapType,
 		ReadOnly:       readOnly,
-		// bbolt's MaxSize is an int: clamp on 32-bit targets, where the
-		// address space runs out long before.
+		// bbolt's MaxSize is an int; Open clamps it further on 32-bit
+		// targets (clampMaxSize).
 		MaxSize: int(min(opts.MaxSize, int64(math.MaxInt))),
 		NoSync:  opts.Sync == SyncOff,
 	}
 }
 
-// openBolt opens a bbolt file after checking its meta pages, and maps
-// bbolt's errors (and panics on damaged pages) to ErrCorrupt and ErrLocked.
-func openBolt(path string, bopts *bolt.Options) (b *bolt.DB, err error) {
-	if err := precheck(path); err != nil {
-		return nil, err
+// is32bit is true on targets with a 32-bit address space.
+const is32bit = math.MaxInt == math.MaxInt32
+
+// maxSize32 is the largest MaxSize on 32-bit targets. bbolt maps the file
+// in powers of two, so a file just over 512 MiB needs one contiguous 1 GiB
+// mapping, which a 32-bit process rarely has.
+const maxSize32 = 512 << 20
+
+// clampMaxSize returns the requested MaxSize and the one Open uses.
+func clampMaxSize(size int64) (requested, effective int64) {
+	return size, clampMaxSizeFor(size, is32bit)
+}
+
+func clampMaxSizeFor(size int64, small bool) int64 {
+	if small && size > maxSize32 {
+		return maxSize32
 	}
+	return size
+}
+
+// openBolt opens a bbolt file after checking it (checkFile, under the file
+// lock, before bbolt reads more than the meta pages), and maps bbolt's
+// errors (and panics on damaged pages) to ErrCorrupt and ErrLocked. created
+// reports whether it created the file.
+func openBolt(path string, bopts *bolt.Options) (b *bolt.DB, created bool, err error) {
 	var f *os.File
 	bopts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		var nf *os.File
 		var err error
-		f, err = os.OpenFile(name, flag, perm)
-		return f, err
+		if flag&os.O_CREATE != 0 {
+			nf, err = os.OpenFile(name, flag|os.O_EXCL, perm)
+			if err == nil {
+				created = true
+			} else if errors.Is(err, os.ErrExist) {
+				nf, err = os.OpenFile(name, flag&^os.O_CREATE, perm)
+			}
+		} else {
+			nf, err = os.OpenFile(name, flag, perm)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := lockFile(nf, flag&(os.O_WRONLY|os.O_RDWR) != 0, bopts.Timeout); err != nil {
+			_ = nf.Close()
+			return nil, err
+		}
+		if err := checkFile(nf, path); err != nil {
+			_ = nf.Close()
+			return nil, err
+		}
+		f = nf
+		return nf, nil
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -161,14 +221,16 @@ func openBolt(path string, bopts *bolt.Options) (b *bolt.DB, err error) {
 	b, err = bolt.Open(path, 0o600, bopts)
 	switch {
 	case err == nil:
-		return b, nil
+		return b, created, nil
+	case errors.Is(err, ErrCorrupt):
+		return nil, false, err
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("opening store %s: %w (timeout %v)", path, ErrLocked, bopts.Timeout)
+		return nil, false, fmt.Errorf("opening store %s: %w (timeout %v)", path, ErrLocked, bopts.Timeout)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
-		return nil, corruptErr(path, err)
+		return nil, false, corruptErr(path, err)
 	}
-	return nil, fmt.Errorf("opening store %s: %w", path, err)
+	return nil, false, fmt.Errorf("opening store %s: %w", path, err)
 }
 
 // corruptErr wraps ErrCorrupt and cause with advice for the operator.
@@ -178,8 +240,9 @@ func corruptErr(path string, cause error) error {
 }
 
 // initialize creates the buckets of a new file, checks the format version
-// of an existing one and returns the next message id.
-func initialize(b *bolt.DB, path string) (next uint64, err error) {
+// of an existing one and returns the next message id. fresh reports that it
+// initialised a new file.
+func initialize(b *bolt.DB, path string) (next uint64, fresh bool, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -190,16 +253,23 @@ func initialize(b *bolt.DB, path string) (next uint64, err error) {
 	err = b.View(func(tx *bolt.Tx) error {
 		empty := true
 		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-		if empty {
-			return nil
+		if !empty {
+			return checkFormat(tx, path)
 		}
-		return checkFormat(tx, path)
+		// bbolt creates a file with 4 pages: 2 meta, freelist, empty root.
+		// Any later commit grows it, so a larger file whose root reads as
+		// empty lost its root page; creating buckets would replace the data.
+		if tx.Size() != 4*int64(b.Info().PageSize) {
+			return corruptErr(path, errors.New("no buckets in a used file: root page damaged"))
+		}
+		fresh = true
+		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if b.IsReadOnly() {
-		return 0, b.View(func(tx *bolt.Tx) error { next = loadNextID(tx); return nil })
+		return 0, false, b.View(func(tx *bolt.Tx) error { next = loadNextID(tx); return nil })
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
 		for _, name := range topBuckets {
@@ -217,9 +287,9 @@ func initialize(b *bolt.DB, path string) (next uint64, err error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("opening store %s: initializing: %w", path, err)
+		return 0, false, fmt.Errorf("opening store %s: initializing: %w", path, err)
 	}
-	return next, nil
+	return next, fresh, nil
 }
 
 func checkFormat(tx *bolt.Tx, path string) error {
@@ -288,6 +358,10 @@ func fileSize(path string) int64 {
 // ops and the slices they reference must not be modified afterwards. An
 // invalid op (see the op types) is skipped and logged; it does not fail the
 // others. After Close, done is called with ErrClosed on a new goroutine.
+//
+// A write failure other than ErrFull (for example EIO from a write or an
+// fsync) stops the store: that commit and every later one fail with an
+// error wrapping the failure, until the store is opened again.
 func (db *DB) Commit(ops []Op, done func(error)) { db.c.commit(ops, done) }
 
 // Close applies everything committed so far, calls the pending dones,
@@ -349,48 +423,121 @@ func expireQueues(c *committer, now time.Time) (int64, error) {
 
 // applyBatch is the writer goroutine's transaction.
 func (db *DB) applyBatch(groups []group) (err error) {
-	if db.broken.Load() {
-		return fmt.Errorf("committing: %w: the store stopped after an earlier error; restart edged", ErrCorrupt)
+	if cause := db.broken.Load(); cause != nil {
+		return fmt.Errorf("committing: the store stopped after an earlier error; restart edged: %w", *cause)
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			db.broken.Store(true)
-			err = fmt.Errorf("committing: %w: %v", ErrCorrupt, r)
+			err = db.stop(fmt.Errorf("%w: %v", ErrCorrupt, r))
 		}
 	}()
 	a := applier{db: db, next: db.nextID}
+	var txid uint64
+	var applyErr error
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		if db.overSoftLimit(tx) && growing(groups) {
-			return fmt.Errorf("%w: %d of %d bytes in use, only deletes are accepted", ErrFull, db.inUse(tx), db.opts.MaxSize)
-		}
-		a.begin(tx)
-		for i := range groups {
-			for _, op := range groups[i].ops {
-				if err := a.apply(op); err != nil {
-					return err
-				}
-			}
-			if err := a.endGroup(); err != nil {
-				return err
-			}
-		}
-		return a.end()
+		txid = uint64(tx.ID())
+		applyErr = a.applyGroups(tx, groups)
+		return applyErr
 	})
 	if err != nil {
-		if errors.Is(err, ErrFull) {
-			return fmt.Errorf("committing: %w", err)
+		if applyErr == nil {
+			return db.commitFailed(err, txid)
 		}
-		if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) {
-			return fmt.Errorf("committing: %w: %w", ErrFull, err)
-		}
-		return fmt.Errorf("committing: %w", err)
+		return fmt.Errorf("committing: %w", err) // an op failed: nothing was written
 	}
 	db.nextID = a.next
 	for _, f := range a.after {
 		f()
 	}
 	return nil
+}
+
+func (a *applier) applyGroups(tx *bolt.Tx, groups []group) error {
+	db := a.db
+	if db.overSoftLimit(tx) && growing(groups) {
+		return fmt.Errorf("%w: %d of %d bytes in use, only deletes are accepted", ErrFull, db.inUse(tx), db.opts.MaxSize)
+	}
+	a.begin(tx)
+	for i := range groups {
+		for _, op := range groups[i].ops {
+			if err := a.apply(op); err != nil {
+				return err
+			}
+		}
+		if err := a.endGroup(); err != nil {
+			return err
+		}
+	}
+	return a.end()
+}
+
+// commitFailed classifies an error of bbolt's tx.Commit for transaction
+// txid. The store keeps running only when the failure left the file as the
+// last successful commit wrote it: the size limit, or a full disk while
+// writing data pages (the meta page is unchanged). Any other failure, such
+// as EIO from a write or fsync, may have left a meta page on disk (or in
+// the page cache) that refers to pages bbolt now considers free; committing
+// on could reuse them, so the store stops (fsyncgate).
+func (db *DB) commitFailed(err error, txid uint64) error {
+	switch {
+	case errors.Is(err, berrors.ErrMaxSizeReached):
+		return fmt.Errorf("committing: %w: %w", ErrFull, err)
+	case isMmapError(err):
+		// bbolt could not map the file larger: the address space is
+		// exhausted (32-bit). It may have unmapped the file already.
+		err = fmt.Errorf("%w: %w", ErrFull, err)
+		if !db.boltUsable() {
+			return db.stop(err)
+		}
+		return fmt.Errorf("committing: %w", err)
+	case isNoSpace(err) && db.metaUnchanged(txid):
+		return fmt.Errorf("committing: %w: %w", ErrFull, err)
+	}
+	return db.stop(err)
+}
+
+// stop marks the store broken with cause, the first one, and returns the
+// commit's error.
+func (db *DB) stop(cause error) error {
+	db.broken.CompareAndSwap(nil, &cause)
+	db.log.Error("store stopped: no more commits until restart", "err", cause)
+	return fmt.Errorf("committing: the store stops, restart edged: %w", cause)
+}
+
+func isMmapError(err error) bool {
+	s := err.Error()
+	return errors.Is(err, syscall.ENOMEM) || strings.Contains(s, "mmap allocate error") ||
+		strings.Contains(s, "mmap size calculation error") || strings.Contains(s, "mmap too large")
+}
+
+// isNoSpace reports ENOSPC; bbolt formats some errors with %s.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error())
+}
+
+// boltUsable reports whether bbolt still has the file mapped.
+func (db *DB) boltUsable() (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	_ = db.bolt.Info() // panics when unmapped
+	return true
+}
+
+// metaUnchanged reports whether the meta page that transaction txid would
+// have written still holds an older transaction, as read through the page
+// cache.
+func (db *DB) metaUnchanged(txid uint64) bool {
+	f, err := os.Open(db.opts.Path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	m, ok := readMeta(f, int64(txid%2)*int64(db.pageSize))
+	return ok && m.txid < txid
 }
 
 // reserve is the part of Options.MaxSize kept for transactions that only
@@ -718,7 +865,7 @@ func (a *applier) apply(op Op) error {
 			if err != nil {
 				return err
 			}
-			*o.expired += n
+			a.after = append(a.after, func() { *o.expired += n }) // only once committed
 		}
 		return nil
 	}

@@ -30,7 +30,11 @@
 //     reached Options.MaxSize or the disk is full). A failed batch is
 //     retried one Commit call per transaction when the cause is ErrFull, so
 //     calls that free space (Dequeue, DeleteSession, QueueDelete) succeed.
-//     The store keeps working after a failed commit.
+//     The store keeps working after ErrFull and after an op that fails. Any
+//     other write failure (an I/O error while writing or syncing, which may
+//     have left a new meta page behind) stops the store: every later commit
+//     fails with an error wrapping that cause until edged is restarted, so
+//     nothing more is acknowledged.
 //
 // Load, ReadQueue, QueueStats and Stats read in bbolt read-only
 // transactions and may run concurrently with the writer; they see the
@@ -49,8 +53,16 @@
 // acknowledged message" promise rests on.
 // SyncAlways: one transaction and fsync per Commit call.
 // SyncOff: bbolt NoSync and NoFreelistSync; done runs when the transaction
-// is in the page cache; a power loss loses recent commits but never
-// corrupts the file (Close still syncs).
+// is in the page cache, so a crash of edged (kill -9) loses nothing, but a
+// power loss can lose recent commits and can leave the file damaged (bbolt
+// may write a meta page before the pages it refers to). Open fails with
+// ErrCorrupt on the damage it detects (page structure, records Load
+// decodes), never starts empty, and Check lists it; stale but well-formed
+// records can go unnoticed. Close syncs.
+//
+// When Open creates the file it also fsyncs its directory, so the file
+// itself survives a power loss after the first acknowledged commit. (The
+// directory holding it, data_dir, is created by the caller.)
 //
 // # Bucket layout (format version 1)
 //
@@ -75,13 +87,20 @@
 // # Damage and maintenance
 //
 // Open refuses a damaged, truncated or foreign file with ErrCorrupt and
-// never starts empty in its place; Check (`edged db check`) lists the
-// problems and Compact (`edged db compact`) rewrites the file without free
-// pages. Open compacts by itself when more than half of a file over 16 MiB
-// is free.
+// never starts empty in its place: only a file of exactly bbolt's 4 initial
+// pages may have no buckets. Before bbolt reads the page tree, Open (and
+// Check and Compact) walk it with plain reads under the file lock
+// (verifyPages: page ids, types, element bounds, no page reached twice, the
+// freelist), so a damaged file cannot fault the process or loop. Check
+// (`edged db check`) lists the problems and Compact (`edged db compact`)
+// rewrites the file without free pages. Open compacts by itself when more
+// than half of a file over 16 MiB is free.
 //
 // # Caveats
 //
-// Options.MaxSize is enforced by bbolt when the file grows; on 32-bit
-// targets keep it well below the free address space (a few hundred MiB).
+// Options.MaxSize is enforced by bbolt when the file grows. bbolt maps the
+// file in powers of two, so on 32-bit targets Open lowers MaxSize to 512
+// MiB (and logs it): a larger file needs one contiguous 1 GiB mapping. If
+// mapping a larger file still fails, the commit fails with ErrFull, and the
+// store stops if bbolt lost its mapping.
 package persist

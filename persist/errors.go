@@ -24,7 +24,7 @@ var (
 	// ErrFull is returned (wrapped, to the done callbacks of a Commit) when a
 	// transaction would grow the store file past Options.MaxSize or the disk
 	// is full. Later commits that free space, such as Dequeue or
-	// QueueDelete, still succeed.
+	// QueueDelete, still succeed, unless the store stopped (see DB.Commit).
 	ErrFull = errors.New("store is full")
 
 	// ErrClosed is returned when a store is used after Close.

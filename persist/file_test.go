@@ -40,8 +40,13 @@ func TestMaxSize(t *testing.T) {
 // writeStore creates a store file with some content and returns its path.
 func writeStore(t *testing.T) string {
 	t.Helper()
+	return writeStoreSync(t, persist.SyncBatch)
+}
+
+func writeStoreSync(t *testing.T, sync persist.SyncMode) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "edged.db")
-	db, err := persist.Open(persist.Options{Path: path})
+	db, err := persist.Open(persist.Options{Path: path, Sync: sync})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package persist_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,6 +123,13 @@ var (
 	_ queueStore = (*persist.DB)(nil)
 	_ queueStore = (*persist.Memory)(nil)
 )
+
+// childEnv is the environment for a subprocess of the test binary: the
+// current one plus kv, without the race detector's 1 s sleep at exit.
+func childEnv(kv ...string) []string {
+	env := append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	return append(env, kv...)
+}
 
 func isFull(err error) bool { return errors.Is(err, persist.ErrFull) }
 

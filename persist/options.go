@@ -36,8 +36,9 @@ const (
 	// own fsync.
 	SyncAlways
 	// SyncOff never fsyncs: done callbacks run once the transaction is in
-	// the OS page cache. A power loss loses the last seconds of commits but
-	// never corrupts the file.
+	// the OS page cache. A crash of the process loses nothing; a power loss
+	// can lose recent commits and can damage the file (bbolt NoSync), which
+	// Open then refuses with ErrCorrupt.
 	SyncOff
 )
 
@@ -86,7 +87,8 @@ type Options struct {
 	// MaxSize is the file size budget in bytes (persistence.max_db_size);
 	// 0 means DefaultMaxSize. A commit that would grow the file past it
 	// fails with ErrFull instead of growing the file or the memory map,
-	// which matters on 32-bit targets with little address space.
+	// which matters on 32-bit targets with little address space. On 32-bit
+	// targets Open uses at most 512 MiB.
 	MaxSize int64
 	// BatchSize is the largest number of Commit calls grouped into one
 	// transaction in SyncBatch mode; 0 means DefaultBatchSize.
