@@ -146,8 +146,8 @@ func serve(cfg *Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
+	if err := makeDataDir(cfg.DataDir); err != nil {
+		return err
 	}
 	syncMode, _ := persist.ParseSyncMode(cfg.Persistence.Sync) // validated
 	db, err := persist.Open(persist.Options{
@@ -414,6 +414,27 @@ func readPassword(in *os.File, stderr io.Writer) ([]byte, error) {
 		return nil, errors.New("passwords do not match")
 	}
 	return p1, nil
+}
+
+// makeDataDir creates data_dir if needed and, when it did, fsyncs its
+// parent, so that the directory entry survives a power cut along with the
+// store inside it (persist fsyncs data_dir itself for a new file).
+func makeDataDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	parent, err := os.Open(filepath.Dir(filepath.Clean(dir)))
+	if err != nil {
+		return fmt.Errorf("syncing data directory: %w", err)
+	}
+	defer parent.Close()
+	if err := parent.Sync(); err != nil {
+		return fmt.Errorf("syncing data directory: %w", err)
+	}
+	return nil
 }
 
 func storePath(cfg *Config) string { return filepath.Join(cfg.DataDir, "edged.db") }
