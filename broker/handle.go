@@ -407,14 +407,14 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	return closeNone
 }
 
-// subscribed runs once a SUBSCRIBE's subscriptions are durable: it sends
-// SUBACK, then makes the subscriptions live and sends the matching retained
-// messages with the retain flag set [MQTT-3.3.1-6] [MQTT-3.8.4-3], all
-// under routeMu. A message routed before this point is thus in the retained
-// store (if retained) and not delivered live; one routed after is delivered
-// live and, if retained, was not in the store yet: the subscriber sees
-// SUBACK, the retained messages, then live ones, never a stale retained
-// value after a newer live one and never one message twice.
+// subscribed runs once a SUBSCRIBE's subscriptions are durable: under
+// routeMu it makes them live, queues SUBACK, then the matching retained
+// messages with the retain flag set [MQTT-3.3.1-6] [MQTT-3.8.4-3]. A
+// message routed before this point is thus in the retained store (if
+// retained) and not delivered live; one routed after is delivered live and,
+// if retained, was not in the store yet: the subscriber sees SUBACK, the
+// retained messages, then live ones, never a stale retained value after a
+// newer live one and never one message twice.
 func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error) {
 	s, ss := c.s, c.sess
 	s.routeMu.Lock()
