@@ -33,7 +33,8 @@ func checkLineErrors(t *testing.T, err error, text string) {
 		if want := fmt.Sprintf("%s:%d: ", fuzzPath, le.Line); !strings.HasPrefix(le.Error(), want) {
 			t.Fatalf("error %q does not start with %q", le, want)
 		}
-		if !errors.Is(le, ErrSyntax) && !errors.Is(le, ErrUnknownHash) && !errors.Is(le, ErrDuplicateUser) {
+		if !errors.Is(le, ErrSyntax) && !errors.Is(le, ErrUnknownHash) && !errors.Is(le, ErrDuplicateUser) &&
+			!errors.Is(le, ErrInvalidIterations) {
 			t.Fatalf("error wraps no sentinel: %v", le)
 		}
 	}
