@@ -99,10 +99,17 @@ func (x rule) remap(topic, from, to string) (string, bool) {
 		return "", false
 	}
 	if t, ok := strings.CutPrefix(topic, from); ok {
-		if r := to + t; r != "" {
-			return r, true
+		r := to + t
+		// A $-level must not become a $-topic on one side only: MQTT
+		// reserves $-topics for the server [MQTT-4.7.2-1], and the other
+		// side's wildcard subscription could not match it back. "a/$x"
+		// with local_prefix "a/" and remote_prefix "" is not forwarded,
+		// nor "$x" the other way; with both prefixes empty (or both set)
+		// the mapping is symmetric and allowed.
+		if r == "" || strings.HasPrefix(t, "$") && (from == "") != (to == "") {
+			return "", false
 		}
-		return "", false
+		return r, true
 	}
 	if r := strings.TrimSuffix(to, "/"); topic+"/" == from && r != "" {
 		return r, true

@@ -76,9 +76,11 @@ func FuzzTopicRules(f *testing.F) {
 		// The tap takes only what mapOut maps (its accept function), so
 		// nothing is queued and then dropped; what the filter matches but
 		// mapOut refuses is only the bare local prefix and its parent level
-		// when remote_prefix is "" (or "/" for the parent).
+		// when remote_prefix is "" (or "/" for the parent), and a topic
+		// that would become a $-topic upstream.
 		unmappableOut := topic == local && remote == "" ||
-			topic+"/" == local && strings.TrimSuffix(remote, "/") == ""
+			topic+"/" == local && strings.TrimSuffix(remote, "/") == "" ||
+			makesDollar(topic, local, remote)
 		if r.Direction != In && packet.MatchTopic(lf, topic) && !okOut && !unmappableOut {
 			t.Fatalf("tap filter %q matches %q, but mapOut refuses it", lf, topic)
 		}
@@ -87,11 +89,19 @@ func FuzzTopicRules(f *testing.F) {
 		// when local_prefix is "" (or "/" for the parent): those are
 		// acknowledged and dropped.
 		unmappable := topic == remote && local == "" ||
-			topic+"/" == remote && strings.TrimSuffix(local, "/") == ""
+			topic+"/" == remote && strings.TrimSuffix(local, "/") == "" ||
+			makesDollar(topic, remote, local)
 		if r.Direction != Out && packet.MatchTopic(rf, topic) && !okIn && !unmappable {
 			t.Fatalf("subscription %q matches %q, but mapIn refuses it: received, then dropped", rf, topic)
 		}
 	})
+}
+
+// makesDollar reports whether mapping topic from prefix from to prefix to
+// would make a $-level a $-topic on one side only.
+func makesDollar(topic, from, to string) bool {
+	t, ok := strings.CutPrefix(topic, from)
+	return ok && strings.HasPrefix(t, "$") && (from == "") != (to == "")
 }
 
 // underPrefix reports whether topic is prefix+T, or the parent level that
