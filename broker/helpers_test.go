@@ -12,6 +12,7 @@ import (
 
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/internal/testutil"
 )
 
 // startBroker starts a broker on 127.0.0.1:0 and returns it with its
@@ -45,20 +46,7 @@ func startBroker(t testing.TB, cfg broker.Config, opts ...broker.ServeOption) (*
 }
 
 // waitFor polls fn until it returns nil or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = testutil.WaitFor
 
 // rawClient speaks MQTT packet by packet over a real TCP connection, for
 // protocol edge cases that a client library would not produce.
