@@ -49,23 +49,25 @@ const maxPreConnectSize = 64 << 10
 const maxPendingAcks = 256
 
 // conn is one network connection. The reader goroutine alone decodes and
-// handles packets; the writer goroutine alone writes to the socket.
+// handles packets; the writer goroutine alone writes to the socket. The
+// writer runs only while there is something to write: an idle connection
+// costs one goroutine, not two.
 type conn struct {
 	s    *Server
 	nc   net.Conn
 	opts listenerOpts
 	log  *slog.Logger
 
-	outMu     sync.Mutex
-	out       []packet.Packet // write queue, bounded
-	outSignal chan struct{}   // 1-buffered: the writer has work
+	outMu   sync.Mutex
+	out     []packet.Packet // write queue, bounded
+	writing bool            // a writer goroutine is running; guarded by outMu
+	writers sync.WaitGroup  // the writer goroutine, waited for by cleanup
 
-	closeOnce  sync.Once
-	closed     chan struct{} // closed by close
-	reason     atomic.Int32  // closeReason
-	draining   atomic.Bool   // the writer flushes, then closes the socket
-	writerDone chan struct{}
-	done       chan struct{} // closed when the connection is fully cleaned up
+	closeOnce sync.Once
+	closed    chan struct{} // closed by close
+	reason    atomic.Int32  // closeReason
+	draining  atomic.Bool   // set under outMu: the writer flushes, then closes
+	done      chan struct{} // closed when the connection is fully cleaned up
 
 	acks      ackQueue
 	commitSem chan struct{}
@@ -79,14 +81,12 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, o listenerOpts) *conn {
 	c := &conn{
-		s:          s,
-		nc:         nc,
-		opts:       o,
-		outSignal:  make(chan struct{}, 1),
-		closed:     make(chan struct{}),
-		writerDone: make(chan struct{}),
-		done:       make(chan struct{}),
-		commitSem:  make(chan struct{}, maxPendingAcks),
+		s:         s,
+		nc:        nc,
+		opts:      o,
+		closed:    make(chan struct{}),
+		done:      make(chan struct{}),
+		commitSem: make(chan struct{}, maxPendingAcks),
 	}
 	c.acks.c = c
 	c.log = s.log.With("listener", o.name, "remote", nc.RemoteAddr().String())
@@ -113,18 +113,17 @@ func (c *conn) close(r closeReason) {
 // drainAndClose lets the writer send what it holds, then closes.
 func (c *conn) drainAndClose(r closeReason) {
 	c.reason.CompareAndSwap(int32(closeNone), int32(r))
+	c.outMu.Lock()
 	c.draining.Store(true)
-	c.signal()
-}
-
-func (c *conn) signal() {
-	select {
-	case c.outSignal <- struct{}{}:
-	default:
+	idle := !c.writing
+	c.outMu.Unlock()
+	if idle {
+		c.close(r)
 	}
 }
 
-// push appends p to the write queue unless it holds limit packets.
+// push appends p to the write queue unless it holds limit packets, and
+// starts the writer if it is not running.
 func (c *conn) push(p packet.Packet, limit int) bool {
 	c.outMu.Lock()
 	if len(c.out) >= limit || c.isClosed() {
@@ -132,8 +131,15 @@ func (c *conn) push(p packet.Packet, limit int) bool {
 		return false
 	}
 	c.out = append(c.out, p)
+	start := !c.writing
+	if start {
+		c.writing = true
+		c.writers.Add(1)
+	}
 	c.outMu.Unlock()
-	c.signal()
+	if start {
+		go c.writeLoop()
+	}
 	return true
 }
 
@@ -163,36 +169,34 @@ func (c *conn) send(p packet.Packet) bool {
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
 // writeLoop drains the write queue into a pooled bufio.Writer and flushes
-// when the queue is empty, so many small packets leave in one write. The
-// buffer is returned to the pool between bursts: an idle connection holds
-// none.
+// when the queue is empty, so many small packets leave in one write. It
+// exits when the queue is empty (push starts it again), so an idle
+// connection holds neither a writer goroutine nor a write buffer.
 func (c *conn) writeLoop() {
-	defer c.s.wg.Done()
-	defer close(c.writerDone)
+	defer c.writers.Done()
 	var batch []packet.Packet
 	for {
-		select {
-		case <-c.outSignal:
-		case <-c.closed:
-			return
-		}
-		for {
-			c.outMu.Lock()
-			batch, c.out = c.out, batch[:0]
+		c.outMu.Lock()
+		if c.isClosed() {
 			c.outMu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			if err := c.writeBatch(batch); err != nil {
-				c.close(closeNetwork)
-				return
-			}
-			clear(batch)
-		}
-		if c.draining.Load() {
-			c.close(closeReason(c.reason.Load()))
 			return
 		}
+		if len(c.out) == 0 {
+			c.writing = false
+			draining := c.draining.Load()
+			c.outMu.Unlock()
+			if draining {
+				c.close(closeReason(c.reason.Load()))
+			}
+			return
+		}
+		batch, c.out = c.out, batch[:0]
+		c.outMu.Unlock()
+		if err := c.writeBatch(batch); err != nil {
+			c.close(closeNetwork)
+			return
+		}
+		clear(batch)
 	}
 }
 
@@ -330,11 +334,19 @@ func (c *conn) cleanup(reason closeReason) {
 	if !c.draining.Load() {
 		c.close(reason)
 	}
+	// Wait for a writer still flushing (drainAndClose), at most
+	// WriteTimeout; close's past deadline then ends its write. No new
+	// writer starts once the connection is closed.
+	flushed := make(chan struct{})
+	go func() {
+		c.writers.Wait()
+		close(flushed)
+	}()
 	select {
-	case <-c.writerDone:
+	case <-flushed:
 	case <-time.After(c.s.cfg.WriteTimeout):
 		c.close(reason)
-		<-c.writerDone
+		<-flushed
 	}
 	c.close(reason)
 	c.nc.Close() // the only place the socket is closed; no lock is held

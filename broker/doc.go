@@ -9,15 +9,18 @@
 //
 // # Connection lifecycle
 //
-// A connection has two goroutines. The reader alone decodes: it waits at
-// most ConnectTimeout for CONNECT (read with a 64 KiB maximum), then reads
+// A connection has a reader goroutine and, while there is something to
+// write, a writer goroutine. The reader alone decodes: it waits at most
+// ConnectTimeout for CONNECT (read with a 64 KiB maximum), then reads
 // packets with a deadline of 1.5 x keepalive [MQTT-3.1.2-24] and the
 // configured maximum packet size, checked from the fixed header before the
-// body is read. The writer alone writes: it drains a bounded queue into a
-// pooled bufio.Writer and flushes when the queue is empty, so bursts leave
-// in one write and an idle connection holds no write buffer. When the
-// reader stops it closes the socket, waits for the writer, detaches the
-// session, and publishes the will unless the client sent DISCONNECT.
+// body is read. The writer alone writes: started by the first packet queued,
+// it drains a bounded queue into a pooled bufio.Writer, flushes when the
+// queue is empty (so bursts leave in one write) and exits; an idle
+// connection holds neither a writer goroutine nor a write buffer. When the
+// reader stops it marks the connection closed, waits for the writer,
+// closes the socket, detaches the session, and publishes the will unless
+// the client sent DISCONNECT.
 //
 // # Sessions, QoS and persistence
 //

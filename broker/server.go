@@ -198,10 +198,9 @@ func (s *Server) startConn(ctx context.Context, nc net.Conn, o listenerOpts) *co
 	}
 	c := newConn(s, nc, o)
 	s.conns[c] = struct{}{}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	s.mu.Unlock()
-	go c.readLoop(ctx)
-	go c.writeLoop()
+	go c.readLoop(ctx) // the writer starts with the first packet to send
 	return c
 }
 
