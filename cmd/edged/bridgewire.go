@@ -23,6 +23,12 @@ func bridgeConfig(c BridgeConfig, log *slog.Logger) bridge.Config {
 		KeepAlive: c.KeepAlive,
 		Backoff:   bridge.Backoff{Min: c.Backoff.Min, Max: c.Backoff.Max},
 		RateLimit: c.RateLimit,
+
+		PingTimeout:       c.PingTimeout,
+		ConnectTimeout:    c.ConnectTimeout,
+		StableAfter:       c.StableAfter,
+		Window:            c.Window,
+		NotificationTopic: c.NotificationTopic,
 		Queue: bridge.QueueLimits{
 			MaxMessages: c.Queue.MaxMessages,
 			MaxBytes:    int64(c.Queue.MaxBytes),

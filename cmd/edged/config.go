@@ -114,6 +114,13 @@ type BridgeConfig struct {
 	RateLimit int            `yaml:"rate_limit"`
 	Topics    []BridgeTopic  `yaml:"topics"`
 	Queue     BridgeQueueCfg `yaml:"queue"`
+
+	// edged's keys beyond DESIGN.md §4, with bridge.Config's defaults.
+	PingTimeout       time.Duration `yaml:"ping_timeout"`       // PINGRESP wait; default keepalive/2, at most 10s
+	ConnectTimeout    time.Duration `yaml:"connect_timeout"`    // dial, TLS and CONNACK; default 10s
+	StableAfter       time.Duration `yaml:"stable_after"`       // up this long resets the backoff; default 30s
+	Window            int           `yaml:"window"`             // QoS 1/2 publishes in flight upstream; default 64
+	NotificationTopic string        `yaml:"notification_topic"` // retained 1/0 state upstream; "-" disables
 }
 
 // BridgeTLS is a bridge's TLS section.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -162,5 +163,26 @@ func TestSubcommands(t *testing.T) {
 	err = exec.Command(edgedBin, "frobnicate").Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("unknown command: %v, want status 2", err)
+	}
+}
+
+// TestBridgeTuningKeys: edged's bridge keys beyond DESIGN.md §4 reach
+// bridge.Config, and a bad one is reported with its line.
+func TestBridgeTuningKeys(t *testing.T) {
+	base := "listeners: [{address: '127.0.0.1:1'}]\nbridges:\n  - name: cloud\n    address: tcp://up:1883\n" +
+		"    topics: [{pattern: 's/#', direction: out, qos: 1}]\n"
+	cfg, err := parseConfig("f.yaml", []byte(base+"    window: 8\n    connect_timeout: 3s\n    ping_timeout: 2s\n"+
+		"    stable_after: 1m\n    notification_topic: '-'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := bridgeConfig(cfg.Bridges[0], nil)
+	if bc.Window != 8 || bc.ConnectTimeout != 3*time.Second || bc.PingTimeout != 2*time.Second ||
+		bc.StableAfter != time.Minute || bc.NotificationTopic != "-" {
+		t.Fatalf("bridge.Config %+v does not carry the keys", bc)
+	}
+	_, err = parseConfig("f.yaml", []byte(base+"    window: 70000\n"))
+	if err == nil || !strings.Contains(err.Error(), "f.yaml:6: bridges[0].window: must be between 1 and 65535") {
+		t.Fatalf("window 70000: %v", err)
 	}
 }
