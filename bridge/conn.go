@@ -93,8 +93,11 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 
 	// An upstream that does not know bridge mode may accept the CONNECT
 	// and then drop the connection (mochi-mqtt does): if the connection
-	// fails before a first round trip, use plain MQTT 3.1.1 from now on.
-	confirmed := false
+	// fails after a first request went out and before its answer, use plain
+	// MQTT 3.1.1 from now on. A drop with nothing asked (no notification
+	// topic, no in rules, an empty queue) says nothing about bridge mode.
+	confirmed, probed := false, false
+	probe := func() { probed = true }
 	confirm := func() {
 		if !confirmed {
 			confirmed = true
@@ -104,7 +107,7 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 		}
 	}
 	defer func() {
-		if err != nil && !confirmed && br.private && ctx.Err() == nil && time.Since(upAt) < time.Second {
+		if err != nil && probed && !confirmed && br.private && ctx.Err() == nil && time.Since(upAt) < time.Second {
 			br.private = false
 			br.log.Info("upstream dropped a bridge-mode connection (protocol level 0x84); using plain MQTT 3.1.1", "error", err)
 			err = fmt.Errorf("%w: %w", errRetryNow, err)
@@ -113,6 +116,7 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	if br.cfg.NotificationTopic != "-" {
 		// This QoS 1 round trip also waits out the PUBCOMPs of the PUBRELs
 		// re-sent for stale QoS 2 packet ids (see store.go).
+		probe()
 		t := client.Publish(br.cfg.NotificationTopic, 1, true, "1")
 		if err := waitToken(ctx, t, cs); err != nil {
 			return upAt, fmt.Errorf("publishing state: %w", err)
@@ -120,6 +124,7 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 		confirm()
 	}
 	if subs := br.rules.subscriptions(); len(subs) > 0 {
+		probe()
 		t := client.SubscribeMultiple(subs, nil)
 		if err := waitToken(ctx, t, cs); err != nil {
 			return upAt, fmt.Errorf("subscribing: %w", err)
@@ -133,7 +138,7 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	}
 	br.log.Info("upstream connected", "address", br.cfg.Address, "client_id", br.cfg.ClientID)
 	br.setConnected(true)
-	return upAt, br.forward(ctx, client, cs, confirm)
+	return upAt, br.forward(ctx, client, cs, probe, confirm)
 }
 
 // connect dials and performs the MQTT handshake with a new paho client.

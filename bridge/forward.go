@@ -21,7 +21,7 @@ type flight struct {
 // still up. It starts from the head of the queue, so after a reconnect the
 // first unacknowledged entry is sent first. It returns nil when ctx is done
 // and the connection's error otherwise.
-func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState, confirm func()) (err error) {
+func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState, probe, confirm func()) (err error) {
 	window := br.cfg.Window
 	batch := max(256, window)
 	var (
@@ -66,7 +66,9 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 			}
 			win = win[1:]
 			acked = append(acked, f.seq)
-			confirm()
+			if f.qos > 0 {
+				confirm() // an answer from upstream, not just a write
+			}
 		}
 	fill:
 		if len(acked) > 0 {
@@ -102,6 +104,9 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 				br.log.Debug("dropping queued message no out rule matches", "topic", e.Topic)
 				br.remove([]uint64{e.Seq})
 				continue
+			}
+			if qos > 0 {
+				probe() // a QoS 1/2 publish asks for an answer
 			}
 			win = append(win, flight{seq: e.Seq, qos: qos, tok: client.Publish(remote, qos, e.Retain, e.Payload)})
 		}
