@@ -11,11 +11,13 @@ import (
 
 var _ net.Conn = (*conn)(nil)
 
-// inputFrames is how many maximum-size frames a conn buffers for the
-// broker. When the buffer is full the port reader waits, for at most
-// inputStall, before it closes the conn as too slow (ErrInputOverflow).
+// inputBuffer is how many bytes a conn buffers for the broker (16 frames
+// at the default max_frame of 4 KiB), and always at least one frame. When
+// the buffer is full the port reader waits, for at most inputStall, before
+// it closes the conn as too slow (ErrInputOverflow). A fixed byte bound
+// keeps a large max_frame from multiplying into 255 channels x 16 frames.
 const (
-	inputFrames = 16
+	inputBuffer = 64 << 10
 	inputStall  = 2 * time.Second
 )
 
@@ -74,7 +76,7 @@ func (c *conn) push(p []byte, stop <-chan struct{}) (ok, overflow bool) {
 			c.mu.Unlock()
 			return false, false
 		}
-		if c.in.Len() == 0 || c.in.Len()+len(p) <= inputFrames*c.s.l.cfg.MaxFrame {
+		if c.in.Len() == 0 || c.in.Len()+len(p) <= inputBuffer {
 			break
 		}
 		c.mu.Unlock()
