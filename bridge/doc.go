@@ -47,8 +47,9 @@
 //
 // # Imports
 //
-// bridge must not import broker or persist: it declares Broker and Queue
-// and cmd/edged adapts them. It may import broker/packet (topic matching).
+// bridge must not import broker or persist: it declares Broker and Queue;
+// *broker.Server is a Broker as it is, and bridge/dbqueue adapts a persist
+// FIFO to Queue (for cmd/edged and the tests alike). It may import broker/packet (topic matching).
 //
 // # Caveats
 //

@@ -21,6 +21,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/edged/edged/bridge"
+	"github.com/edged/edged/bridge/dbqueue"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/persist"
@@ -73,7 +74,7 @@ func startLocal(t testing.TB, dir string, cfgs ...bridge.Config) *local {
 		if c.Logger == nil {
 			c.Logger = testLogger(t)
 		}
-		br, err := bridge.New(c, srv, &queue{db: db, name: bridge.QueueName(c.Name)})
+		br, err := bridge.New(c, srv, dbqueue.New(db, c.Name))
 		if err != nil {
 			srv.Shutdown(context.Background())
 			db.Close()
@@ -135,46 +136,7 @@ func (l *local) publish(t testing.TB, topic string, payload []byte, qos byte, re
 }
 
 func (l *local) stats(name string) bridge.QueueStats {
-	return (&queue{db: l.db, name: bridge.QueueName(name)}).Stats()
-}
-
-// queue is cmd/edged's adapter of persist.DB to bridge.Queue.
-type queue struct {
-	db   *persist.DB
-	name string
-}
-
-func (q *queue) SetLimits(l bridge.QueueLimits) {
-	q.db.SetQueueLimits(q.name, persist.QueueLimits{MaxMessages: l.MaxMessages, MaxBytes: l.MaxBytes,
-		MaxAge: l.MaxAge, DropNewest: l.Overflow == bridge.DropNewest})
-}
-
-func (q *queue) Read(after uint64, max int) ([]bridge.Entry, error) {
-	es, err := q.db.ReadQueue(q.name, after, max)
-	out := make([]bridge.Entry, len(es))
-	for i, e := range es {
-		out[i] = bridge.Entry{Seq: e.Seq, Topic: e.Msg.Topic, Payload: e.Msg.Payload, QoS: e.Msg.QoS,
-			Retain: e.Msg.Retain, Time: time.Unix(0, e.Msg.Time)}
-	}
-	return out, err
-}
-
-func (q *queue) Delete(seqs []uint64, done func(error)) {
-	ops := make([]persist.Op, len(seqs))
-	for i, s := range seqs {
-		ops[i] = persist.QueueDelete{Queue: q.name, Seq: s}
-	}
-	q.db.Commit(ops, done)
-}
-
-func (q *queue) Stats() bridge.QueueStats {
-	s := q.db.QueueStats(q.name)
-	return bridge.QueueStats{Len: s.Len, Bytes: s.Bytes, Oldest: s.Oldest, Dropped: s.Dropped, Expired: s.Expired}
-}
-
-func (q *queue) Expire(now time.Time) error {
-	_, err := q.db.ExpireQueues(now)
-	return err
+	return dbqueue.New(l.db, name).Stats()
 }
 
 // startMochi starts mochi-mqtt (a third-party Go broker) in-process on

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/bridge"
+	"github.com/edged/edged/bridge/dbqueue"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/persist"
 )
@@ -100,7 +101,7 @@ func setupBridges(cfgs []BridgeConfig, sysInterval time.Duration, b *broker.Serv
 		bc := bridgeConfig(c, log)
 		// $SYS/broker/bridge/<name>/... follows the broker's sys_interval.
 		bc.SysInterval = sysInterval
-		br, err := bridge.New(bc, b, &bridgeQueue{db: db, name: bridge.QueueName(c.Name)})
+		br, err := bridge.New(bc, b, dbqueue.New(db, c.Name))
 		if err != nil {
 			return nil, fmt.Errorf("setting up bridge %q: %w", c.Name, err)
 		}
@@ -109,59 +110,4 @@ func setupBridges(cfgs []BridgeConfig, sysInterval time.Duration, b *broker.Serv
 	return out, nil
 }
 
-// bridgeQueue adapts a persist.DB FIFO to bridge.Queue.
-type bridgeQueue struct {
-	db   *persist.DB
-	name string
-}
-
-var (
-	_ bridge.Queue  = (*bridgeQueue)(nil)
-	_ bridge.Broker = (*broker.Server)(nil)
-)
-
-func (q *bridgeQueue) SetLimits(l bridge.QueueLimits) {
-	q.db.SetQueueLimits(q.name, persist.QueueLimits{
-		MaxMessages: l.MaxMessages,
-		MaxBytes:    l.MaxBytes,
-		MaxAge:      l.MaxAge,
-		DropNewest:  l.Overflow == bridge.DropNewest,
-	})
-}
-
-func (q *bridgeQueue) Read(after uint64, max int) ([]bridge.Entry, error) {
-	es, err := q.db.ReadQueue(q.name, after, max)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]bridge.Entry, len(es))
-	for i, e := range es {
-		out[i] = bridge.Entry{
-			Seq:     e.Seq,
-			Topic:   e.Msg.Topic,
-			Payload: e.Msg.Payload,
-			QoS:     e.Msg.QoS,
-			Retain:  e.Msg.Retain,
-			Time:    time.Unix(0, e.Msg.Time),
-		}
-	}
-	return out, nil
-}
-
-func (q *bridgeQueue) Delete(seqs []uint64, done func(error)) {
-	ops := make([]persist.Op, len(seqs))
-	for i, s := range seqs {
-		ops[i] = persist.QueueDelete{Queue: q.name, Seq: s}
-	}
-	q.db.Commit(ops, done)
-}
-
-func (q *bridgeQueue) Stats() bridge.QueueStats {
-	s := q.db.QueueStats(q.name)
-	return bridge.QueueStats{Len: s.Len, Bytes: s.Bytes, Oldest: s.Oldest, Dropped: s.Dropped, Expired: s.Expired}
-}
-
-func (q *bridgeQueue) Expire(now time.Time) error {
-	_, err := q.db.ExpireQueues(now)
-	return err
-}
+var _ bridge.Broker = (*broker.Server)(nil)
