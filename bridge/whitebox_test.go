@@ -3,7 +3,6 @@ package bridge
 import (
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/edged/edged/broker/packet"
 )
@@ -12,52 +11,30 @@ import (
 // done callback runs) concurrently with a Read that already took its bbolt
 // snapshot.
 type raceQueue struct {
-	mu      sync.Mutex
-	entries []Entry
+	memQueue
+	pmu     sync.Mutex
 	pending func() // commit of the last Delete, run during the next Read
 }
 
-func (q *raceQueue) SetLimits(QueueLimits) {}
 func (q *raceQueue) Read(after uint64, max int) ([]Entry, error) {
-	q.mu.Lock()
-	var out []Entry
-	for _, e := range q.entries {
-		if e.Seq > after && len(out) < max {
-			out = append(out, e)
-		}
-	}
+	out, err := q.memQueue.Read(after, max)
+	q.pmu.Lock()
 	p := q.pending
 	q.pending = nil
-	q.mu.Unlock()
+	q.pmu.Unlock()
 	// The View transaction has its snapshot; the store goroutine now commits
 	// the delete and calls done before read() filters against deleting.
 	if p != nil {
 		p()
 	}
-	return out, nil
+	return out, err
 }
+
 func (q *raceQueue) Delete(seqs []uint64, done func(error)) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.pending = func() {
-		q.mu.Lock()
-		kept := q.entries[:0]
-		for _, e := range q.entries {
-			del := false
-			for _, s := range seqs {
-				del = del || s == e.Seq
-			}
-			if !del {
-				kept = append(kept, e)
-			}
-		}
-		q.entries = kept
-		q.mu.Unlock()
-		done(nil)
-	}
+	q.pmu.Lock()
+	defer q.pmu.Unlock()
+	q.pending = func() { q.memQueue.Delete(seqs, done) }
 }
-func (q *raceQueue) Stats() QueueStats      { return QueueStats{} }
-func (q *raceQueue) Expire(time.Time) error { return nil }
 
 // An entry acknowledged upstream (remove) whose deletion commits between
 // queue.Read and the deleting-filter is returned again: sent a second time
