@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,40 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edged/edged/broker"
+	"github.com/edged/edged/broker/brokertest"
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/testutil"
 )
 
 // startBroker starts a broker on 127.0.0.1:0 and returns it with its
-// address. t.Cleanup shuts it down and waits for every goroutine.
-func startBroker(t testing.TB, cfg broker.Config, opts ...broker.ServeOption) (*broker.Server, string) {
-	t.Helper()
-	if cfg.SysInterval == 0 {
-		cfg.SysInterval = -1 // tests that want $SYS ask for it
-	}
-	s, err := broker.New(cfg)
-	if err != nil {
-		t.Fatalf("broker.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve(context.Background(), ln, opts...) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-errc; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return s, ln.Addr().String()
-}
+// address. t.Cleanup shuts it down and waits for every goroutine. Tests that
+// want $SYS set cfg.SysInterval.
+var startBroker = brokertest.Start
 
 // waitFor polls fn until it returns nil or the timeout passes.
 var waitFor = testutil.WaitFor

@@ -1,13 +1,11 @@
 package broker_test
 
 import (
-	"context"
-	"net"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/broker/brokertest"
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/persist"
 )
@@ -32,7 +30,7 @@ func TestTap(t *testing.T) {
 	if err := s.AddTap("bad", "bridge/bad", []string{"a/#/b"}, nil, func() {}); err == nil {
 		t.Fatal("invalid filter accepted")
 	}
-	ln := serveOn(t, s)
+	ln := brokertest.Listen(t, s)
 	pub := dialRaw(t, ln)
 	pub.connect(&packet.Connect{ClientID: "p", CleanSession: true}, false, packet.Accepted)
 	for i, topic := range []string{"a", "a/x", "b/x", "a/y/z"} {
@@ -58,23 +56,4 @@ func TestTap(t *testing.T) {
 	if len(notified) == 0 {
 		t.Fatal("tap not notified")
 	}
-}
-
-// serveOn serves an existing Server on 127.0.0.1:0 until the test ends and
-// returns the address.
-func serveOn(t *testing.T, s *broker.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve(context.Background(), ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		<-errc
-	})
-	return ln.Addr().String()
 }

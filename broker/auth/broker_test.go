@@ -2,7 +2,6 @@ package auth_test
 
 import (
 	"bufio"
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/auth"
+	"github.com/edged/edged/broker/brokertest"
 	"github.com/edged/edged/broker/packet"
 )
 
@@ -19,28 +19,8 @@ import (
 // t.Cleanup.
 func startBroker(t *testing.T, cfg broker.Config, opts ...broker.ServeOption) string {
 	t.Helper()
-	cfg.SysInterval = -1
-	s, err := broker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve(context.Background(), ln, opts...) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-errc; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	_, addr := brokertest.Start(t, cfg, opts...)
+	return addr
 }
 
 type mqttConn struct {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/broker/brokertest"
 	"github.com/edged/edged/internal/testutil"
 )
 
@@ -24,16 +24,7 @@ func serveListener(t *testing.T, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- b.Serve(context.Background(), ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		b.Shutdown(ctx)
-		if err := <-errc; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	brokertest.Serve(t, b, ln)
 }
 
 // pahoRoundTrip connects a paho subscriber and publisher to url and checks a
