@@ -1,9 +1,11 @@
 package persist_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -134,3 +136,65 @@ func childEnv(kv ...string) []string {
 func isFull(err error) bool { return errors.Is(err, persist.ErrFull) }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// damageInChild writes a store in each sync mode, damages it with damage
+// (which reports how many places it changed; none fails the test with
+// none), and runs the test named test again in a child process, once with
+// Check and once with Open and Load, each bounded to 20 s: a hang or a crash
+// (a fault in a bbolt goroutine kills the process) fails the test, and the
+// child itself fails unless it gets ErrCorrupt (see inDamagedChild).
+func damageInChild(t *testing.T, test, none string, damage func(b []byte, pageSize int) int) {
+	for _, sync := range []persist.SyncMode{persist.SyncBatch, persist.SyncOff} {
+		t.Run(sync.String(), func(t *testing.T) {
+			path := writeStoreSync(t, sync)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if damage(b, os.Getpagesize()) == 0 {
+				t.Fatal(none)
+			}
+			exe, _ := os.Executable()
+			for _, mode := range []string{"check", "open"} {
+				if err := os.WriteFile(path, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				cmd := exec.CommandContext(ctx, exe, "-test.run=^"+test+"$", "-test.count=1")
+				cmd.Env = childEnv("DAMAGED_PATH="+path, "DAMAGED_MODE="+mode)
+				out, err := cmd.CombinedOutput()
+				if ctx.Err() != nil {
+					t.Errorf("%s: still running after 20s (hang)", mode)
+				} else if err != nil {
+					t.Errorf("%s on the damaged store: %v\n%.4000s", mode, err, out)
+				}
+				cancel()
+			}
+		})
+	}
+}
+
+// inDamagedChild reports whether this is damageInChild's child process; if
+// so it has checked that Check (or Open and Load) of the damaged store
+// returns ErrCorrupt.
+func inDamagedChild(t *testing.T) bool {
+	p := os.Getenv("DAMAGED_PATH")
+	if p == "" {
+		return false
+	}
+	if os.Getenv("DAMAGED_MODE") == "check" {
+		if err := persist.Check(p); !errors.Is(err, persist.ErrCorrupt) {
+			t.Fatalf("Check: %v, want ErrCorrupt", err)
+		}
+		return true
+	}
+	db, err := persist.Open(persist.Options{Path: p})
+	if err == nil {
+		_, err = db.Load()
+		_ = db.Close()
+	}
+	if !errors.Is(err, persist.ErrCorrupt) {
+		t.Fatalf("Open+Load: %v, want ErrCorrupt", err)
+	}
+	return true
+}
