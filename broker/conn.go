@@ -382,16 +382,15 @@ type ackQueue struct {
 	entries []*ackEntry
 }
 
+// ackEntry is one acknowledgement; it holds a commitSem slot until sent.
 type ackEntry struct {
 	p     packet.Packet
 	ready bool
-	sem   bool // holds a commitSem slot
 }
 
-// add appends an acknowledgement; ready says whether it may go out now,
-// sem whether it holds a commitSem slot.
-func (q *ackQueue) add(p packet.Packet, ready, sem bool) *ackEntry {
-	e := &ackEntry{p: p, ready: ready, sem: sem}
+// add appends an acknowledgement; ready says whether it may go out now.
+func (q *ackQueue) add(p packet.Packet, ready bool) *ackEntry {
+	e := &ackEntry{p: p, ready: ready}
 	q.mu.Lock()
 	q.entries = append(q.entries, e)
 	q.mu.Unlock()
@@ -418,19 +417,20 @@ func (q *ackQueue) flush() {
 		if !q.c.send(e.p) {
 			q.c.close(closeSlowConsumer)
 		}
-		if e.sem {
-			<-q.c.commitSem
-		}
+		<-q.c.commitSem
 	}
 	n := copy(q.entries, q.entries[i:])
 	clear(q.entries[n:])
 	q.entries = q.entries[:n]
 }
 
-// pendingAck reserves an acknowledgement that waits for the store. It
-// blocks while maxPendingAcks are outstanding, and reports false if the
-// connection closes meanwhile.
-func (c *conn) pendingAck(p packet.Packet) (*ackEntry, bool) {
+// queueAck queues an acknowledgement behind those the connection already
+// owes. ready says whether it may go out as soon as they have; otherwise it
+// waits for committed. Every queued acknowledgement holds one of
+// maxPendingAcks slots, so queueAck blocks while that many are outstanding
+// (a client cannot pile up even PINGRESPs behind one waiting for the
+// store), and reports false if the connection closes meanwhile.
+func (c *conn) queueAck(p packet.Packet, ready bool) (*ackEntry, bool) {
 	if c.isClosed() {
 		return nil, false
 	}
@@ -439,24 +439,7 @@ func (c *conn) pendingAck(p packet.Packet) (*ackEntry, bool) {
 	case <-c.closed:
 		return nil, false
 	}
-	return c.acks.add(p, false, true), true
-}
-
-// ackNow queues an acknowledgement that may go out as soon as those before
-// it have. It holds a commitSem slot like the others, so a client cannot
-// pile up acknowledgements (a PINGREQ flood) behind one waiting for the
-// store; it reports false if the connection closed while waiting.
-func (c *conn) ackNow(p packet.Packet) bool {
-	if c.isClosed() {
-		return false
-	}
-	select {
-	case c.commitSem <- struct{}{}:
-	case <-c.closed:
-		return false
-	}
-	c.acks.add(p, true, true)
-	return true
+	return c.acks.add(p, ready), true
 }
 
 // committed is the done callback of a store commit that an acknowledgement

@@ -222,7 +222,7 @@ func (c *conn) handle(p packet.Packet) closeReason {
 		// goes out only once the id's release is durable: the client may
 		// reuse the id at once, and a restart that still remembered it
 		// would swallow the new message as a duplicate.
-		e, ok := c.pendingAck(&packet.Pubcomp{PacketID: p.PacketID})
+		e, ok := c.queueAck(&packet.Pubcomp{PacketID: p.PacketID}, false)
 		if !ok {
 			return closeReason(c.reason.Load())
 		}
@@ -237,7 +237,7 @@ func (c *conn) handle(p packet.Packet) closeReason {
 	case *packet.Unsubscribe:
 		return c.unsubscribe(p)
 	case *packet.Pingreq:
-		if !c.ackNow(&packet.Pingresp{}) { // [MQTT-3.12.4-1]
+		if _, ok := c.queueAck(&packet.Pingresp{}, true); !ok { // [MQTT-3.12.4-1]
 			return closeReason(c.reason.Load())
 		}
 	case *packet.Disconnect:
@@ -266,7 +266,7 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 			c.s.route(m, nil, nil, nil)
 		}
 	case 1:
-		e, ok := c.pendingAck(&packet.Puback{PacketID: p.PacketID})
+		e, ok := c.queueAck(&packet.Puback{PacketID: p.PacketID}, false)
 		if !ok {
 			return closeReason(c.reason.Load())
 		}
@@ -301,12 +301,12 @@ func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeRea
 	committed, seen := ss.inbound[pid]
 	ss.mu.Unlock()
 	if seen && committed {
-		if !c.ackNow(&packet.Pubrec{PacketID: pid}) {
+		if _, ok := c.queueAck(&packet.Pubrec{PacketID: pid}, true); !ok {
 			return closeReason(c.reason.Load())
 		}
 		return closeNone
 	}
-	e, ok := c.pendingAck(&packet.Pubrec{PacketID: pid})
+	e, ok := c.queueAck(&packet.Pubrec{PacketID: pid}, false)
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
@@ -376,7 +376,7 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		codes[i] = sub.QoS
 		granted = append(granted, sub)
 	}
-	e, ok := c.pendingAck(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes})
+	e, ok := c.queueAck(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
@@ -452,7 +452,7 @@ func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error)
 // when nothing matched [MQTT-3.10.4-5].
 func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
 	ss := c.sess
-	e, ok := c.pendingAck(&packet.Unsuback{PacketID: p.PacketID})
+	e, ok := c.queueAck(&packet.Unsuback{PacketID: p.PacketID}, false)
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
