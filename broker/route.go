@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -70,9 +71,11 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 			}
 		}
 	}
+	putAt := -1
 	if persistMsg {
 		m.id = s.nextMsgID
 		s.nextMsgID++
+		putAt = len(s.pendingOps)
 		s.pendingOps = append(s.pendingOps, persist.PutMessage{ID: m.id, Msg: m.record()})
 	}
 	if len(extra) > 0 && !owner.isGone() {
@@ -102,9 +105,9 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 		t.ss.deliverLocked(m, t.qos)
 		t.ss.mu.Unlock()
 	}
-	if persistMsg && !hasEnqueue(s.pendingOps) {
+	if putAt >= 0 && !slices.ContainsFunc(s.pendingOps[putAt:], isEnqueue) {
 		// Every persistent target dropped it on a full queue.
-		s.pendingOps = removePutMessage(s.pendingOps)
+		s.pendingOps = slices.Delete(s.pendingOps, putAt, putAt+1)
 	}
 	if len(taps) > 0 {
 		inner := done
@@ -126,23 +129,9 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 	}
 }
 
-func hasEnqueue(ops []persist.Op) bool {
-	for _, op := range ops {
-		if _, ok := op.(persist.Enqueue); ok {
-			return true
-		}
-	}
-	return false
-}
-
-func removePutMessage(ops []persist.Op) []persist.Op {
-	out := ops[:0]
-	for _, op := range ops {
-		if _, ok := op.(persist.PutMessage); !ok {
-			out = append(out, op)
-		}
-	}
-	return out
+func isEnqueue(op persist.Op) bool {
+	_, ok := op.(persist.Enqueue)
+	return ok
 }
 
 // Publish publishes a message from inside the process (the bridge, $SYS,
