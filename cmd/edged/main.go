@@ -264,19 +264,17 @@ func serve(cfg *Config, log *slog.Logger) error {
 	log.Info("edged started", "version", version, "data_dir", cfg.DataDir, "pid", os.Getpid())
 
 	g, gctx := errgroup.WithContext(ctx)
+	// allow_anonymous is never nil here: applyDefaults sets it (true for
+	// serial ports too: whoever is wired to a UART has physical access).
 	for _, l := range lns {
-		anon := l.cfg.AllowAnonymous == nil || *l.cfg.AllowAnonymous
 		g.Go(func() error {
-			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(anon))
+			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(*l.cfg.AllowAnonymous))
 		})
 	}
 	for i, ln := range serials {
 		sc := cfg.Serial[i]
-		// Whoever is wired to a UART has physical access: anonymous by
-		// default (DESIGN.md §4).
-		anon := sc.AllowAnonymous == nil || *sc.AllowAnonymous
 		g.Go(func() error {
-			return b.Serve(gctx, ln, broker.WithName(sc.Name), broker.AllowAnonymous(anon))
+			return b.Serve(gctx, ln, broker.WithName(sc.Name), broker.AllowAnonymous(*sc.AllowAnonymous))
 		})
 	}
 	for _, br := range bridges {
