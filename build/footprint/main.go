@@ -4,18 +4,16 @@
 // QoS 1 messages queued for one offline persistent subscriber (and again
 // after a restart with that backlog on disk). It starts edged itself on a
 // free 127.0.0.1 port with a temporary data directory; every step is
-// bounded by a timeout. It speaks just enough MQTT 3.1.1 on raw sockets to
-// do that, so it depends on nothing but the standard library.
+// bounded by a timeout. It speaks MQTT 3.1.1 on raw sockets with edged's own
+// codec (broker/packet).
 package main
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -26,6 +24,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/edged/edged/broker/packet"
 )
 
 // Targets from the issue.
@@ -378,21 +378,18 @@ func persistentSubscribe(addr, id, topic string) error {
 		return err
 	}
 	defer c.Close()
-	var body []byte
-	body = binary.BigEndian.AppendUint16(body, 1)
-	body = appendString(body, topic)
-	body = append(body, 1)
-	if _, err := c.Write(packet(0x82, body)); err != nil {
+	sub := &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: topic, QoS: 1}}}
+	if _, err := c.Write(packet.Encode(sub)); err != nil {
 		return err
 	}
-	t, b, err := readPacket(bufio.NewReader(c))
+	p, err := packet.Read(bufio.NewReader(c), 0)
 	if err != nil {
 		return fmt.Errorf("reading SUBACK: %w", err)
 	}
-	if t != 0x90 || len(b) != 3 || b[2] != 1 {
-		return fmt.Errorf("SUBACK: want QoS 1 granted, got type %#x body %x", t, b)
+	if sa, ok := p.(*packet.Suback); !ok || len(sa.ReturnCodes) != 1 || sa.ReturnCodes[0] != 1 {
+		return fmt.Errorf("SUBACK: want QoS 1 granted, got %#v", p)
 	}
-	_, err = c.Write([]byte{0xE0, 0})
+	_, err = c.Write(packet.Encode(&packet.Disconnect{}))
 	return err
 }
 
@@ -410,13 +407,13 @@ func publishQoS1(addr, topic string, n, size int) error {
 		r := bufio.NewReader(c)
 		for i := 0; i < n; i++ {
 			_ = c.SetReadDeadline(time.Now().Add(ioTimeout))
-			t, _, err := readPacket(r)
+			p, err := packet.Read(r, 0)
 			if err != nil {
 				acked <- fmt.Errorf("after %d PUBACKs: %w", i, err)
 				return
 			}
-			if t != 0x40 {
-				acked <- fmt.Errorf("want PUBACK, got packet type %#x", t)
+			if _, ok := p.(*packet.Puback); !ok {
+				acked <- fmt.Errorf("want PUBACK, got %s", p.Type())
 				return
 			}
 			<-window
@@ -433,11 +430,8 @@ func publishQoS1(addr, topic string, n, size int) error {
 		case <-time.After(ioTimeout):
 			return fmt.Errorf("no PUBACK for %s after %d messages", ioTimeout, i)
 		}
-		var body []byte
-		body = appendString(body, topic)
-		body = binary.BigEndian.AppendUint16(body, uint16(i%65535+1))
-		body = append(body, msg...)
-		if _, err := w.Write(packet(0x32, body)); err != nil {
+		p := &packet.Publish{QoS: 1, Topic: topic, PacketID: uint16(i%65535 + 1), Payload: msg}
+		if _, err := w.Write(p.AppendTo(w.AvailableBuffer())); err != nil {
 			return err
 		}
 		if len(window) == cap(window) || i == n-1 {
@@ -450,89 +444,34 @@ func publishQoS1(addr, topic string, n, size int) error {
 	if err := <-acked; err != nil {
 		return err
 	}
-	_, err = c.Write([]byte{0xE0, 0})
+	_, err = c.Write(packet.Encode(&packet.Disconnect{}))
 	return err
 }
 
-// mqttConnect dials addr and completes an MQTT 3.1.1 CONNECT.
+// mqttConnect dials addr and completes an MQTT 3.1.1 CONNECT (keepalive 0,
+// so an idle client needs no PINGREQ).
 func mqttConnect(addr, id string, clean bool) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, ioTimeout)
 	if err != nil {
 		return nil, err
 	}
-	flags := byte(0)
-	if clean {
-		flags = 0x02
-	}
-	var body []byte
-	body = appendString(body, "MQTT")
-	body = append(body, 4, flags, 0, 0) // level 4, flags, keepalive 0
-	body = appendString(body, id)
 	_ = c.SetDeadline(time.Now().Add(ioTimeout))
-	if _, err := c.Write(packet(0x10, body)); err != nil {
+	connect := &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: clean}
+	if _, err := c.Write(packet.Encode(connect)); err != nil {
 		c.Close()
 		return nil, err
 	}
-	var ack [4]byte
-	if _, err := io.ReadFull(c, ack[:]); err != nil {
+	// Unbuffered, so that no byte after the CONNACK is read away from the
+	// caller.
+	p, err := packet.Read(c, 0)
+	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("reading CONNACK: %w", err)
 	}
-	if ack[0] != 0x20 || ack[3] != 0 {
+	if ca, ok := p.(*packet.Connack); !ok || ca.Code != packet.Accepted {
 		c.Close()
-		return nil, fmt.Errorf("CONNACK refused: %x", ack)
+		return nil, fmt.Errorf("CONNACK refused: %#v", p)
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c, nil
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-// packet frames body with a fixed header of the given first byte.
-func packet(first byte, body []byte) []byte {
-	out := []byte{first}
-	n := len(body)
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		out = append(out, d)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, body...)
-}
-
-// readPacket reads one packet: the type nibble (with flags) and the body.
-func readPacket(r *bufio.Reader) (byte, []byte, error) {
-	first, err := r.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	n, mult := 0, 1
-	for i := 0; ; i++ {
-		d, err := r.ReadByte()
-		if err != nil {
-			return 0, nil, err
-		}
-		n += int(d&0x7f) * mult
-		mult *= 128
-		if d&0x80 == 0 {
-			break
-		}
-		if i == 3 {
-			return 0, nil, errors.New("malformed remaining length")
-		}
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return 0, nil, err
-	}
-	return first & 0xf0, body, nil
 }
