@@ -173,11 +173,7 @@ func Check(path string) (err error) {
 				add(err)
 				return nil
 			}
-			open := unseal
-			if formatOf(tx) < 2 {
-				open = func(_, v []byte) ([]byte, error) { return v, nil }
-			}
-			checkRecords(tx, add, open)
+			checkRecords(tx, add, reader{v1: formatOf(tx) < 2})
 			return nil
 		})
 	}()
@@ -187,9 +183,10 @@ func Check(path string) (err error) {
 	return nil
 }
 
-// checkRecords checks edged's invariants inside tx. open verifies and
-// strips a record's checksum (unseal, or the identity for format 1).
-func checkRecords(tx *bolt.Tx, add func(error) bool, open func(k, v []byte) ([]byte, error)) {
+// checkRecords checks edged's invariants inside tx, reading records with
+// r (format 1 or the current one).
+func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
+	open := r.open
 	msgs, refs := tx.Bucket(bucketMessages), tx.Bucket(bucketRefs)
 	if v := tx.Bucket(bucketMeta).Get(keyNextMsgID); v != nil {
 		if body, err := open(keyNextMsgID, v); err != nil || len(body) != 8 {
@@ -218,7 +215,7 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, open func(k, v []byte) ([]b
 			add(fmt.Errorf("session %s is not a bucket", keyString(k)))
 			return nil
 		}
-		name, err := nameOfKey(k, func() (string, error) {
+		name, err := r.name(k, func() (string, error) {
 			v, err := open(keyName, sb.Get(keyName))
 			if err == nil && v == nil {
 				err = errors.New("hashed key without its name record")
@@ -297,7 +294,7 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, open func(k, v []byte) ([]b
 		add(fmt.Errorf("message %d: no refcount, queued %d times", id, n))
 	}
 	_ = tx.Bucket(bucketRetained).ForEach(func(k, v []byte) error {
-		if _, err := decodeRetained(k, v, open); err != nil {
+		if _, err := r.decodeRetained(k, v); err != nil {
 			add(fmt.Errorf("retained %s: %w", keyString(k), err))
 		}
 		return nil
@@ -309,7 +306,7 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, open func(k, v []byte) ([]b
 			add(fmt.Errorf("queue %s: not a bucket", keyString(k)))
 			return nil
 		}
-		name, err := nameOfKey(k, func() (string, error) {
+		name, err := r.name(k, func() (string, error) {
 			v, err := open(keyName, qb.Get(keyName))
 			if err == nil && v == nil {
 				err = errors.New("hashed key without its name record")

@@ -1127,7 +1127,7 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 		retained := tx.Bucket(bucketRetained)
 		rc := retained.Cursor()
 		for k, v := rc.First(); k != nil; k, v = rc.Next() {
-			m, err := decodeRetained(k, v, unseal)
+			m, err := current.decodeRetained(k, v)
 			if err != nil {
 				db.damage("retained "+keyString(k), err)
 				continue
@@ -1146,11 +1146,33 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 	return snap, nil
 }
 
-// decodeRetained decodes the retained record v under key k, read with
-// open (unseal, or the identity for format 1), and checks that its topic
-// is the key's name.
-func decodeRetained(k, v []byte, open func(k, v []byte) ([]byte, error)) (Message, error) {
-	body, err := open(k, v)
+// reader reads the records of one format version: format 1 had no
+// checksums and raw keys only. Check reads both; everything else reads
+// the current format (Open migrates).
+type reader struct{ v1 bool }
+
+var current = reader{}
+
+// open verifies and strips a record's checksum.
+func (r reader) open(k, v []byte) ([]byte, error) {
+	if r.v1 {
+		return v, nil
+	}
+	return unseal(k, v)
+}
+
+// name returns the name under key k, as nameOfKey.
+func (r reader) name(k []byte, stored func() (string, error)) (string, error) {
+	if r.v1 {
+		return string(k), nil
+	}
+	return nameOfKey(k, stored)
+}
+
+// decodeRetained decodes the retained record v under key k and checks
+// that its topic is the key's name.
+func (r reader) decodeRetained(k, v []byte) (Message, error) {
+	body, err := r.open(k, v)
 	if err != nil {
 		return Message{}, err
 	}
@@ -1158,7 +1180,7 @@ func decodeRetained(k, v []byte, open func(k, v []byte) ([]byte, error)) (Messag
 	if err != nil {
 		return Message{}, err
 	}
-	name, err := nameOfKey(k, func() (string, error) { return m.Topic, nil })
+	name, err := r.name(k, func() (string, error) { return m.Topic, nil })
 	if err == nil && name != m.Topic {
 		err = fmt.Errorf("holds topic %s", quote(m.Topic))
 	}
