@@ -42,9 +42,12 @@
 //
 // Ops are applied leniently so that one client's bad op never fails the
 // batch of others: an op that refers to something absent (a Dequeue of a
-// message not queued, an Enqueue of a message never stored) is a no-op, and
-// an invalid op (an empty or over-long client id or topic, a QoS above 2)
-// is skipped and logged, rate-limited.
+// message not queued, an Enqueue of a message never stored) is a no-op.
+// An invalid op (an empty client id, topic or queue name, one longer than
+// 65,535 bytes, a QoS above 2) refuses its whole Commit call with
+// ErrInvalidOp before anything of it is applied, so a caller that waits for
+// done never acknowledges what was not stored; other calls in the same
+// transaction are not affected. MQTT's codec cannot produce such an op.
 //
 // # Durability
 //
@@ -64,19 +67,21 @@
 // itself survives a power loss after the first acknowledged commit. (The
 // directory holding it, data_dir, is created by the caller.)
 //
-// # Bucket layout (format version 1)
+// # Bucket layout (format version 2)
 //
 // All integer keys are big-endian, so key order is numeric order.
 //
-//	meta/        format → uint64 version; next_msg_id → uint64
+//	meta/        format → uint64 version (never sealed); next_msg_id → uint64
 //	messages/    msg id (uint64) → message (flags, time, topic, payload)
 //	refs/        msg id (uint64) → uint64 count of session queues holding it
-//	sessions/    client id → bucket
+//	sessions/    name key(client id) → bucket
+//	               name → client id (hashed keys only)
 //	               info → subscriptions and LastSeen
 //	               queue/   msg id (uint64) → QoS, packet id, pubrel
 //	               inbound/ packet id (uint16) → (unused byte)
-//	retained/    topic → message
-//	queues/      queue name → bucket (its bbolt sequence is the last Seq)
+//	retained/    name key(topic) → message (holds the topic)
+//	queues/      name key(queue name) → bucket (its bbolt sequence is the last Seq)
+//	               name → queue name (hashed keys only)
 //	               stats → count, bytes, dropped, expired
 //	               entries/ seq (uint64) → message
 //
@@ -84,11 +89,60 @@
 // routed to; it is deleted with its last reference. Check verifies the
 // reference counts.
 //
+// Name keys (key.go, nameKey): a client id, topic or queue name of at most
+// 1,024 bytes is its own key, as in format 1. A longer one (bbolt's keys
+// stop at 32 KiB, MQTT strings at 65,535 bytes) is keyed by 0xFF, the first
+// 16 bytes of its SHA-256 and a probe byte; 0xFF never starts a UTF-8
+// name. The full name is kept with the record and checked against the key
+// on every read; names whose hashes collide take the next free probe byte,
+// and a lookup compares the stored name of every key with the hash.
+//
+// Checksums (checksum.go): every value but meta/format is sealed, that is
+// followed by the CRC-32C (Castagnoli) of its key and value, 4 bytes
+// big-endian. bbolt checksums only its meta pages, so without the seal a
+// damaged data page is read as a valid record. The seal wraps the record
+// encodings (encoding.go), which do not know about it.
+//
+// Format 1 (no checksums, every name its own key, up to 32 KiB) is
+// migrated by Open in one write transaction: every record is sealed and
+// names over 1,024 bytes move to their hashed keys. Check reads both
+// formats. Open refuses a format newer than its own with ErrNewerFormat.
+//
 // # Damage and maintenance
 //
 // Open refuses a damaged, truncated or foreign file with ErrCorrupt and
 // never starts empty in its place: only a file of exactly bbolt's 4 initial
-// pages may have no buckets. Before bbolt reads the page tree, Open (and
+// pages may have no buckets. An existing file that is empty or shorter than
+// two pages is damage too; Open creates a missing file whole (in a
+// temporary file renamed into place), so a crash never leaves an empty one.
+//
+// Damaged records. bbolt's page structure is checked as above; inside it,
+// a record whose checksum does not match (or that does not decode) is set
+// aside: Load, ReadQueue and the writer skip it, log it at Error level with
+// its session, topic or queue, count it in Stats.Damaged, and leave it in
+// the file, where Check lists it. It is never delivered as if whole. A
+// damaged queued message or queue entry is skipped; a damaged retained
+// message is skipped (a new retained message for the topic replaces it); a
+// session with a damaged info record loads with its queue but without
+// subscriptions and with LastSeen 0, so the broker stores it again; a
+// damaged inbound packet id is forgotten (a resent QoS 2 PUBLISH with it
+// may be delivered twice); damaged queue stats are counted again from the
+// entries (dropped and expired restart at 0); a damaged reference count
+// keeps its message (never freed while a queue may hold it). Open starts
+// on such a file: what is intact is delivered, and nothing else can be
+// recovered from a damaged record.
+//
+// Silent rollback. bbolt writes the meta page of transaction t to page
+// t%2 and opens a file with a damaged newest meta page from the other one,
+// one transaction back, without an error. Open detects a damaged meta page
+// next to a valid one (meta.go) and logs, at Error level, which
+// transaction was lost ("store rolled back", lost_txid), or at Warn level
+// if the damaged page was the older one. It then starts rather than
+// refusing: the same state follows a power loss while bbolt wrote the meta
+// page, when the lost transaction was never acknowledged, and refusing
+// would leave the operator only the choice of moving the whole file aside.
+// Check reports the damaged page, and the lost transaction, until the next
+// commit rewrites the page. Before bbolt reads the page tree, Open (and
 // Check and Compact) walk it with plain reads under the file lock
 // (verifyPages: page ids, types, element bounds, no page reached twice, the
 // freelist), so a damaged file cannot fault the process or loop. Check
