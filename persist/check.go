@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -131,12 +132,21 @@ func precheck(f *os.File, path string) (best boltMeta, ok bool, err error) {
 // session, queue or topic. Run it while edged is stopped: a running edged
 // holds the lock (ErrLocked). A store of an older format is checked as it
 // is; Open migrates it.
-func Check(path string) (err error) {
+func Check(path string) error {
+	_, err := CheckReport(path)
+	return err
+}
+
+// CheckReport is Check, and also returns notes about a store that is
+// sound: the damaged records edged found and set aside earlier (see
+// doc.go, Damage), oldest first, and the format version if Open is yet to
+// migrate it.
+func CheckReport(path string) (notes []string, err error) {
 	opts := Options{Path: path}
 	opts.setDefaults()
 	b, _, err := openBolt(path, boltOptions(&opts, true))
 	if err != nil {
-		return fmt.Errorf("checking store: %w", err)
+		return nil, fmt.Errorf("checking store: %w", err)
 	}
 	defer b.Close()
 	var problems []error
@@ -173,14 +183,45 @@ func Check(path string) (err error) {
 				add(err)
 				return nil
 			}
-			checkRecords(tx, add, reader{v1: formatOf(tx) < 2})
+			r := reader{v1: formatOf(tx) < 2}
+			if r.v1 {
+				notes = append(notes, fmt.Sprintf("format version %d: edged migrates it to %d when it starts", formatOf(tx), formatVersion))
+			}
+			checkRecords(tx, add, r)
+			notes = append(notes, asideNotes(tx, add)...)
 			return nil
 		})
 	}()
 	if len(problems) > 0 {
-		return fmt.Errorf("checking store %s: %w: %w", path, ErrCorrupt, errors.Join(problems...))
+		return notes, fmt.Errorf("checking store %s: %w: %w", path, ErrCorrupt, errors.Join(problems...))
 	}
-	return nil
+	return notes, nil
+}
+
+// asideNotes describes the records of the damaged bucket.
+func asideNotes(tx *bolt.Tx, add func(error) bool) []string {
+	b := tx.Bucket(bucketDamaged)
+	if b == nil {
+		return nil
+	}
+	var notes []string
+	_ = b.ForEach(func(k, v []byte) error {
+		body, err := unseal(k, v)
+		var when time.Time
+		var what string
+		var raw []byte
+		if err == nil {
+			when, what, raw, err = decodeAside(body)
+		}
+		if err != nil {
+			add(fmt.Errorf("set-aside record %x: %w", k, err))
+			return nil
+		}
+		notes = append(notes, fmt.Sprintf("set aside as damaged on %s: %s (%d bytes kept)",
+			when.UTC().Format(time.RFC3339), what, len(raw)))
+		return nil
+	})
+	return notes
 }
 
 // checkRecords checks edged's invariants inside tx, reading records with

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -74,6 +75,10 @@ type DB struct {
 	damageWarn  rateLimiter
 	// damaged counts the damaged records found (Stats.Damaged).
 	damaged atomic.Uint64
+	// asidePending holds the damaged records already handed to the writer
+	// to be set aside (aside.go).
+	asideMu      sync.Mutex
+	asidePending map[string]bool
 	// broken holds the error that stopped the store; every later commit
 	// fails with it. See commitFailed.
 	broken   atomic.Pointer[error]
@@ -784,10 +789,9 @@ func (a *applier) decRef(id uint64) error {
 	k := u64key(id)
 	v, err := getRec(a.refs, k)
 	if err != nil {
-		// The count is lost: keep the message rather than free it while
-		// other queues may hold it. Check reports both.
+		// The count is lost: count the queues holding the message.
 		a.db.damage(fmt.Sprintf("refcount of message %d", id), err)
-		return nil
+		return a.recount(id)
 	}
 	if len(v) != 8 {
 		return nil
@@ -842,7 +846,7 @@ func (a *applier) apply(op Op) error {
 		v, err := getRec(a.refs, k)
 		if err != nil {
 			a.db.damage(fmt.Sprintf("refcount of message %d", o.MsgID), err)
-			return nil // left damaged: the message is never freed
+			return a.recount(o.MsgID)
 		}
 		if len(v) == 8 {
 			n = binary.BigEndian.Uint64(v)
@@ -955,6 +959,9 @@ func (a *applier) apply(op Op) error {
 		q.st.bytes -= size
 		q.dirty = true
 		return nil
+
+	case asideOp:
+		return a.applyAside(o)
 
 	case expireOp:
 		a.db.limitsMu.RLock()
@@ -1103,6 +1110,7 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 		}
 	}()
 	snap = &Snapshot{}
+	var aside []asideItem
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		msgs := tx.Bucket(bucketMessages)
 		cache := make(map[uint64]*Message)
@@ -1118,7 +1126,7 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 				db.damage(fmt.Sprintf("session key %x", k), err)
 				continue
 			}
-			s, err := db.loadSession(id, sb, msgs, cache)
+			s, err := db.loadSession(id, sb, msgs, cache, &aside)
 			if err != nil {
 				return fmt.Errorf("session %s: %w", quote(id), err)
 			}
@@ -1129,7 +1137,7 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 		for k, v := rc.First(); k != nil; k, v = rc.Next() {
 			m, err := current.decodeRetained(k, v)
 			if err != nil {
-				db.damage("retained "+keyString(k), err)
+				db.found(&aside, asideItem{what: "retained " + keyString(k), kind: asideRetained, key: k, raw: v}, err)
 				continue
 			}
 			snap.Retained = append(snap.Retained, m)
@@ -1139,6 +1147,9 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading store: %w: %w", ErrCorrupt, err)
+	}
+	if len(aside) > 0 {
+		db.setAside(aside)
 	}
 	// Hashed keys (long names) sort apart from raw ones.
 	slices.SortFunc(snap.Sessions, func(a, b Session) int { return strings.Compare(a.ClientID, b.ClientID) })
@@ -1189,7 +1200,7 @@ func (r reader) decodeRetained(k, v []byte) (Message, error) {
 
 // loadSession loads the session id from its bucket sb. cache holds the
 // messages decoded so far, nil for a damaged one.
-func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Message) (Session, error) {
+func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Message, aside *[]asideItem) (Session, error) {
 	s := Session{ClientID: id}
 	where := "session " + quote(id)
 	info, err := getRec(sb, keyInfo)
@@ -1197,7 +1208,7 @@ func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Me
 		s.Subs, s.LastSeen, err = decodeSession(info)
 	}
 	if err != nil {
-		db.damage(where+": info (subscriptions)", err)
+		db.found(aside, asideItem{what: where + ": info (subscriptions)", kind: asideInfo, name: id, raw: sb.Get(keyInfo)}, err)
 		s.Subs, s.LastSeen = nil, 0
 	}
 	qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)
@@ -1207,7 +1218,8 @@ func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Me
 	c := qb.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if len(k) != 8 {
-			db.damage(fmt.Sprintf("%s: queue key %x", where, k), errors.New("bad key"))
+			db.found(aside, asideItem{what: fmt.Sprintf("%s: queue key %x", where, k), kind: asideRef, name: id, key: k, raw: v},
+				errors.New("bad key"))
 			continue
 		}
 		id := binary.BigEndian.Uint64(k)
@@ -1217,18 +1229,20 @@ func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Me
 			q.QoS, q.PacketID, q.Pubrel, err = decodeRef(body)
 		}
 		if err != nil {
-			db.damage(fmt.Sprintf("%s: queued message %d", where, id), err)
+			db.found(aside, asideItem{what: fmt.Sprintf("%s: queued message %d", where, id), kind: asideRef, name: s.ClientID, key: k, raw: v}, err)
 			continue
 		}
 		m, ok := cache[id]
 		if !ok {
-			m, err = loadMessage(msgs, k)
-			if err != nil {
+			if m, err = loadMessage(msgs, k); err != nil {
 				db.damage(fmt.Sprintf("%s: message %d", where, id), err)
 			}
 			cache[id] = m
 		}
 		if m == nil {
+			it := asideItem{what: fmt.Sprintf("%s: message %d", where, id), kind: asideMessage, name: s.ClientID,
+				key: bytes.Clone(k), raw: bytes.Clone(msgs.Get(k))}
+			*aside = append(*aside, it)
 			continue
 		}
 		q.Msg = *m
@@ -1237,7 +1251,8 @@ func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Me
 	c = ib.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if _, err := unseal(k, v); err != nil || len(k) != 2 {
-			db.damage(fmt.Sprintf("%s: inbound packet id %x", where, k), cmp.Or(err, errors.New("bad key")))
+			db.found(aside, asideItem{what: fmt.Sprintf("%s: inbound packet id %x", where, k), kind: asideInbound, name: id, key: k, raw: v},
+				cmp.Or(err, errors.New("bad key")))
 			continue
 		}
 		s.Inbound = append(s.Inbound, binary.BigEndian.Uint16(k))
@@ -1311,6 +1326,7 @@ func (db *DB) ReadQueue(name string, afterSeq uint64, max int) (entries []Entry,
 			entries, err = nil, fmt.Errorf("reading queue %q: %w: %v", name, ErrCorrupt, r)
 		}
 	}()
+	var aside []asideItem
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		_, qb, err := findBucket(tx.Bucket(bucketQueues), name)
 		if qb == nil || err != nil {
@@ -1327,7 +1343,8 @@ func (db *DB) ReadQueue(name string, afterSeq uint64, max int) (entries []Entry,
 				m, err = decodeMessage(body)
 			}
 			if err != nil || len(k) != 8 {
-				db.damage(fmt.Sprintf("queue %s: entry %x", quote(name), k), cmp.Or(err, errors.New("bad key")))
+				db.found(&aside, asideItem{what: fmt.Sprintf("queue %s: entry %x", quote(name), k), kind: asideEntry, name: name, key: k, raw: v},
+					cmp.Or(err, errors.New("bad key")))
 				continue
 			}
 			entries = append(entries, Entry{Seq: binary.BigEndian.Uint64(k), Msg: m})
@@ -1336,6 +1353,9 @@ func (db *DB) ReadQueue(name string, afterSeq uint64, max int) (entries []Entry,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading queue %q: %w", name, err)
+	}
+	if len(aside) > 0 {
+		db.setAside(aside)
 	}
 	return entries, nil
 }
@@ -1352,12 +1372,18 @@ func queueStats(qb, e *bolt.Bucket) (qstats, error) {
 		}
 	}
 	st = qstats{}
+	st.count, st.bytes = countEntries(e)
+	return st, err
+}
+
+// countEntries returns the number and bytes of the entries of a queue.
+func countEntries(e *bolt.Bucket) (n, size int64) {
 	_ = e.ForEach(func(_, v []byte) error {
-		st.count++
-		st.bytes += messageSize(strip(v))
+		n++
+		size += messageSize(strip(v))
 		return nil
 	})
-	return st, err
+	return n, size
 }
 
 // QueueStats returns the durable state of the FIFO name. An unknown queue

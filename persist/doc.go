@@ -84,6 +84,8 @@
 //	               name → queue name (hashed keys only)
 //	               stats → count, bytes, dropped, expired
 //	               entries/ seq (uint64) → message
+//	damaged/     seq (uint64) → time, what, the record as read (created when
+//	             a damaged record is first set aside)
 //
 // A message is stored once and referenced from every session queue it was
 // routed to; it is deleted with its last reference. Check verifies the
@@ -117,19 +119,23 @@
 // temporary file renamed into place), so a crash never leaves an empty one.
 //
 // Damaged records. bbolt's page structure is checked as above; inside it,
-// a record whose checksum does not match (or that does not decode) is set
-// aside: Load, ReadQueue and the writer skip it, log it at Error level with
-// its session, topic or queue, count it in Stats.Damaged, and leave it in
-// the file, where Check lists it. It is never delivered as if whole. A
-// damaged queued message or queue entry is skipped; a damaged retained
-// message is skipped (a new retained message for the topic replaces it); a
-// session with a damaged info record loads with its queue but without
-// subscriptions and with LastSeen 0, so the broker stores it again; a
-// damaged inbound packet id is forgotten (a resent QoS 2 PUBLISH with it
-// may be delivered twice); damaged queue stats are counted again from the
-// entries (dropped and expired restart at 0); a damaged reference count
-// keeps its message (never freed while a queue may hold it). Open starts
-// on such a file: what is intact is delivered, and nothing else can be
+// a record whose checksum does not match (or that does not decode) is never
+// delivered as if whole. Load and ReadQueue skip it, log it at Error level
+// with its session, topic or queue, count it in Stats.Damaged, and set it
+// aside (aside.go): the writer moves the record, as read, into the damaged
+// bucket (at most 1,000, oldest dropped first) with what it was and when,
+// and removes it from its place, so the store is consistent again. Check
+// lists damage still in place as problems and set-aside records as notes
+// (CheckReport). A damaged queued message or queue entry is dropped from
+// its queue; a damaged retained message is dropped; a session with a
+// damaged info record keeps its queue but loses its subscriptions (it
+// loads with LastSeen 0, so the broker stores it again); a damaged inbound
+// packet id is forgotten (a resent QoS 2 PUBLISH with it may be delivered
+// twice). A record rewritten since it was read is sound and stays. The
+// writer repairs derived records itself: damaged queue stats are counted
+// again from the entries (dropped and expired restart at 0), a damaged
+// reference count is counted again from the session queues. Open starts on
+// such a file: what is intact is delivered, and nothing more can be
 // recovered from a damaged record.
 //
 // Silent rollback. bbolt writes the meta page of transaction t to page

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/edged/edged/persist"
+	bolt "go.etcd.io/bbolt"
 )
 
 // logBuf collects a store's log lines.
@@ -240,6 +241,8 @@ func writeRecordStore(t *testing.T) (string, map[string]string) {
 // bbolt cannot notice) is caught by the record's checksum: the record is
 // set aside with an error naming its session, topic or queue, never
 // delivered as if whole, and Check lists it. The other records load.
+// Once set aside, the store is sound again and Check notes what was set
+// aside.
 func TestPayloadCorruptionDetected(t *testing.T) {
 	for _, kind := range []string{"queued", "retained", "entry", "info"} {
 		t.Run(kind, func(t *testing.T) {
@@ -260,11 +263,11 @@ func TestPayloadCorruptionDetected(t *testing.T) {
 				t.Errorf("Check: %v, want the damaged %s reported", err, kind)
 			}
 			var log logBuf
-			db, err := persist.Open(persist.Options{Path: path, Logger: log.logger()})
+			opts := persist.Options{Path: path, Logger: log.logger()}
+			db, err := persist.Open(opts)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
-			defer db.Close()
 			snap := mustLoad(t, db)
 			es, err := db.ReadQueue("cloud", 0, 10)
 			if err != nil {
@@ -282,6 +285,22 @@ func TestPayloadCorruptionDetected(t *testing.T) {
 			}
 			if kind == "info" && (len(snap.Sessions) != 2 || len(snap.Sessions[0].Queue) != 1 || snap.Sessions[0].Subs != nil) {
 				t.Errorf("session with damaged info: want its queue without subscriptions:\n%s", all)
+			}
+
+			// Set aside: sound again, and noted.
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			notes, err := persist.CheckReport(path)
+			if err != nil || len(notes) != 1 || !strings.Contains(notes[0], "set aside as damaged") ||
+				!strings.Contains(notes[0], strings.ReplaceAll(strings.Split(where, ":")[0], `\"`, `"`)) {
+				t.Errorf("CheckReport after setting aside: %q, %v", notes, err)
+			}
+			db = mustOpenStore(t, opts)
+			snap = mustLoad(t, db)
+			es, _ = db.ReadQueue("cloud", 0, 10)
+			if again := fmtSnap(snap) + fmtEntries(es); strings.Count(again, "intact") != 3 || db.Stats().Damaged != 0 {
+				t.Errorf("after setting aside: Damaged = %d\n%s", db.Stats().Damaged, again)
 			}
 		})
 	}
@@ -337,6 +356,9 @@ func TestRandomRecordDamage(t *testing.T) {
 			t.Errorf("case %d: no damage counted", n)
 		}
 		_ = db.Close()
+		if notes, err := persist.CheckReport(p); err != nil || len(notes) == 0 {
+			t.Errorf("case %d: after setting aside: %q, %v", n, notes, err)
+		}
 	}
 }
 
@@ -416,4 +438,42 @@ func TestMigrateV1(t *testing.T) {
 	if es, _ := db.ReadQueue("cloud", 3, 10); len(es) != 1 || es[0].Seq != 4 {
 		t.Errorf("queue sequence after migration: %s", fmtEntries(es))
 	}
+}
+
+// A damaged reference count is counted again from the session queues
+// when a Dequeue or Enqueue needs it, so the message is freed exactly with
+// its last reference and the store is sound again.
+func TestDamagedRefcountRecounted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "edged.db")
+	opts := persist.Options{Path: path}
+	db := mustOpenStore(t, opts)
+	mustCommit(t, db, persist.PutMessage{ID: 1, Msg: msg("a", "shared")},
+		persist.Enqueue{ClientID: "c1", MsgID: 1, QoS: 1}, persist.Enqueue{ClientID: "c2", MsgID: 1, QoS: 1})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("refs")).Put([]byte{0, 0, 0, 0, 0, 0, 0, 1}, []byte("garbage!garbage!"))
+	})
+	_ = b.Close()
+	if err := persist.Check(path); !errors.Is(err, persist.ErrCorrupt) || !strings.Contains(err.Error(), "refcount record") {
+		t.Fatalf("Check: %v", err)
+	}
+	db = mustOpenStore(t, opts)
+	mustCommit(t, db, persist.Dequeue{ClientID: "c1", MsgID: 1})
+	if snap := mustLoad(t, db); len(snap.Sessions) != 2 || len(snap.Sessions[1].Queue) != 1 {
+		t.Fatalf("after the first Dequeue:\n%s", fmtSnap(snap))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := persist.Check(path); err != nil {
+		t.Fatalf("Check after the recount: %v", err)
+	}
+	db = mustOpenStore(t, opts)
+	mustCommit(t, db, persist.Dequeue{ClientID: "c2", MsgID: 1})
 }

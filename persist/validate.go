@@ -79,7 +79,7 @@ func validate(op Op) error {
 		if !key(o.Queue) {
 			return bad("queue name length")
 		}
-	case expireOp:
+	case expireOp, asideOp:
 	case nil:
 		return bad("nil")
 	default:

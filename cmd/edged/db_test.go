@@ -83,7 +83,8 @@ func TestDBCommands(t *testing.T) {
 // rollback of one transaction) and bytes overwritten inside a payload.
 // `edged db check` reports both, naming the lost transaction and the
 // session of the damaged message; edged starts, logs them at error level,
-// and never delivers the damaged payload.
+// never delivers the damaged payload and sets it aside, after which db
+// check says OK and notes what was set aside.
 func TestDBCheckSilentDamage(t *testing.T) {
 	dir := t.TempDir()
 	config := "data_dir: " + dir + "/data\nlisteners:\n  - {name: local, address: 127.0.0.1:0}\n"
@@ -157,4 +158,9 @@ func TestDBCheckSilentDamage(t *testing.T) {
 		}
 	}
 	p.stop(t)
+	out, err = exec.Command(edgedBin, "db", "check", "-c", cfgPath).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") ||
+		!strings.Contains(string(out), `note: set aside as damaged on`) || !strings.Contains(string(out), `session "keeper"`) {
+		t.Fatalf("db check after edged set the damage aside: %v\n%s", err, out)
+	}
 }
