@@ -188,6 +188,16 @@ func CheckReport(path string) (notes []string, err error) {
 				notes = append(notes, fmt.Sprintf("format version %d: edged migrates it to %d when it starts", formatOf(tx), formatVersion))
 			}
 			checkRecords(tx, add, r)
+			if v := tx.Bucket(bucketMeta).Get(keyRollback); v != nil {
+				body, err := unseal(keyRollback, v)
+				t, k := binary.Varint(body)
+				if err != nil || k <= 0 {
+					add(fmt.Errorf("meta rollback: bad record (%v)", err))
+				} else {
+					notes = append(notes, fmt.Sprintf("edged started on %s after a rollback: %s",
+						time.Unix(t, 0).UTC().Format(time.RFC3339), body[k:]))
+				}
+			}
 			notes = append(notes, asideNotes(tx, add)...)
 			return nil
 		})

@@ -43,6 +43,7 @@ var (
 	keyStats     = []byte("stats")
 	keyEntries   = []byte("entries")
 	keyName      = []byte("name")
+	keyRollback  = []byte("rollback")
 
 	topBuckets = [][]byte{bucketMeta, bucketMessages, bucketRefs, bucketSessions, bucketRetained, bucketQueues}
 )
@@ -113,14 +114,16 @@ func Open(opts Options) (*DB, error) {
 	}
 	// bbolt has read the meta pages by now; a damaged one made it fall
 	// back a transaction (see doc.go, Damage).
+	var rollback string
 	if d := inspectMeta(opts.Path); d != nil {
 		if d.lost {
+			rollback = d.String()
 			opts.Logger.Error("store rolled back: "+d.String(), "path", opts.Path, "lost_txid", d.used+1, "txid", d.used)
 		} else {
 			opts.Logger.Warn("store meta page damaged: "+d.String(), "path", opts.Path, "txid", d.used)
 		}
 	}
-	next, fresh, err := initialize(b, opts.Path, opts.Logger)
+	next, fresh, err := initialize(b, opts.Path, opts.Logger, rollback)
 	if err != nil {
 		_ = b.Close()
 		return nil, err
@@ -314,7 +317,11 @@ func corruptErr(path string, cause error) error {
 // initialize creates the buckets of a new file, checks the format version
 // of an existing one and returns the next message id. fresh reports that it
 // initialised a new file.
-func initialize(b *bolt.DB, path string, log *slog.Logger) (next uint64, fresh bool, err error) {
+//
+// rollback, if not empty, describes a silent rollback Open found; it is
+// kept in the meta bucket (keyRollback) for Check, as the first commit
+// rewrites the damaged meta page.
+func initialize(b *bolt.DB, path string, log *slog.Logger, rollback string) (next uint64, fresh bool, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -351,6 +358,12 @@ func initialize(b *bolt.DB, path string, log *slog.Logger) (next uint64, fresh b
 		if from = formatOf(tx); from < formatVersion {
 			if err := migrate(tx, from); err != nil {
 				return fmt.Errorf("migrating from format %d: %w", from, err)
+			}
+		}
+		if rollback != "" {
+			v := binary.AppendVarint(nil, time.Now().Unix())
+			if err := putRec(tx.Bucket(bucketMeta), keyRollback, append(v, rollback...)); err != nil {
+				return err
 			}
 		}
 		next = loadNextID(tx)

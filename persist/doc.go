@@ -71,7 +71,8 @@
 //
 // All integer keys are big-endian, so key order is numeric order.
 //
-//	meta/        format → uint64 version (never sealed); next_msg_id → uint64
+//	meta/        format → uint64 version (never sealed); next_msg_id → uint64;
+//	             rollback → varint time, the last silent rollback found by Open
 //	messages/    msg id (uint64) → message (flags, time, topic, payload)
 //	refs/        msg id (uint64) → uint64 count of session queues holding it
 //	sessions/    name key(client id) → bucket
@@ -147,8 +148,10 @@
 // refusing: the same state follows a power loss while bbolt wrote the meta
 // page, when the lost transaction was never acknowledged, and refusing
 // would leave the operator only the choice of moving the whole file aside.
-// Check reports the damaged page, and the lost transaction, until the next
-// commit rewrites the page. Before bbolt reads the page tree, Open (and
+// Check reports the damaged page, and the lost transaction, as a problem
+// while it is on disk. Open's own first commit rewrites it, so Open also
+// keeps the description in meta/rollback (the latest one), which Check
+// reports as a note from then on. Before bbolt reads the page tree, Open (and
 // Check and Compact) walk it with plain reads under the file lock
 // (verifyPages: page ids, types, element bounds, no page reached twice, the
 // freelist), so a damaged file cannot fault the process or loop. Check

@@ -201,6 +201,19 @@ func TestSilentRollbackDetected(t *testing.T) {
 			} else if !strings.Contains(log.String(), "level=WARN") || len(snap.Retained) != 2 {
 				t.Errorf("older meta page damaged: %d retained, log:\n%s", len(snap.Retained), log.String())
 			}
+			// Open's first commit rewrote the damaged page; Check notes
+			// the rollback from then on.
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			notes, err := persist.CheckReport(path)
+			if err != nil {
+				t.Fatalf("Check after the restart: %v", err)
+			}
+			noted := strings.Contains(strings.Join(notes, "\n"), fmt.Sprintf("after a rollback: meta page %d is damaged", page))
+			if noted != (which == "newest") {
+				t.Errorf("notes %q", notes)
+			}
 		})
 	}
 }
