@@ -25,12 +25,12 @@ type scenario struct {
 	pending []chan error
 }
 
-// The last client, topic and queue name are longer than bbolt's key limit
-// (32 KiB): they are stored under hashed keys.
+// The last client, topic and queue name are long enough to be stored under
+// hashed keys (over 1,024 bytes; TestLongNames goes past bbolt's 32 KiB).
 var (
-	clients = []string{"c1", "c2", "c3/" + strings.Repeat("c", 40000)}
-	topics  = []string{"t/1", "t/2", "t/3/" + strings.Repeat("t", 40000)}
-	fifos   = []string{"q1", "q2/" + strings.Repeat("q", 2000)}
+	clients = []string{"c1", "c2", "c3/" + strings.Repeat("c", 1100)}
+	topics  = []string{"t/1", "t/2", "t/3/" + strings.Repeat("t", 1100)}
+	fifos   = []string{"q1", "q2/" + strings.Repeat("q", 1100)}
 )
 
 func (s *scenario) setLimits(qs queueStore) {
