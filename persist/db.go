@@ -369,6 +369,9 @@ func initialize(b *bolt.DB, path string, log *slog.Logger, rollback string) (nex
 		next = loadNextID(tx)
 		return nil
 	})
+	if errors.Is(err, ErrCorrupt) {
+		return 0, false, corruptErr(path, err)
+	}
 	if err != nil {
 		return 0, false, fmt.Errorf("opening store %s: initializing: %w", path, err)
 	}

@@ -32,9 +32,12 @@ func migrate(tx *bolt.Tx, from uint64) error {
 	sessions := tx.Bucket(bucketSessions)
 	for _, k := range bucketKeys(sessions) {
 		sb := sessions.Bucket(k)
+		if sb == nil {
+			return fmt.Errorf("%w: session %s is not a bucket", ErrCorrupt, keyString(k))
+		}
 		for _, b := range []*bolt.Bucket{sb, sb.Bucket(keyQueue), sb.Bucket(keyInbound)} {
 			if b == nil {
-				return fmt.Errorf("session %s: queue or inbound bucket missing", keyString(k))
+				return fmt.Errorf("%w: session %s: queue or inbound bucket missing", ErrCorrupt, keyString(k))
 			}
 			if err := sealAll(b); err != nil {
 				return err
@@ -47,6 +50,9 @@ func migrate(tx *bolt.Tx, from uint64) error {
 	queues := tx.Bucket(bucketQueues)
 	for _, k := range bucketKeys(queues) {
 		qb := queues.Bucket(k)
+		if qb == nil {
+			return fmt.Errorf("%w: queue %s is not a bucket", ErrCorrupt, keyString(k))
+		}
 		if err := sealAll(qb); err != nil {
 			return err
 		}
