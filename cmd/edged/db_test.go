@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -162,5 +163,35 @@ func TestDBCheckSilentDamage(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "OK") ||
 		!strings.Contains(string(out), `note: set aside as damaged on`) || !strings.Contains(string(out), `session "keeper"`) {
 		t.Fatalf("db check after edged set the damage aside: %v\n%s", err, out)
+	}
+}
+
+// An empty edged.db (cut short, or truncated by hand) is damage: edged
+// refuses to start on it with the advice of any damage, instead of
+// starting an empty store in its place.
+func TestEmptyStoreRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "edged.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "edged.yaml")
+	config := "data_dir: " + dir + "/data\nlisteners:\n  - {name: local, address: 127.0.0.1:0}\n"
+	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, edgedBin, "-c", cfgPath).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatal("edged started on an empty store")
+	}
+	if err == nil || !strings.Contains(string(out), "corrupt") || !strings.Contains(string(out), "edged db check") {
+		t.Fatalf("edged on an empty store: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "data", "edged.db")); err != nil || fi.Size() != 0 {
+		t.Errorf("the empty store was replaced: %v", err)
 	}
 }
