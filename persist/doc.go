@@ -59,9 +59,9 @@
 // is in the page cache, so a crash of edged (kill -9) loses nothing, but a
 // power loss can lose recent commits and can leave the file damaged (bbolt
 // may write a meta page before the pages it refers to). Open fails with
-// ErrCorrupt on the damage it detects (page structure, records Load
-// decodes), never starts empty, and Check lists it; stale but well-formed
-// records can go unnoticed. Close syncs.
+// ErrCorrupt on damage to the page structure and never starts empty;
+// damaged records are set aside (see Damage); Check lists both. Stale but
+// well-formed records (checksums included) can go unnoticed. Close syncs.
 //
 // When Open creates the file it also fsyncs its directory, so the file
 // itself survives a power loss after the first acknowledged commit. (The
@@ -118,6 +118,10 @@
 // pages may have no buckets. An existing file that is empty or shorter than
 // two pages is damage too; Open creates a missing file whole (in a
 // temporary file renamed into place), so a crash never leaves an empty one.
+// Before bbolt reads the page tree, Open (and Check and Compact) walk it
+// with plain reads under the file lock (verifyPages: page ids, types,
+// element bounds, no page reached twice, the freelist), so a damaged file
+// cannot fault the process or loop.
 //
 // Damaged records. bbolt's page structure is checked as above; inside it,
 // a record whose checksum does not match (or that does not decode) is never
@@ -151,13 +155,11 @@
 // Check reports the damaged page, and the lost transaction, as a problem
 // while it is on disk. Open's own first commit rewrites it, so Open also
 // keeps the description in meta/rollback (the latest one), which Check
-// reports as a note from then on. Before bbolt reads the page tree, Open (and
-// Check and Compact) walk it with plain reads under the file lock
-// (verifyPages: page ids, types, element bounds, no page reached twice, the
-// freelist), so a damaged file cannot fault the process or loop. Check
-// (`edged db check`) lists the problems and Compact (`edged db compact`)
-// rewrites the file without free pages. Open compacts by itself when more
-// than half of a file over 16 MiB is free.
+// reports as a note from then on.
+//
+// Check (`edged db check`) lists the problems and Compact (`edged db
+// compact`) rewrites the file without free pages. Open compacts by itself
+// when more than half of a file over 16 MiB is free.
 //
 // # Caveats
 //
@@ -166,4 +168,9 @@
 // MiB (and logs it): a larger file needs one contiguous 1 GiB mapping. If
 // mapping a larger file still fails, the commit fails with ErrFull, and the
 // store stops if bbolt lost its mapping.
+//
+// Migrating a format 1 file rewrites every record in one transaction: it
+// needs free disk space (and memory) of the order of the live data, and
+// MaxSize room for the copy-on-write pages; if that fails, Open fails and
+// the file is unchanged.
 package persist
