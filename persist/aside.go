@@ -33,6 +33,7 @@ const (
 	asideMessage                   // messages/key, damaged or missing, queued to session name
 	asideInfo                      // sessions/name/info
 	asideEntry                     // queues/name/entries/key
+	asideSession                   // sessions/key, whose name cannot be read
 )
 
 // asideItem is one damaged record found by a reader.
@@ -108,6 +109,9 @@ func (a *applier) aside1(it asideItem) error {
 			return nil
 		})
 	}
+	if it.kind == asideSession {
+		return a.asideSession(it)
+	}
 	s, err := a.session(it.name, false)
 	if s == nil || err != nil {
 		return err
@@ -147,6 +151,38 @@ func (a *applier) aside1(it asideItem) error {
 		return a.recount(binary.BigEndian.Uint64(it.key))
 	}
 	return fmt.Errorf("set aside: unknown kind %d", it.kind)
+}
+
+// asideSession removes the session bucket under it.key, whose name record
+// (it.raw) is damaged, with its queue; it cannot be loaded, as its client id
+// is unknown.
+func (a *applier) asideSession(it asideItem) error {
+	sb := a.sess.Bucket(it.key)
+	if sb == nil || !bytes.Equal(sb.Get(keyName), it.raw) {
+		return nil
+	}
+	if err := a.saveAside(it); err != nil {
+		return err
+	}
+	var ids []uint64
+	if q := sb.Bucket(keyQueue); q != nil {
+		_ = q.ForEach(func(k, _ []byte) error {
+			if len(k) == 8 {
+				ids = append(ids, binary.BigEndian.Uint64(k))
+			}
+			return nil
+		})
+	}
+	clear(a.sessions) // the cache may hold the bucket under a name
+	if err := a.sess.DeleteBucket(it.key); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := a.recount(id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // moveAside saves the record it.key of b and deletes it, then calls after,

@@ -1139,7 +1139,8 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 			sb := sessions.Bucket(k)
 			id, err := bucketName(k, sb)
 			if err != nil {
-				db.damage(fmt.Sprintf("session key %x", k), err)
+				db.found(&aside, asideItem{what: fmt.Sprintf("session key %x (name unreadable)", k), kind: asideSession,
+					key: k, raw: sb.Get(keyName)}, err)
 				continue
 			}
 			s, err := db.loadSession(id, sb, msgs, cache, &aside)

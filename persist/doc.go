@@ -136,7 +136,8 @@
 // damaged info record keeps its queue but loses its subscriptions (it
 // loads with LastSeen 0, so the broker stores it again); a damaged inbound
 // packet id is forgotten (a resent QoS 2 PUBLISH with it may be delivered
-// twice). A record rewritten since it was read is sound and stays. The
+// twice); a session under a hashed key whose name record is damaged is set
+// aside whole, with its queue. A record rewritten since it was read is sound and stays. The
 // writer repairs derived records itself: damaged queue stats are counted
 // again from the entries (dropped and expired restart at 0), a damaged
 // reference count is counted again from the session queues. Open starts on

@@ -93,3 +93,49 @@ func TestNameOfKeyMismatch(t *testing.T) {
 		t.Error("a raw key longer than maxRawName was accepted")
 	}
 }
+
+// A session under a hashed key whose name record is damaged cannot be
+// loaded (its client id is unknown): it is set aside with its queue, and
+// the messages it shared keep their other references.
+func TestDamagedSessionNameSetAside(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "edged.db")
+	db, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("n", maxRawName+1)
+	if err := commitSync(db, PutMessage{ID: 1, Msg: Message{Topic: "t", Payload: []byte("shared")}},
+		Enqueue{ClientID: long, MsgID: 1, QoS: 1}, Enqueue{ClientID: "other", MsgID: 1, QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		k, sb, err := findBucket(tx.Bucket(bucketSessions), long)
+		if sb == nil || err != nil {
+			return fmt.Errorf("session %x not found: %v", k, err)
+		}
+		return sb.Put(keyName, []byte("damaged name"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	if err := Check(path); err == nil {
+		t.Fatal("Check: damaged session name not reported")
+	}
+	db, err = Open(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Sessions) != 1 || snap.Sessions[0].ClientID != "other" || len(snap.Sessions[0].Queue) != 1 {
+		t.Fatalf("Load: %+v", snap.Sessions)
+	}
+	_ = db.Close()
+	notes, err := CheckReport(path)
+	if err != nil || len(notes) != 1 || !strings.Contains(notes[0], "name unreadable") {
+		t.Fatalf("CheckReport after setting aside: %q, %v", notes, err)
+	}
+}
