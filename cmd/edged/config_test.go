@@ -166,7 +166,7 @@ func TestSubcommands(t *testing.T) {
 	}
 }
 
-// TestBridgeTuningKeys: edged's bridge keys beyond DESIGN.md §4 reach
+// TestBridgeTuningKeys: edged's bridge keys beyond the basic bridge keys reach
 // bridge.Config, and a bad one is reported with its line.
 func TestBridgeTuningKeys(t *testing.T) {
 	base := "listeners: [{address: '127.0.0.1:1'}]\nbridges:\n  - name: cloud\n    address: tcp://up:1883\n" +
