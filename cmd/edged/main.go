@@ -182,17 +182,26 @@ func serve(cfg *Config, log *slog.Logger) error {
 		bcfg.Auth = pw
 		reloaders = append(reloaders, pw.Reload)
 	}
+	var acl *auth.ACL
 	if cfg.Auth.ACLFile != "" {
-		acl, err := auth.LoadACL(cfg.Auth.ACLFile)
-		if err != nil {
+		if acl, err = auth.LoadACL(cfg.Auth.ACLFile); err != nil {
 			return err
 		}
 		bcfg.ACL = acl
-		reloaders = append(reloaders, acl.Reload)
 	}
 	b, err := broker.New(bcfg)
 	if err != nil {
 		return err
+	}
+	if acl != nil {
+		reloaders = append(reloaders, func() error {
+			if err := acl.Reload(); err != nil {
+				return err
+			}
+			// Granted subscriptions follow the new rules.
+			b.Reauthorize()
+			return nil
+		})
 	}
 	if len(reloaders) > 0 {
 		// SIGHUP re-reads the password and ACL files; a bad file keeps the
