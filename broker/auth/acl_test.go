@@ -344,4 +344,12 @@ func BenchmarkACLAllow(b *testing.B) {
 			a.Allow(c, sub, "sensors/public/#")
 		}
 	})
+	// The check a session with a partly granted filter (such as "#") pays
+	// per message.
+	b.Run("read", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			a.Allow(c, read, "sensors/hall/temp")
+		}
+	})
 }
