@@ -91,9 +91,10 @@
 // Clients never publish to $SYS or $SYS/...: with or without an ACL, such
 // a PUBLISH is acknowledged and dropped like any refused one (nothing
 // routed, nothing retained), and such a will is not published. Only the
-// broker (Server.Publish: $SYS statistics, bridges) writes there. (Mosquitto
-// 2.0 also refuses them; one Mosquitto bridging into edged as a client
-// therefore cannot publish its $SYS/broker/connection state here.)
+// broker (Server.Publish: $SYS statistics, bridges) writes there.
+// (Mosquitto 2.0.11 refuses them too, and closes the connection; a
+// Mosquitto bridging into edged as a client therefore cannot publish its
+// $SYS/broker/connection state here.)
 //
 // Refused PUBLISH, wills and SUBSCRIBE filters are logged with client id,
 // user and topic, at most one line per 10 s (with the count of the others).
