@@ -323,7 +323,8 @@ func (c *conn) readError(err error) closeReason {
 // refuse sends a CONNACK with a refusal and closes once it is written
 // [MQTT-3.2.2-5].
 func (c *conn) refuse(code packet.ConnackCode, err error) closeReason {
-	c.log.Info("connection refused", "client_id", c.info.ClientID, "code", int(code), "reason", code.Error(), "error", err)
+	c.log.Info("connection refused", "client_id", c.info.ClientID, userAttr(&c.info), "code", int(code),
+		"reason", code.Error(), "error", err)
 	c.send(&packet.Connack{Code: code})
 	c.drainAndClose(closeRefused)
 	return closeRefused
@@ -358,7 +359,7 @@ func (c *conn) cleanup(reason closeReason) {
 		if c.will != nil && reason != closeDisconnect {
 			// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8];
 			// DISCONNECT discards it [MQTT-3.14.4-3].
-			if c.s.allowed(&c.info, Publish, c.will.topic) {
+			if c.s.mayPublish(&c.info, c.will.topic, true) {
 				c.s.route(c.will, nil, nil, nil)
 			}
 		}
@@ -367,10 +368,6 @@ func (c *conn) cleanup(reason closeReason) {
 	}
 	c.s.removeConn(c)
 	close(c.done)
-}
-
-func (s *Server) allowed(ci *ClientInfo, a Access, topic string) bool {
-	return s.cfg.ACL == nil || s.cfg.ACL.Allow(ci, a, topic)
 }
 
 // ackQueue keeps the acknowledgements a connection owes in the order their

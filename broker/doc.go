@@ -56,6 +56,49 @@
 // one routed after is delivered live. The client never gets a message twice
 // or a stale retained value after a newer live one.
 //
+// # Access control
+//
+// A client's identity is its user name, or none (anonymous); the
+// Authenticator vouches for it at CONNECT. A persistent session belongs to
+// the identity that created it (stored with it, persist.SetOwner):
+//
+//   - A CONNECT with clean session 0 resumes the session only for the same
+//     identity. Another identity (a different user name, or anonymous for a
+//     user's session and the reverse) gets a clean start, session present
+//     0, and the old session is discarded with its subscriptions and
+//     queue, as a clean session CONNECT with that id would discard it: it
+//     never sees them. A session stored by an edged that did not record
+//     owners is adopted by the first client that resumes it.
+//   - If the session's client is connected, it is disconnected whatever the
+//     new client's identity [MQTT-3.1.4-2], as Mosquitto does, and its will
+//     is published. So a client id is not a secret: give each user its own
+//     ids, and an ACL (pattern rules with %c) for what must stay private.
+//   - A resumed session's subscriptions are checked again with the rules in
+//     use (they may have changed while its client was away); a filter no
+//     longer granted is removed. Server.Reauthorize does the same for every
+//     session after the rules change (edged calls it on SIGHUP).
+//
+// Subscriptions follow Mosquitto's ACL semantics: a filter is granted when
+// some topic it can match is readable, and refused (0x80) only when none is
+// (SubscriptionAuthorizer). A filter granted in part (GrantSome, say "#"
+// on a dashboard) makes its session check each message with Allow(Read)
+// in deliverFlagLocked, the one path of live, retained and queued
+// deliveries; for an offline session the check uses its owner's identity,
+// so what it may not read is never queued. Sessions whose filters are all
+// fully readable pay nothing per message. Messages queued before a rule
+// change stay queued.
+//
+// Clients never publish to $SYS or $SYS/...: with or without an ACL, such
+// a PUBLISH is acknowledged and dropped like any refused one (nothing
+// routed, nothing retained), and such a will is not published. Only the
+// broker (Server.Publish: $SYS statistics, bridges) writes there.
+// (Mosquitto 2.0.11 refuses them too, and closes the connection; a
+// Mosquitto bridging into edged as a client therefore cannot publish its
+// $SYS/broker/connection state here.)
+//
+// Refused PUBLISH, wills and SUBSCRIBE filters are logged with client id,
+// user and topic, at most one line per 10 s (with the count of the others).
+//
 // # Lock order
 //
 // Locks are taken in this order, never the reverse:
@@ -78,7 +121,8 @@
 //   - A refused PUBLISH (by the Authorizer) is acknowledged and dropped, as
 //     Mosquitto does: MQTT 3.1.1 cannot report it.
 //   - A client id takeover closes the old connection as a network loss, so
-//     its will is published, as Mosquitto does.
+//     its will is published, as Mosquitto does, whoever the new client is
+//     (see "Access control" for the session).
 //   - A CONNECT over Limits.MaxConnections is answered with CONNACK 0x03
 //     (server unavailable) rather than a silent close.
 //   - $SYS topics are retained QoS 0 messages refreshed every SysInterval and

@@ -72,7 +72,7 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	if !ok {
 		return c.refuse(packet.RefusedServerUnavailable, nil)
 	}
-	c.log.Info("client connected", "clean_session", p.CleanSession, "session_present", present,
+	c.log.Info("client connected", userAttr(&c.info), "clean_session", p.CleanSession, "session_present", present,
 		"keepalive", int(p.KeepAlive))
 	return closeNone
 }
@@ -123,8 +123,20 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 			oc.close(closeTakeover)
 			old.conn = nil
 		}
-		if !clean && !old.clean {
+		switch {
+		case clean || old.clean:
+		case old.ownedByLocked(&c.info):
 			ss, present = old, true
+			if !old.ownerKnown {
+				c.log.Info("session stored without an owner adopted", userAttr(&c.info))
+			}
+		default:
+			// Another identity must not get the session's subscriptions
+			// and messages: its CONNECT is a clean start, and the old
+			// session is discarded as a clean session's CONNECT would
+			// (see doc.go, "Access control").
+			c.log.Warn("persistent session of another user discarded", userAttr(&c.info),
+				"session_user", old.owner.Username)
 		}
 		old.mu.Unlock()
 		if ss == nil {
@@ -146,6 +158,13 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	if ss.persistent() {
 		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: id, Subs: ss.subRecordsLocked()})
 	}
+	ss.setOwnerLocked(&c.info)
+	if present {
+		// The rules may have changed while the client was away.
+		if removed := ss.reauthorizeLocked(); len(removed) > 0 {
+			c.log.Info("subscriptions revoked on resume", "filters", removed)
+		}
+	}
 	// CONNACK is the first packet the client receives [MQTT-3.2.0-1];
 	// session present as in [MQTT-3.2.2-2] [MQTT-3.2.2-3].
 	c.send(&packet.Connack{SessionPresent: present})
@@ -166,6 +185,7 @@ func (s *Server) discardLocked(ss *session) {
 		s.topics.unsubscribe(ss, f)
 	}
 	ss.subs = map[string]byte{}
+	ss.partial = nil
 	ss.pending.clear()
 	ss.inflight = nil
 	persistent := ss.persistent()
@@ -258,7 +278,7 @@ func (c *conn) handle(p packet.Packet) closeReason {
 // publish handles a PUBLISH from the client.
 func (c *conn) publish(p *packet.Publish) closeReason {
 	c.s.stats.msgsReceived.Add(1)
-	allowed := c.s.allowed(&c.info, Publish, p.Topic)
+	allowed := c.s.mayPublish(&c.info, p.Topic, false)
 	m := &message{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain}
 	switch p.QoS {
 	case 0:
@@ -366,15 +386,23 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	ss := c.sess
 	codes := make([]byte, len(p.Subscriptions))
 	var granted []packet.Subscription
+	var grants []Grant
 	for i, sub := range p.Subscriptions {
 		// An invalid or refused filter gets the failure code; the others
 		// in the same packet are still granted [MQTT-3.9.3].
-		if !packet.ValidTopicFilter(sub.Filter) || !c.s.allowed(&c.info, Subscribe, sub.Filter) {
+		g := GrantNone
+		if packet.ValidTopicFilter(sub.Filter) {
+			if g = c.s.grant(&c.info, sub.Filter); g == GrantNone {
+				c.s.logDenied("subscription denied", &c.info, "filter", sub.Filter)
+			}
+		}
+		if g == GrantNone {
 			codes[i] = packet.SubackFailure
 			continue
 		}
 		codes[i] = sub.QoS
 		granted = append(granted, sub)
+		grants = append(grants, g)
 	}
 	e, ok := c.queueAck(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
 	if !ok {
@@ -390,10 +418,11 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		s.routeMu.Unlock()
 		return closeTakeover
 	}
-	for _, g := range granted {
+	for i, g := range granted {
 		// A subscription to an existing filter replaces it
 		// [MQTT-3.8.4-3].
 		ss.subs[g.Filter] = g.QoS
+		ss.setGrantLocked(g.Filter, grants[i])
 	}
 	if len(granted) > 0 {
 		ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
@@ -461,6 +490,7 @@ func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
 		for _, f := range p.Filters {
 			if _, ok := ss.subs[f]; ok {
 				delete(ss.subs, f)
+				delete(ss.partial, f)
 				c.s.topics.unsubscribe(ss, f)
 				changed = true
 			}

@@ -48,6 +48,7 @@ type Server struct {
 	stop      chan struct{}
 	stopOnce  sync.Once
 	storeWarn rateLimiter
+	denyWarn  rateLimiter // refused publishes, wills and subscriptions
 
 	stats stats
 }
@@ -85,6 +86,7 @@ func New(cfg Config) (*Server, error) {
 		stop:     make(chan struct{}),
 	}
 	s.storeWarn.every = 10 * time.Second
+	s.denyWarn.every = 10 * time.Second
 	s.nextMsgID = 1
 	if s.store != nil {
 		snap, err := s.store.Load()
@@ -275,6 +277,10 @@ func (s *Server) restore(snap *persist.Snapshot) {
 	for _, ps := range snap.Sessions {
 		ss := newSession(s, ps.ClientID, false)
 		ss.lastSeen = ps.LastSeen
+		ss.owner.ClientID = ps.ClientID
+		if o := ps.Owner; o != nil {
+			ss.owner.Username, ss.owner.HasUsername, ss.ownerKnown = o.Username, o.HasUsername, true
+		}
 		if ss.lastSeen == 0 {
 			// It was connected when the broker stopped: its offline clock
 			// starts now, and is stored, so a device that reboots more
@@ -285,6 +291,15 @@ func (s *Server) restore(snap *persist.Snapshot) {
 		for _, sub := range ps.Subs {
 			ss.subs[sub.Filter] = sub.QoS
 			s.topics.subscribe(ss, sub.Filter, sub.QoS)
+			if ss.ownerKnown {
+				// What is routed to the session while its client is away
+				// is checked with its owner's identity. A filter the rules
+				// no longer grant delivers nothing until the client resumes
+				// the session, which removes it. (A session without a
+				// recorded owner keeps the grants an earlier edged made,
+				// which covered every topic of the filter.)
+				ss.setGrantLocked(sub.Filter, max(s.grant(&ss.owner, sub.Filter), GrantSome))
+			}
 		}
 		for _, q := range ps.Queue {
 			m := msgs[q.MsgID]

@@ -16,9 +16,18 @@ type session struct {
 	id    string
 	clean bool // immutable: a clean start replaces the session object
 
-	mu       sync.Mutex
-	conn     *conn // nil while the client is offline
-	subs     map[string]byte
+	mu   sync.Mutex
+	conn *conn // nil while the client is offline
+	subs map[string]byte
+	// owner is the identity of the client the session belongs to, also
+	// while it is offline: its subscriptions are checked with it (see
+	// access.go). ownerKnown is false only for a session loaded from a
+	// store written before owners were recorded.
+	owner      ClientInfo
+	ownerKnown bool
+	// partial holds the filters of subs granted GrantSome: while there are
+	// any, each message is checked with the Authorizer before delivery.
+	partial  map[string]struct{}
 	inflight []*outMsg // sent, unacknowledged, in send order
 	usedPIDs map[uint16]struct{}
 	nextPID  uint16
@@ -119,6 +128,12 @@ func (ss *session) deliverLocked(m *message, qos byte) { ss.deliverFlagLocked(m,
 func (ss *session) deliverRetainedLocked(m *message, qos byte) { ss.deliverFlagLocked(m, qos, true) }
 
 func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
+	// The one read check for live, retained and queued deliveries: a
+	// subscription granted for part of its filter gets only what its owner
+	// may read.
+	if !ss.readableLocked(m.topic) {
+		return
+	}
 	if qos == 0 {
 		if ss.conn != nil {
 			p := &packet.Publish{Topic: m.topic, Payload: m.payload, Retain: retain}

@@ -184,6 +184,9 @@ func checkRecords(tx *bolt.Tx, add func(error) bool) {
 		if _, _, err := decodeSession(sb.Get(keyInfo)); err != nil {
 			add(fmt.Errorf("session %q: %w", k, err))
 		}
+		if _, err := decodeOwner(sb.Get(keyOwner)); err != nil {
+			add(fmt.Errorf("session %q: %w", k, err))
+		}
 		qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)
 		if qb == nil || ib == nil {
 			add(fmt.Errorf("session %q: queue or inbound bucket missing", k))

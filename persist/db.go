@@ -37,6 +37,7 @@ var (
 	keyInfo      = []byte("info")
 	keyQueue     = []byte("queue")
 	keyInbound   = []byte("inbound")
+	keyOwner     = []byte("owner")
 	keyStats     = []byte("stats")
 	keyEntries   = []byte("entries")
 
@@ -788,6 +789,13 @@ func (a *applier) apply(op Op) error {
 		}
 		return s.Put(keyInfo, encodeSession(o.Subs, o.LastSeen))
 
+	case SetOwner:
+		s, err := a.session(o.ClientID, true)
+		if err != nil {
+			return err
+		}
+		return s.Put(keyOwner, encodeOwner(o.Owner))
+
 	case DeleteSession:
 		s, err := a.session(o.ClientID, false)
 		if s == nil || err != nil {
@@ -1018,6 +1026,9 @@ func loadSession(sb, msgs *bolt.Bucket, cache map[uint64]Message) (Session, erro
 	var s Session
 	var err error
 	if s.Subs, s.LastSeen, err = decodeSession(sb.Get(keyInfo)); err != nil {
+		return s, err
+	}
+	if s.Owner, err = decodeOwner(sb.Get(keyOwner)); err != nil {
 		return s, err
 	}
 	qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)

@@ -73,6 +73,8 @@
 //	refs/        msg id (uint64) → uint64 count of session queues holding it
 //	sessions/    client id → bucket
 //	               info → subscriptions and LastSeen
+//	               owner → 0 (no user name) or 1 + user name; absent in
+//	                        sessions stored before owners were recorded
 //	               queue/   msg id (uint64) → QoS, packet id, pubrel
 //	               inbound/ packet id (uint16) → (unused byte)
 //	retained/    topic → message

@@ -146,6 +146,28 @@ func decodeSession(v []byte) (subs []Subscription, lastSeen int64, err error) {
 	return subs, lastSeen, nil
 }
 
+// session owner (key "owner" of a session's bucket, absent in sessions
+// stored before owners were recorded): 0 for a client without a user name,
+// or 1 followed by the user name.
+func encodeOwner(o Owner) []byte {
+	if !o.HasUsername {
+		return []byte{0}
+	}
+	return append([]byte{1}, o.Username...)
+}
+
+func decodeOwner(v []byte) (*Owner, error) {
+	switch {
+	case v == nil:
+		return nil, nil
+	case len(v) == 1 && v[0] == 0:
+		return &Owner{}, nil
+	case len(v) >= 1 && v[0] == 1:
+		return &Owner{Username: string(v[1:]), HasUsername: true}, nil
+	}
+	return nil, errors.New("decoding session owner: bad record")
+}
+
 // queue stats: count | bytes | dropped | expired, each uint64 BE.
 type qstats struct {
 	count, bytes     int64

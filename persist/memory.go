@@ -36,6 +36,7 @@ type memSession struct {
 	lastSeen int64
 	queue    map[uint64]*Queued // Msg unset; see Memory.msgs
 	inbound  map[uint16]struct{}
+	owner    *Owner
 }
 
 type memQueue struct {
@@ -167,6 +168,9 @@ func (m *Memory) apply(op Op) {
 	case PutSession:
 		s := m.session(o.ClientID, true)
 		s.subs, s.lastSeen = slices.Clone(o.Subs), o.LastSeen
+	case SetOwner:
+		owner := o.Owner
+		m.session(o.ClientID, true).owner = &owner
 	case DeleteSession:
 		if s := m.session(o.ClientID, false); s != nil {
 			for id := range s.queue {
@@ -267,6 +271,10 @@ func (m *Memory) Load() (*Snapshot, error) {
 	for _, id := range slices.Sorted(maps.Keys(m.sessions)) {
 		s := m.sessions[id]
 		out := Session{ClientID: id, Subs: slices.Clone(s.subs), LastSeen: s.lastSeen}
+		if s.owner != nil {
+			owner := *s.owner
+			out.Owner = &owner
+		}
 		for _, mid := range slices.Sorted(maps.Keys(s.queue)) {
 			q := *s.queue[mid]
 			q.Msg = cloneMsg(m.msgs[mid].msg)

@@ -45,6 +45,16 @@ type Session struct {
 	// Inbound holds the packet ids of QoS 2 messages received from the
 	// client whose PUBREL has not arrived yet, ascending.
 	Inbound []uint16
+	// Owner is whom the session belongs to; nil for a session stored
+	// before owners were recorded (SetOwner).
+	Owner *Owner
+}
+
+// Owner identifies the client a persistent session belongs to: only a
+// client with the same identity resumes it.
+type Owner struct {
+	Username    string
+	HasUsername bool // false: the client connected without a user name
 }
 
 // Snapshot is everything Load returns at start-up.
@@ -101,6 +111,13 @@ type PutSession struct {
 	LastSeen int64
 }
 
+// SetOwner records whom a session belongs to, creating the session if
+// needed. It is kept until the session is deleted.
+type SetOwner struct {
+	ClientID string
+	Owner    Owner
+}
+
 // DeleteSession removes a session with its queue and inbound state.
 type DeleteSession struct {
 	ClientID string
@@ -149,6 +166,7 @@ func (SetInflight) isOp()    {}
 func (Dequeue) isOp()        {}
 func (PutSession) isOp()     {}
 func (DeleteSession) isOp()  {}
+func (SetOwner) isOp()       {}
 func (PutInbound) isOp()     {}
 func (DeleteInbound) isOp()  {}
 func (PutRetained) isOp()    {}

@@ -41,6 +41,10 @@ func validate(op Op) error {
 		if !key(o.ClientID) {
 			return bad("client id length")
 		}
+	case SetOwner:
+		if !key(o.ClientID) {
+			return bad("client id length")
+		}
 	case DeleteSession:
 		if !key(o.ClientID) {
 			return bad("client id length")

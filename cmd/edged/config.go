@@ -228,7 +228,8 @@ func (c *Config) applyDefaults() {
 			l.Name = fmt.Sprintf("listener%d", i)
 		}
 		if l.AllowAnonymous == nil {
-			l.AllowAnonymous = &yes
+			v := defaultAllowAnonymous(l.Address)
+			l.AllowAnonymous = &v
 		}
 		if l.WebSocket != nil && l.WebSocket.Path == "" {
 			l.WebSocket.Path = "/mqtt"

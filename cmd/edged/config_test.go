@@ -52,10 +52,12 @@ func TestConfigsGolden(t *testing.T) {
 	}
 }
 
-// TestCheckConfig runs `edged check-config` on every example, as a user
-// would before deploying it.
+// TestCheckConfig runs `edged check-config` on every example and on the
+// configurations the Debian and OpenWrt packages install, as a user would
+// before deploying them.
 func TestCheckConfig(t *testing.T) {
 	files, _ := filepath.Glob("../../configs/*.yaml")
+	files = append(files, "../../build/edged.yaml", "../../build/openwrt/edged.yaml")
 	for _, f := range files {
 		out, err := exec.Command(edgedBin, "check-config", "-c", f).CombinedOutput()
 		if err != nil {

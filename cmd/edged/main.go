@@ -182,17 +182,26 @@ func serve(cfg *Config, log *slog.Logger) error {
 		bcfg.Auth = pw
 		reloaders = append(reloaders, pw.Reload)
 	}
+	var acl *auth.ACL
 	if cfg.Auth.ACLFile != "" {
-		acl, err := auth.LoadACL(cfg.Auth.ACLFile)
-		if err != nil {
+		if acl, err = auth.LoadACL(cfg.Auth.ACLFile); err != nil {
 			return err
 		}
 		bcfg.ACL = acl
-		reloaders = append(reloaders, acl.Reload)
 	}
 	b, err := broker.New(bcfg)
 	if err != nil {
 		return err
+	}
+	if acl != nil {
+		reloaders = append(reloaders, func() error {
+			if err := acl.Reload(); err != nil {
+				return err
+			}
+			// Granted subscriptions follow the new rules.
+			b.Reauthorize()
+			return nil
+		})
 	}
 	if len(reloaders) > 0 {
 		// SIGHUP re-reads the password and ACL files; a bad file keeps the
@@ -237,6 +246,7 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 		lns = append(lns, boundListener{ln, lc})
 	}
+	warnListenerAccess(cfg, log)
 	// Bridges register their durable taps before any client is served, so
 	// no message matching an out rule can miss the queue.
 	bridges, err := setupBridges(cfg.Bridges, cfg.SysInterval, b, db, log)
@@ -264,8 +274,9 @@ func serve(cfg *Config, log *slog.Logger) error {
 	log.Info("edged started", "version", version, "data_dir", cfg.DataDir, "pid", os.Getpid())
 
 	g, gctx := errgroup.WithContext(ctx)
-	// allow_anonymous is never nil here: applyDefaults sets it (true for
-	// serial ports too: whoever is wired to a UART has physical access).
+	// allow_anonymous is never nil here: applyDefaults sets it (true on
+	// loopback addresses and serial ports: whoever is wired to a UART has
+	// physical access).
 	for _, l := range lns {
 		g.Go(func() error {
 			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(*l.cfg.AllowAnonymous))
