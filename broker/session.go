@@ -16,18 +16,18 @@ type session struct {
 	id    string
 	clean bool // immutable: a clean start replaces the session object
 
-	mu       sync.Mutex
-	conn     *conn // nil while the client is offline
-	subs     map[string]byte
+	mu   sync.Mutex
+	conn *conn // nil while the client is offline
+	subs map[string]byte
 	// subSeqs holds, for a persistent session, the store key of each
 	// filter in subs (persist.Subscription.Seq): a SUBSCRIBE or
 	// UNSUBSCRIBE writes only the filters it names. nextSubSeq is the last
 	// key assigned. subSeqs is nil until needed.
 	subSeqs    map[string]uint64
 	nextSubSeq uint64
-	inflight []*outMsg // sent, unacknowledged, in send order
-	usedPIDs map[uint16]struct{}
-	nextPID  uint16
+	inflight   []*outMsg // sent, unacknowledged, in send order
+	usedPIDs   map[uint16]struct{}
+	nextPID    uint16
 	// pending holds the queue's head in memory. For a persistent session
 	// it holds at most sessionWindow messages: the ones after them are
 	// spilled, on disk only (or in a commit being built), in order, and
