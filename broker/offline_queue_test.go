@@ -200,3 +200,43 @@ func TestSpilledMessagesWaitForTheirCommit(t *testing.T) {
 	}
 	sub.expectNothing(100 * time.Millisecond)
 }
+
+// Retained messages for a new subscription that queue behind messages on
+// disk go to disk too (with their retain flag) and arrive after them.
+func TestRetainedBehindSpilledQueue(t *testing.T) {
+	store := persist.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	s, addr := startBroker(t, broker.Config{Store: store, Limits: broker.Limits{MaxInflight: 2}})
+	pub := dialConnect(t, addr, "pub", true)
+	for i := range 3 {
+		pub.pub(fmt.Sprintf("r/%d", i), "kept", 1, true, uint16(i+1))
+	}
+	sub := dialConnect(t, addr, "sub", false)
+	sub.sub("q/#", 1)
+	n := 2 + broker.SessionWindow + 5
+	publish(t, addr, "pub1", 0, n)
+	sub.send(&packet.Subscribe{PacketID: 9, Subscriptions: []packet.Subscription{{Filter: "r/#", QoS: 1}}})
+	// The two in flight come first, then SUBACK.
+	for i := range 2 {
+		if p := sub.nextPublish(); string(p.Payload) != strconv.Itoa(i) {
+			t.Fatalf("got %s", describe(p))
+		}
+	}
+	sub.expect(&packet.Suback{PacketID: 9, ReturnCodes: []byte{1}})
+	if p, sp, _ := s.SessionQueue("sub"); p != broker.SessionWindow || sp != 5+3 {
+		t.Fatalf("%d in memory, %d on disk only; want %d, 8", p, sp, broker.SessionWindow)
+	}
+	sub.send(&packet.Puback{PacketID: 1}, &packet.Puback{PacketID: 2})
+	for i := 2; i < n; i++ {
+		p := sub.nextPublish()
+		if string(p.Payload) != strconv.Itoa(i) || p.Retain {
+			t.Fatalf("message %d: got %s", i, describe(p))
+		}
+		sub.send(&packet.Puback{PacketID: p.PacketID})
+	}
+	for i := range 3 {
+		pid := sub.expectPublish(fmt.Sprintf("r/%d", i), "kept", 1, true, false)
+		sub.send(&packet.Puback{PacketID: pid})
+	}
+	sub.expectNothing(100 * time.Millisecond)
+}

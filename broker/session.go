@@ -35,7 +35,7 @@ type session struct {
 	pending      msgQueue
 	spilled      int
 	spilledBytes int64
-	lastMemID    uint64 // the store id of the newest message pending got
+	lastMemID    uint64 // the store id of the newest message memory got (sent or pending)
 	lastSpillID  uint64 // the store id of the newest message spilled
 	refillWait   bool   // a refill waits for a commit (refillLocked)
 	// inbound holds QoS 2 packet ids received and not yet released by
@@ -180,17 +180,19 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 		ss.opLocked(persist.Enqueue{ClientID: ss.id, MsgID: m.id, QoS: qos, Retain: retain})
 	}
 	switch {
-	case direct:
-		ss.sendLocked(&outMsg{msg: m, qos: qos, retain: retain})
 	case spill:
 		ss.spilled++
 		ss.spilledBytes += m.size()
 		ss.lastSpillID = m.id
-	default:
+		return
+	case m.id != 0:
+		// Refills read after every message memory has had, sent or not.
+		ss.lastMemID = m.id
+	}
+	if direct {
+		ss.sendLocked(&outMsg{msg: m, qos: qos, retain: retain})
+	} else {
 		ss.pending.push(&outMsg{msg: m, qos: qos, retain: retain})
-		if m.id != 0 {
-			ss.lastMemID = m.id
-		}
 	}
 }
 
