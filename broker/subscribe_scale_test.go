@@ -182,10 +182,13 @@ func BenchmarkSubscribeMany(b *testing.B) {
 	_, addr := startBroker(b, broker.Config{Limits: broker.Limits{MaxSubscriptions: -1}})
 	c := dialConnect(b, addr, "many", true)
 	errc := make(chan error, 1)
+	// At most 256 SUBSCRIBEs unacknowledged, as a client would pipeline.
+	window := make(chan struct{}, 256)
 	b.ResetTimer()
 	go func() {
 		var buf []byte
 		for i := range b.N {
+			window <- struct{}{}
 			buf = (&packet.Subscribe{PacketID: uint16(i%65535 + 1), Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("sensors/%d/temp", i), QoS: 1}}}).AppendTo(buf[:0])
 			if _, err := c.nc.Write(buf); err != nil {
 				errc <- err
@@ -194,12 +197,13 @@ func BenchmarkSubscribeMany(b *testing.B) {
 		}
 		errc <- nil
 	}()
-	for range b.N {
+	for i := range b.N {
 		if p, err := c.read(30 * time.Second); err != nil {
-			b.Fatal(err)
+			b.Fatalf("after %d of %d SUBACKs: %v", i, b.N, err)
 		} else if _, ok := p.(*packet.Suback); !ok {
 			b.Fatalf("got %s", describe(p))
 		}
+		<-window
 	}
 	if err := <-errc; err != nil {
 		b.Fatal(err)
