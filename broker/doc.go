@@ -78,7 +78,9 @@
 // creating, changing and deleting persistent sessions. It is held across the
 // store's Commit call, which never blocks. The store's done callbacks run on
 // the store's goroutine and take routeMu, session.mu and conn locks, none of
-// which is ever held while waiting for the store. No lock is held during
+// which is ever held while waiting for the store. A session refilling its
+// window reads the store (ReadSessionQueue, a bbolt read transaction, which
+// never waits for a commit) under routeMu and session.mu. No lock is held during
 // network I/O: closing a connection under a lock only marks it and sets past
 // deadlines; its reader closes the socket afterwards.
 //
