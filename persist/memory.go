@@ -168,8 +168,13 @@ func (m *Memory) apply(op Op) {
 	case Dequeue:
 		if s := m.session(o.ClientID, false); s != nil && s.queue[o.MsgID] != nil {
 			delete(s.queue, o.MsgID)
-			i, _ := slices.BinarySearch(s.order, o.MsgID)
-			s.order = slices.Delete(s.order, i, i+1)
+			// Acknowledgements mostly remove the head: reslice it away
+			// rather than move the whole queue.
+			if i, _ := slices.BinarySearch(s.order, o.MsgID); i == 0 {
+				s.order = s.order[1:]
+			} else {
+				s.order = slices.Delete(s.order, i, i+1)
+			}
 			m.decRef(o.MsgID)
 		}
 	case PutSession:
@@ -286,12 +291,12 @@ func (m *Memory) Load() (*Snapshot, error) {
 		sent := true
 		for _, mid := range s.order {
 			q := *s.queue[mid]
-			q.Msg = cloneMsg(m.msgs[mid].msg)
 			if sent = sent && q.PacketID != 0; sent {
+				q.Msg = cloneMsg(m.msgs[mid].msg)
 				out.Queue = append(out.Queue, q)
 			} else {
 				out.Waiting++
-				out.WaitingBytes += q.Msg.Size()
+				out.WaitingBytes += m.msgs[mid].msg.Size()
 			}
 		}
 		out.Inbound = slices.Sorted(maps.Keys(s.inbound))
