@@ -119,15 +119,11 @@ func (ss *session) reauthorizeLocked() []string {
 			ss.setGrantLocked(f, g)
 			continue
 		}
-		delete(ss.subs, f)
-		delete(ss.partial, f)
+		ss.deleteSubLocked(f)
 		ss.s.topics.unsubscribe(ss, f)
 		removed = append(removed, f)
 	}
-	if len(removed) > 0 {
-		slices.Sort(removed)
-		ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked(), LastSeen: ss.lastSeen})
-	}
+	slices.Sort(removed)
 	return removed
 }
 

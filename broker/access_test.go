@@ -91,7 +91,8 @@ func TestLegacySessionAdopted(t *testing.T) {
 	t.Cleanup(func() { mem.Close() })
 	done := make(chan error, 1)
 	mem.Commit([]persist.Op{
-		persist.PutSession{ClientID: "old", Subs: []persist.Subscription{{Filter: "t/#", QoS: 1}}, LastSeen: 1},
+		persist.PutSession{ClientID: "old", LastSeen: 1},
+		persist.PutSubscription{ClientID: "old", Sub: persist.Subscription{Seq: 1, Filter: "t/#", QoS: 1}},
 		persist.PutMessage{ID: 1, Msg: persist.Message{Topic: "t/a", Payload: []byte("kept"), QoS: 1}},
 		persist.Enqueue{ClientID: "old", MsgID: 1, QoS: 1},
 	}, func(err error) { done <- err })

@@ -66,6 +66,12 @@ type Limits struct {
 	// MaxQueuedBytes bounds the same queue in bytes of topic and payload.
 	// Default 16 MiB.
 	MaxQueuedBytes int64
+	// MaxSubscriptions is the most topic filters one client's session
+	// holds; a SUBSCRIBE filter beyond it gets return code 0x80 (a filter
+	// the session already has may still change its QoS). It bounds the
+	// memory and store records one client can make the broker hold.
+	// Default 1000; negative means no limit.
+	MaxSubscriptions int
 	// MaxWriteQueue bounds the packets waiting in one connection's writer.
 	// When it is full, QoS 0 messages to that client are dropped and
 	// counted; anything else disconnects the client as a slow consumer
@@ -84,6 +90,7 @@ const (
 	DefaultMaxQueuedMessages = 10000
 	DefaultMaxQueuedBytes    = 16 << 20
 	DefaultMaxWriteQueue     = 1024
+	DefaultMaxSubscriptions  = 1000
 )
 
 // FieldError is a configuration error about one key. Key is the key's name
@@ -150,6 +157,9 @@ func (c Config) withDefaults() Config {
 	if l.MaxWriteQueue == 0 {
 		l.MaxWriteQueue = DefaultMaxWriteQueue
 	}
+	if l.MaxSubscriptions == 0 {
+		l.MaxSubscriptions = DefaultMaxSubscriptions
+	}
 	if c.SysInterval == 0 {
 		c.SysInterval = 10 * time.Second
 	}
@@ -177,7 +187,14 @@ func (c Config) withDefaults() Config {
 // later, from the store's own goroutine, once the ops are durable (or with
 // the error that prevented it). The broker acknowledges a QoS 1 or 2
 // PUBLISH only from done.
+//
+// Load returns each session's sent messages and only the count and bytes of
+// the rest of its queue; the broker reads those with ReadSessionQueue as
+// the client drains them (see session.spilled).
 type Store interface {
 	Load() (*persist.Snapshot, error)
 	Commit(ops []persist.Op, done func(error))
+	// ReadSessionQueue returns up to max entries of a session's queue
+	// with a MsgID above afterMsgID, in order, as committed.
+	ReadSessionQueue(clientID string, afterMsgID uint64, max int) ([]persist.Queued, error)
 }

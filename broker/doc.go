@@ -32,6 +32,17 @@
 // with DUP and their original packet ids, then PUBRELs, then the queue.
 // QoS 0 is never queued for an offline client.
 //
+// With a Store, a persistent session holds at most sessionWindow (256)
+// queued messages in memory; the rest of its queue is on disk only
+// ("spilled", counted against the limits by number and bytes) and read back
+// in order, after the newest message in memory, when the window has
+// drained. A restart loads sessions and their in-flight messages, not the
+// queues. Because the store reads committed state only, a spilled message
+// whose commit is still pending is not read yet: the refill waits for that
+// commit (refillLocked). A retained message for a new subscription that has
+// to spill is stored with its own id and its retain flag. Clean sessions
+// and a broker without a Store keep their whole queue in memory.
+//
 // The broker keeps the authoritative state in memory and hands the Store
 // every mutation that must survive a restart: a message routed to a
 // persistent session (stored once, referenced per session), packet ids, QoS
@@ -110,7 +121,9 @@
 // creating, changing and deleting persistent sessions. It is held across the
 // store's Commit call, which never blocks. The store's done callbacks run on
 // the store's goroutine and take routeMu, session.mu and conn locks, none of
-// which is ever held while waiting for the store. No lock is held during
+// which is ever held while waiting for the store. A session refilling its
+// window reads the store (ReadSessionQueue, a bbolt read transaction, which
+// never waits for a commit) under routeMu and session.mu. No lock is held during
 // network I/O: closing a connection under a lock only marks it and sets past
 // deadlines; its reader closes the socket afterwards.
 //
@@ -128,8 +141,16 @@
 //   - $SYS topics are retained QoS 0 messages refreshed every SysInterval and
 //     never written to the store.
 //   - Retained messages sent because of a new subscription are not written
-//     to the session's stored queue: after a restart they are still in the
-//     retained store.
+//     to the session's stored queue unless they queue behind messages on
+//     disk (see above): after a restart they are still in the retained
+//     store.
+//   - Limits.MaxSubscriptions (default 1000 filters per client; Mosquitto
+//     has no limit) bounds what one client makes the broker hold: a new
+//     filter beyond it gets SUBACK 0x80, the other filters of the packet are
+//     still granted, and a filter the session has may change its QoS. A
+//     session restored with more (the limit was lowered) keeps them.
+//   - A persistent session's subscriptions are stored one record each: a
+//     SUBSCRIBE or UNSUBSCRIBE writes only the filters it names.
 //   - A will is published when the server shuts down too: the client's
 //     connection ended without DISCONNECT.
 //   - When the store fails to commit a QoS 2 message (disk full), the

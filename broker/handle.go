@@ -156,7 +156,9 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	ss.lastSeen = 0
 	c.sess = ss
 	if ss.persistent() {
-		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: id, Subs: ss.subRecordsLocked()})
+		// Only the info record: the subscriptions are stored one by one as
+		// they change.
+		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: id})
 	}
 	ss.setOwnerLocked(&c.info)
 	if present {
@@ -186,7 +188,9 @@ func (s *Server) discardLocked(ss *session) {
 	}
 	ss.subs = map[string]byte{}
 	ss.partial = nil
+	ss.subSeqs = nil
 	ss.pending.clear()
+	ss.spilled, ss.spilledBytes = 0, 0
 	ss.inflight = nil
 	persistent := ss.persistent()
 	ss.mu.Unlock()
@@ -213,7 +217,7 @@ func (s *Server) detach(c *conn, ss *session) {
 	ss.conn = nil
 	ss.lastSeen = time.Now().Unix()
 	if ss.persistent() {
-		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked(), LastSeen: ss.lastSeen})
+		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: ss.id, LastSeen: ss.lastSeen})
 	}
 	ss.mu.Unlock()
 	if ss.clean {
@@ -387,6 +391,7 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	codes := make([]byte, len(p.Subscriptions))
 	var granted []packet.Subscription
 	var grants []Grant
+	var at []int // the index in codes of each granted
 	for i, sub := range p.Subscriptions {
 		// An invalid or refused filter gets the failure code; the others
 		// in the same packet are still granted [MQTT-3.9.3].
@@ -403,6 +408,7 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		codes[i] = sub.QoS
 		granted = append(granted, sub)
 		grants = append(grants, g)
+		at = append(at, i)
 	}
 	e, ok := c.queueAck(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
 	if !ok {
@@ -418,16 +424,30 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		s.routeMu.Unlock()
 		return closeTakeover
 	}
-	for i, g := range granted {
+	max, refused := s.cfg.Limits.MaxSubscriptions, 0
+	kept := granted[:0]
+	for j, g := range granted {
 		// A subscription to an existing filter replaces it
-		// [MQTT-3.8.4-3].
-		ss.subs[g.Filter] = g.QoS
-		ss.setGrantLocked(g.Filter, grants[i])
+		// [MQTT-3.8.4-3]; a new one beyond MaxSubscriptions is refused.
+		// (SUBACK is not written before c.subscribed, so its codes may
+		// still change.)
+		if _, ok := ss.subs[g.Filter]; !ok && max > 0 && len(ss.subs) >= max {
+			codes[at[j]] = packet.SubackFailure
+			refused++
+			continue
+		}
+		ss.setSubLocked(g.Filter, g.QoS)
+		ss.setGrantLocked(g.Filter, grants[j])
+		kept = append(kept, g)
 	}
-	if len(granted) > 0 {
-		ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
-	}
+	granted = kept
 	ss.mu.Unlock()
+	if refused > 0 {
+		if ok, n := s.limitWarn.allow(); ok {
+			c.log.Warn("subscription limit reached; filters refused", "max_subscriptions", max,
+				"refused", refused, "suppressed", n)
+		}
+	}
 	committed := s.commitLocked(func(err error) { c.subscribed(e, granted, err) })
 	s.routeMu.Unlock()
 	if !committed {
@@ -486,17 +506,10 @@ func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
 		return closeReason(c.reason.Load())
 	}
 	ss.update(func() {
-		changed := false
 		for _, f := range p.Filters {
-			if _, ok := ss.subs[f]; ok {
-				delete(ss.subs, f)
-				delete(ss.partial, f)
+			if ss.deleteSubLocked(f) {
 				c.s.topics.unsubscribe(ss, f)
-				changed = true
 			}
-		}
-		if changed {
-			ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
 		}
 	}, func(err error) { c.committed(e, err) })
 	return closeNone

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,7 @@ type Server struct {
 	stopOnce  sync.Once
 	storeWarn rateLimiter
 	denyWarn  rateLimiter // refused publishes, wills and subscriptions
+	limitWarn rateLimiter // a client over a limit (max_subscriptions)
 
 	stats stats
 }
@@ -87,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.storeWarn.every = 10 * time.Second
 	s.denyWarn.every = 10 * time.Second
+	s.limitWarn.every = 10 * time.Second
 	s.nextMsgID = 1
 	if s.store != nil {
 		snap, err := s.store.Load()
@@ -286,10 +289,17 @@ func (s *Server) restore(snap *persist.Snapshot) {
 			// starts now, and is stored, so a device that reboots more
 			// often than session_expiry still expires an abandoned session.
 			ss.lastSeen = time.Now().Unix()
-			touched = append(touched, persist.PutSession{ClientID: ps.ClientID, Subs: ps.Subs, LastSeen: ss.lastSeen})
+			touched = append(touched, persist.PutSession{ClientID: ps.ClientID, LastSeen: ss.lastSeen})
 		}
+		// A session keeps its subscriptions even beyond a MaxSubscriptions
+		// lowered since: the limit refuses new ones.
 		for _, sub := range ps.Subs {
 			ss.subs[sub.Filter] = sub.QoS
+			if ss.subSeqs == nil {
+				ss.subSeqs = make(map[string]uint64, len(ps.Subs))
+			}
+			ss.subSeqs[sub.Filter] = sub.Seq
+			ss.nextSubSeq = max(ss.nextSubSeq, sub.Seq)
 			s.topics.subscribe(ss, sub.Filter, sub.QoS)
 			if ss.ownerKnown {
 				// What is routed to the session while its client is away
@@ -301,20 +311,19 @@ func (s *Server) restore(snap *persist.Snapshot) {
 				ss.setGrantLocked(sub.Filter, max(s.grant(&ss.owner, sub.Filter), GrantSome))
 			}
 		}
+		// The sent messages are re-sent on resume; the rest of the queue
+		// stays on disk until the client drains it (refillLocked).
 		for _, q := range ps.Queue {
 			m := msgs[q.MsgID]
 			if m == nil {
 				m = messageFromRecord(q.MsgID, &q.Msg)
 				msgs[q.MsgID] = m
 			}
-			om := &outMsg{msg: m, qos: q.QoS, pid: q.PacketID, pubrel: q.Pubrel}
-			if q.PacketID != 0 {
-				ss.inflight = append(ss.inflight, om)
-				ss.usedPIDs[q.PacketID] = struct{}{}
-			} else {
-				ss.pending.push(om)
-			}
+			ss.inflight = append(ss.inflight, &outMsg{msg: m, qos: q.QoS, pid: q.PacketID, pubrel: q.Pubrel, retain: q.Retain})
+			ss.usedPIDs[q.PacketID] = struct{}{}
+			ss.lastMemID = max(ss.lastMemID, q.MsgID)
 		}
+		ss.spilled, ss.spilledBytes = int(min(ps.Waiting, math.MaxInt32)), ps.WaitingBytes
 		for _, id := range ps.Inbound {
 			ss.inbound[id] = true
 		}
@@ -330,7 +339,11 @@ func (s *Server) restore(snap *persist.Snapshot) {
 		s.commitLocked(nil)
 		s.routeMu.Unlock()
 	}
-	s.log.Info("restored state", "sessions", len(snap.Sessions), "retained", len(snap.Retained))
+	var queued int64
+	for i := range snap.Sessions {
+		queued += int64(len(snap.Sessions[i].Queue)) + snap.Sessions[i].Waiting
+	}
+	s.log.Info("restored state", "sessions", len(snap.Sessions), "queued", queued, "retained", len(snap.Retained))
 }
 
 // rateLimiter lets one warning through per interval and counts the rest.

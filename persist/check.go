@@ -192,21 +192,40 @@ func checkRecords(tx *bolt.Tx, add func(error) bool) {
 			add(fmt.Errorf("session %q: queue or inbound bucket missing", k))
 			return nil
 		}
+		if b := sb.Bucket(keySubs); b != nil {
+			_ = b.ForEach(func(sk, sv []byte) error {
+				if _, err := decodeSub(sk, sv); err != nil {
+					add(fmt.Errorf("session %q: %w", k, err))
+				}
+				return nil
+			})
+		}
+		var n, size int64
 		_ = qb.ForEach(func(mk, mv []byte) error {
 			if len(mk) != 8 {
 				add(fmt.Errorf("session %q: bad queue key %x", k, mk))
 				return nil
 			}
-			if _, _, _, err := decodeRef(mv); err != nil {
+			if err := decodeRef(mv, &Queued{}); err != nil {
 				add(fmt.Errorf("session %q: %w", k, err))
 			}
 			id := binary.BigEndian.Uint64(mk)
+			n++
+			size += messageSize(msgs.Get(mk))
 			counted[id]++
 			if msgs.Get(mk) == nil {
 				add(fmt.Errorf("session %q: queued message %d missing", k, id))
 			}
 			return nil
 		})
+		// A file of format 1 has no stats yet; Open adds them.
+		if v := sb.Get(keyStats); v != nil {
+			if st, err := decodeQStats(v); err != nil {
+				add(fmt.Errorf("session %q: %w", k, err))
+			} else if st.count != n || st.bytes != size {
+				add(fmt.Errorf("session %q: queue stats say %d messages, %d bytes; the queue holds %d, %d bytes", k, st.count, st.bytes, n, size))
+			}
+		}
 		_ = ib.ForEach(func(pk, _ []byte) error {
 			if len(pk) != 2 {
 				add(fmt.Errorf("session %q: bad inbound key %x", k, pk))

@@ -21,7 +21,7 @@ import (
 
 // formatVersion is the version of the bucket layout and record encodings
 // written by this package. Open refuses files with a larger version.
-const formatVersion = 1
+const formatVersion = 2
 
 // Bucket and key names; see doc.go for the layout.
 var (
@@ -278,8 +278,11 @@ func initialize(b *bolt.DB, path string) (next uint64, fresh bool, err error) {
 				return err
 			}
 		}
+		if err := migrateSessions(tx); err != nil {
+			return err
+		}
 		m := tx.Bucket(bucketMeta)
-		if m.Get(keyFormat) == nil {
+		if v := m.Get(keyFormat); len(v) != 8 || binary.BigEndian.Uint64(v) < formatVersion {
 			if err := m.Put(keyFormat, u64key(formatVersion)); err != nil {
 				return err
 			}
@@ -287,6 +290,9 @@ func initialize(b *bolt.DB, path string) (next uint64, fresh bool, err error) {
 		next = loadNextID(tx)
 		return nil
 	})
+	if errors.Is(err, ErrCorrupt) {
+		return 0, false, err
+	}
 	if err != nil {
 		return 0, false, fmt.Errorf("opening store %s: initializing: %w", path, err)
 	}
@@ -386,6 +392,8 @@ func (db *DB) Close() error {
 func (db *DB) Stats() Stats {
 	s := db.c.stats()
 	s.FileSize = fileSize(db.opts.Path)
+	bs := db.bolt.Stats()
+	s.Written = bs.TxStats.GetPageAlloc() + int64(s.Commits)*int64(db.pageSize)
 	return s
 }
 
@@ -563,7 +571,7 @@ func growing(groups []group) bool {
 	for i := range groups {
 		for _, op := range groups[i].ops {
 			switch op.(type) {
-			case PutMessage, Enqueue, PutSession, PutInbound, PutRetained, QueueAppend:
+			case PutMessage, Enqueue, PutSession, PutSubscription, PutInbound, PutRetained, QueueAppend:
 				return true
 			}
 		}
@@ -581,6 +589,7 @@ type applier struct {
 	nextDirty              bool
 	puts                   []uint64
 	sessions               map[string]*bolt.Bucket
+	sstats                 map[string]*sessQ // see sessionqueue.go
 	qs                     map[string]*qtx
 	after                  []func()
 }
@@ -601,6 +610,7 @@ func (a *applier) begin(tx *bolt.Tx) {
 	a.queues = tx.Bucket(bucketQueues)
 	a.puts = a.puts[:0]
 	clear(a.sessions)
+	clear(a.sstats)
 	clear(a.qs)
 	a.after = a.after[:0]
 	a.nextDirty = false
@@ -633,7 +643,7 @@ func (a *applier) end() error {
 			}
 		}
 	}
-	return nil
+	return a.flushSessionStats()
 }
 
 // session returns the bucket of a session, creating it if create is set,
@@ -655,6 +665,9 @@ func (a *applier) session(id string, create bool) (*bolt.Bucket, error) {
 			return nil, err
 		}
 		if _, err := b.CreateBucket(keyInbound); err != nil {
+			return nil, err
+		}
+		if _, err := b.CreateBucket(keySubs); err != nil {
 			return nil, err
 		}
 		if err := b.Put(keyInfo, encodeSession(nil, 0)); err != nil {
@@ -728,27 +741,7 @@ func (a *applier) apply(op Op) error {
 		return a.msgs.Put(u64key(o.ID), encodeMessage(&o.Msg))
 
 	case Enqueue:
-		k := u64key(o.MsgID)
-		if a.msgs.Get(k) == nil {
-			a.skip(op, fmt.Errorf("%w: enqueue of unknown message %d", errInvalidOp, o.MsgID))
-			return nil
-		}
-		s, err := a.session(o.ClientID, true)
-		if err != nil {
-			return err
-		}
-		q := s.Bucket(keyQueue)
-		if q.Get(k) != nil {
-			return nil
-		}
-		if err := q.Put(k, encodeRef(o.QoS, 0, false)); err != nil {
-			return err
-		}
-		var n uint64
-		if v := a.refs.Get(k); len(v) == 8 {
-			n = binary.BigEndian.Uint64(v)
-		}
-		return a.refs.Put(k, u64key(n+1))
+		return a.enqueue(o)
 
 	case SetInflight:
 		s, err := a.session(o.ClientID, false)
@@ -761,33 +754,28 @@ func (a *applier) apply(op Op) error {
 		if v == nil {
 			return nil
 		}
-		qos, _, _, err := decodeRef(v)
-		if err != nil {
+		var ref Queued
+		if err := decodeRef(v, &ref); err != nil {
 			return err
 		}
-		return q.Put(k, encodeRef(qos, o.PacketID, o.Pubrel))
+		ref.PacketID, ref.Pubrel = o.PacketID, o.Pubrel
+		return q.Put(k, encodeRef(&ref))
 
 	case Dequeue:
-		s, err := a.session(o.ClientID, false)
-		if s == nil || err != nil {
-			return err
-		}
-		q := s.Bucket(keyQueue)
-		k := u64key(o.MsgID)
-		if q.Get(k) == nil {
-			return nil
-		}
-		if err := q.Delete(k); err != nil {
-			return err
-		}
-		return a.decRef(o.MsgID)
+		return a.dequeue(o)
 
 	case PutSession:
 		s, err := a.session(o.ClientID, true)
 		if err != nil {
 			return err
 		}
-		return s.Put(keyInfo, encodeSession(o.Subs, o.LastSeen))
+		return s.Put(keyInfo, encodeSession(nil, o.LastSeen))
+
+	case PutSubscription:
+		return a.putSubscription(o)
+
+	case DeleteSubscription:
+		return a.deleteSubscription(o)
 
 	case SetOwner:
 		s, err := a.session(o.ClientID, true)
@@ -808,6 +796,7 @@ func (a *applier) apply(op Op) error {
 			}
 		}
 		delete(a.sessions, o.ClientID)
+		delete(a.sstats, o.ClientID)
 		return a.sess.DeleteBucket([]byte(o.ClientID))
 
 	case PutInbound:
@@ -1020,53 +1009,6 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 		return nil, fmt.Errorf("loading store: %w: %w", ErrCorrupt, err)
 	}
 	return snap, nil
-}
-
-func loadSession(sb, msgs *bolt.Bucket, cache map[uint64]Message) (Session, error) {
-	var s Session
-	var err error
-	if s.Subs, s.LastSeen, err = decodeSession(sb.Get(keyInfo)); err != nil {
-		return s, err
-	}
-	if s.Owner, err = decodeOwner(sb.Get(keyOwner)); err != nil {
-		return s, err
-	}
-	qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)
-	if qb == nil || ib == nil {
-		return s, errors.New("queue or inbound bucket missing")
-	}
-	c := qb.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(k) != 8 {
-			return s, fmt.Errorf("bad queue key %x", k)
-		}
-		id := binary.BigEndian.Uint64(k)
-		q := Queued{MsgID: id}
-		if q.QoS, q.PacketID, q.Pubrel, err = decodeRef(v); err != nil {
-			return s, err
-		}
-		m, ok := cache[id]
-		if !ok {
-			mv := msgs.Get(k)
-			if mv == nil {
-				return s, fmt.Errorf("queued message %d missing", id)
-			}
-			if m, err = decodeMessage(mv); err != nil {
-				return s, fmt.Errorf("message %d: %w", id, err)
-			}
-			cache[id] = m
-		}
-		q.Msg = m
-		s.Queue = append(s.Queue, q)
-	}
-	c = ib.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) != 2 {
-			return s, fmt.Errorf("bad inbound key %x", k)
-		}
-		s.Inbound = append(s.Inbound, binary.BigEndian.Uint16(k))
-	}
-	return s, nil
 }
 
 // ReadQueue returns up to max entries of the durable FIFO name with Seq

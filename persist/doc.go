@@ -36,7 +36,7 @@
 //     fails with an error wrapping that cause until edged is restarted, so
 //     nothing more is acknowledged.
 //
-// Load, ReadQueue, QueueStats and Stats read in bbolt read-only
+// Load, ReadSessionQueue, ReadQueue, QueueStats and Stats read in bbolt read-only
 // transactions and may run concurrently with the writer; they see the
 // durable state, not ops still queued.
 //
@@ -64,7 +64,7 @@
 // itself survives a power loss after the first acknowledged commit. (The
 // directory holding it, data_dir, is created by the caller.)
 //
-// # Bucket layout (format version 1)
+// # Bucket layout (format version 2)
 //
 // All integer keys are big-endian, so key order is numeric order.
 //
@@ -72,10 +72,12 @@
 //	messages/    msg id (uint64) → message (flags, time, topic, payload)
 //	refs/        msg id (uint64) → uint64 count of session queues holding it
 //	sessions/    client id → bucket
-//	               info → subscriptions and LastSeen
+//	               info → LastSeen (and an empty subscription list)
 //	               owner → 0 (no user name) or 1 + user name; absent in
 //	                        sessions stored before owners were recorded
-//	               queue/   msg id (uint64) → QoS, packet id, pubrel
+//	               stats → count and bytes of the queue (as a queue's stats)
+//	               subs/    seq (uint64) → QoS, filter
+//	               queue/   msg id (uint64) → QoS, packet id, flags (pubrel, retain)
 //	               inbound/ packet id (uint16) → (unused byte)
 //	retained/    topic → message
 //	queues/      queue name → bucket (its bbolt sequence is the last Seq)
@@ -84,7 +86,19 @@
 //
 // A message is stored once and referenced from every session queue it was
 // routed to; it is deleted with its last reference. Check verifies the
-// reference counts.
+// reference counts and each session's queue stats.
+//
+// A subscription is one record keyed by a sequence number the caller
+// assigns, so a SUBSCRIBE writes one small record, not the session's list,
+// and a filter of any length is a value. A session's queue keeps its count
+// and bytes in its stats record, updated in the transaction of each Enqueue
+// and Dequeue: Load reads the sessions and the sent entries at the head of
+// each queue (to be re-sent), not the queued messages, which the broker
+// reads with ReadSessionQueue as a client drains them.
+//
+// Format 1 kept a session's subscriptions as a list in its info record and
+// had no queue stats; Open migrates such a file in place (and writes
+// version 2, which an older edged refuses with ErrNewerFormat).
 //
 // # Damage and maintenance
 //

@@ -95,6 +95,7 @@ type LimitsConfig struct {
 	MaxInflight       int           `yaml:"max_inflight"`
 	MaxQueuedMessages int           `yaml:"max_queued_messages"`
 	MaxQueuedBytes    Size          `yaml:"max_queued_bytes"`
+	MaxSubscriptions  int           `yaml:"max_subscriptions"`
 	SessionExpiry     time.Duration `yaml:"session_expiry"`
 	// MaxWriteQueue is edged's key: packets waiting in one connection's
 	// writer before QoS 0 is dropped / the client is a slow consumer.
@@ -220,6 +221,9 @@ func (c *Config) applyDefaults() {
 	}
 	if l.MaxWriteQueue == 0 {
 		l.MaxWriteQueue = broker.DefaultMaxWriteQueue
+	}
+	if l.MaxSubscriptions == 0 {
+		l.MaxSubscriptions = broker.DefaultMaxSubscriptions
 	}
 	yes := true
 	for i := range c.Listeners {
@@ -388,6 +392,7 @@ func (c *Config) brokerLimits() broker.Limits {
 		MaxQueuedMessages: l.MaxQueuedMessages,
 		MaxQueuedBytes:    int64(l.MaxQueuedBytes),
 		MaxWriteQueue:     l.MaxWriteQueue,
+		MaxSubscriptions:  l.MaxSubscriptions,
 		SessionExpiry:     l.SessionExpiry,
 	}
 }
