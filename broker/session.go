@@ -40,6 +40,9 @@ type session struct {
 	// queue behind them so the client sees messages in order.
 	deferred    int
 	deferredFor *conn
+	// retained sends the retained messages of new subscriptions as the
+	// connection makes room (see retaincursor.go).
+	retained retainCursors
 }
 
 func newSession(s *Server, id string, clean bool) *session {
@@ -133,7 +136,7 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 	}
 	l := &ss.s.cfg.Limits
 	om := &outMsg{msg: m, qos: qos, retain: retain}
-	direct := ss.conn != nil && len(ss.inflight) < l.MaxInflight && ss.pending.len() == 0
+	direct := ss.windowOpenLocked()
 	if !direct && (ss.pending.len() >= l.MaxQueuedMessages || ss.pending.bytes+m.size() > l.MaxQueuedBytes) {
 		ss.dropped++
 		ss.s.stats.pubDropped.Add(1)
@@ -195,11 +198,20 @@ func (ss *session) allocPIDLocked() uint16 {
 	}
 }
 
-// fillLocked sends queued messages while the inflight window has room.
+// windowOpenLocked reports whether a QoS 1 or 2 message can be sent at
+// once: the client is connected, the inflight window has room and nothing
+// is queued ahead.
+func (ss *session) windowOpenLocked() bool {
+	return ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight && ss.pending.len() == 0
+}
+
+// fillLocked sends queued messages while the inflight window has room, then
+// retained messages for new subscriptions.
 func (ss *session) fillLocked() {
 	for ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight && ss.pending.len() > 0 {
 		ss.sendLocked(ss.pending.pop())
 	}
+	ss.retainFillLocked()
 }
 
 // resumeLocked re-sends, on a new connection of a resumed session, every
