@@ -244,8 +244,13 @@ func (rc *retainCursor) next(r *retainedStore) *retainedEntry {
 }
 
 // retainRoomLocked reports whether a retained message at delivery QoS qos
-// can go out now without being queued or dropped.
+// can go out now without being queued or dropped. A connection that is
+// being drained before it closes (server shutdown) gets no more: the writer
+// would never finish.
 func (ss *session) retainRoomLocked(qos byte) bool {
+	if ss.conn.draining.Load() {
+		return false
+	}
 	if qos > 0 {
 		return ss.windowOpenLocked()
 	}

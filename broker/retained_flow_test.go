@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -493,5 +494,47 @@ func TestRetainedCursorReconnect(t *testing.T) {
 			checkRetainedSet(t, nu.collect(n), "r/", n, 2)
 			nu.sync()
 		})
+	}
+}
+
+// Shutting down while retained messages are being sent stops them: the
+// connection is drained of what is queued and closed, instead of being
+// kept busy until the last retained message has gone out.
+func TestRetainedCursorShutdown(t *testing.T) {
+	const n = 20_000
+	s, addr := startBroker(t, broker.Config{})
+	pad := strings.Repeat("p", 200)
+	publishRetained(t, addr, "s/", n, 0, func(i int) string { return payloadOf(i) + pad })
+	sub := dialSmallRecvBuf(t, addr)
+	sub.connect(&packet.Connect{ClientID: "sub", CleanSession: true}, false, packet.Accepted)
+	sub.sub("s/#", 0)
+	received := sub.nextPublishes(1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Shutdown(ctx) }()
+	count := len(received)
+	for {
+		// A slow reader: all 20,000 would take two seconds.
+		p, err := sub.read(5 * time.Second)
+		if err != nil {
+			break
+		}
+		if _, ok := p.(*packet.Publish); !ok {
+			t.Fatalf("got %s", describe(p))
+		}
+		if count++; count%100 == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d of %d retained messages sent before the connection closed", count, n)
+	if count >= n {
+		t.Fatalf("all %d retained messages were sent during shutdown", n)
+	}
+	if k := broker.RetainCursors(s); k != 0 {
+		t.Fatalf("%d cursors left", k)
 	}
 }
