@@ -150,8 +150,8 @@ func (ss *session) stopRetainedLocked(filter string) {
 }
 
 // stopAllRetainedLocked stops every cursor: the connection changed.
-// Retained messages not yet sent are not resumed on the next connection,
-// as in Mosquitto; those in flight are, with the session's other messages.
+// Retained messages not yet sent are not resumed on the next connection
+// (see doc.go); those in flight are, with the session's other messages.
 func (ss *session) stopAllRetainedLocked() {
 	for _, rc := range ss.retained {
 		rc.stop(ss.s.retained)

@@ -452,8 +452,8 @@ func TestRetainedCursorSubscribeAgain(t *testing.T) {
 
 // A persistent session whose connection ends, or is taken over, while its
 // retained messages are being sent: the ones in flight are sent again with
-// DUP on the next connection, the rest are not (as in Mosquitto; the
-// client gets them by subscribing again).
+// DUP on the next connection, the rest are not (the client gets them by
+// subscribing again; see doc.go).
 func TestRetainedCursorReconnect(t *testing.T) {
 	const n = 20
 	for _, how := range []string{"disconnect", "takeover"} {
