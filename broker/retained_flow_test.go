@@ -538,3 +538,24 @@ func TestRetainedCursorShutdown(t *testing.T) {
 		t.Fatalf("%d cursors left", k)
 	}
 }
+
+// The same through a real client library: a paho subscriber gets 3,000
+// retained QoS 1 messages through an inflight window of 2, each once.
+func TestPahoRetainedFlood(t *testing.T) {
+	const n = 3000
+	_, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxInflight: 2, MaxQueuedMessages: 10}})
+	publishRetained(t, addr, "pf/", n, 1, payloadOf)
+	msgs := make(chan pahoMsg, n)
+	sub := pahoConnect(t, pahoOpts(addr, "paho-sub", true, msgs))
+	wait(t, sub.Subscribe("pf/#", 1, nil))
+	seen := map[string]bool{}
+	for range n {
+		m := recvPaho(t, msgs)
+		i, err := strconv.Atoi(strings.TrimPrefix(m.topic, "pf/"))
+		if err != nil || seen[m.topic] || m != (pahoMsg{topic: m.topic, payload: payloadOf(i), qos: 1, retained: true}) {
+			t.Fatalf("got %+v (seen before: %v)", m, seen[m.topic])
+		}
+		seen[m.topic] = true
+	}
+	noPaho(t, msgs, 100*time.Millisecond)
+}
