@@ -571,3 +571,125 @@ func TestPahoRetainedFlood(t *testing.T) {
 	}
 	noPaho(t, msgs, 100*time.Millisecond)
 }
+
+// Publishers keep replacing retained messages (and sending non-retained
+// ones) on 200 topics while subscribers with a small inflight window
+// subscribe and read at the same time. Every subscriber must see each
+// topic's versions strictly increasing, whether retained or live (no stale
+// retained value after a newer live one, nothing twice), and end with each
+// topic's final value.
+func TestRetainedCursorConcurrentPublishers(t *testing.T) {
+	const (
+		topics      = 200
+		versions    = 30
+		publishers  = 2
+		subscribers = 3
+	)
+	_, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxInflight: 4}})
+	publishRetained(t, addr, "cc/", topics, 1, func(int) string { return "0" })
+
+	progress := make(chan int, publishers*versions)
+	pubErr := make(chan error, publishers)
+	for p := range publishers {
+		go func() {
+			pubErr <- func() error {
+				c, err := dialPublisher(addr, "cc-pub"+strconv.Itoa(p))
+				if err != nil {
+					return err
+				}
+				defer c.nc.Close()
+				for v := 1; v <= versions; v++ {
+					var b []byte
+					n := 0
+					for i := p; i < topics; i += publishers {
+						// Every third version is not retained; the last one is.
+						retain := v%3 != 0 || v == versions
+						b = (&packet.Publish{Topic: "cc/" + strconv.Itoa(i), Payload: []byte(strconv.Itoa(v)),
+							QoS: 1, Retain: retain, PacketID: uint16(n + 1)}).AppendTo(b)
+						n++
+					}
+					c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+					if _, err := c.nc.Write(b); err != nil {
+						return err
+					}
+					for range n {
+						if _, err := c.read(); err != nil {
+							return err
+						}
+					}
+					progress <- v
+				}
+				return nil
+			}()
+		}()
+	}
+
+	subErr := make(chan error, subscribers)
+	seen := 0
+	for k := range subscribers {
+		// Subscribers join before publishing, a third and two thirds in.
+		for ; seen < k*publishers*versions/subscribers; seen++ {
+			<-progress
+		}
+		c, err := dialPublisher(addr, "cc-sub"+strconv.Itoa(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.nc.Close()
+		if err := c.write(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "cc/#", QoS: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		go func() { subErr <- readVersions(c, topics, versions) }()
+	}
+	go func() {
+		for range progress {
+		}
+	}()
+	for range publishers {
+		if err := <-pubErr; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range subscribers {
+		if err := <-subErr; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(progress)
+}
+
+// readVersions reads a cc/# subscription until every topic has reached
+// version last, checking that each topic's versions strictly increase.
+func readVersions(c *rawPublisher, topics, last int) error {
+	latest := make([]int, topics)
+	for i := range latest {
+		latest[i] = -1
+	}
+	done := 0
+	for done < topics {
+		p, err := c.read()
+		if err != nil {
+			return fmt.Errorf("%d topics complete: %w", done, err)
+		}
+		pub, ok := p.(*packet.Publish)
+		if !ok {
+			continue // SUBACK
+		}
+		if err := c.write(&packet.Puback{PacketID: pub.PacketID}); err != nil {
+			return err
+		}
+		i, err1 := strconv.Atoi(strings.TrimPrefix(pub.Topic, "cc/"))
+		v, err2 := strconv.Atoi(string(pub.Payload))
+		if err1 != nil || err2 != nil || i < 0 || i >= topics {
+			return fmt.Errorf("got %s", describe(pub))
+		}
+		if v <= latest[i] {
+			return fmt.Errorf("%s: version %d (retain %v) after version %d", pub.Topic, v, pub.Retain, latest[i])
+		}
+		latest[i] = v
+		if v == last {
+			done++
+		}
+	}
+	return nil
+}
