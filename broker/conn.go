@@ -63,6 +63,10 @@ type conn struct {
 	writing bool            // a writer goroutine is running; guarded by outMu
 	writers sync.WaitGroup  // the writer goroutine, waited for by cleanup
 
+	// wantDrained, guarded by outMu, asks the writer to call drained when
+	// it takes its next batch (see retainRoom).
+	wantDrained bool
+
 	closeOnce sync.Once
 	closed    chan struct{} // closed by close
 	reason    atomic.Int32  // closeReason
@@ -191,7 +195,12 @@ func (c *conn) writeLoop() {
 			return
 		}
 		batch, c.out = c.out, batch[:0]
+		drained := c.wantDrained
+		c.wantDrained = false
 		c.outMu.Unlock()
+		if drained {
+			c.drained()
+		}
 		if err := c.writeBatch(batch); err != nil {
 			c.close(closeNetwork)
 			return

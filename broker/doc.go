@@ -62,10 +62,18 @@
 // which pushes back through TCP instead of growing memory.
 //
 // A new subscription takes effect when its SUBACK is queued: under routeMu
-// the filters enter the topic tree, SUBACK is queued, then the matching
-// retained messages. A message routed before is only in the retained store;
-// one routed after is delivered live. The client never gets a message twice
-// or a stale retained value after a newer live one.
+// the filters enter the topic tree and SUBACK is queued. The matching
+// retained messages follow with flow control (retainCursor, every one of
+// them [MQTT-3.3.1-6]): QoS 1/2 ones within the inflight window, QoS 0 ones
+// while the write queue is at most half full, resumed by acknowledgements
+// and by the writer taking a batch; never queued in the session nor dropped
+// for lack of room. The cursor walks the retained store in place, so memory
+// is a window, whatever the number of retained messages. Live messages may
+// interleave with them. A message routed before the subscription is only in
+// the retained store; one routed after is delivered live, and the cursor
+// skips that topic if it has not reached it yet (the store stamps every
+// change). The client thus never gets a message twice or a stale retained
+// value after a newer live one on the same topic.
 //
 // # Access control
 //
@@ -116,6 +124,9 @@
 //
 //	Server.routeMu → Server.mu → session.mu → {topicTree.mu, retainedStore.mu, conn.outMu, ackQueue.mu}
 //
+// A connection's writer goroutine, holding no lock, may take routeMu and
+// session.mu to resume retained messages (conn.drained).
+//
 // routeMu serialises everything that produces store ops, so the store sees
 // them in memory order: routing a message, acknowledging a persisted one,
 // creating, changing and deleting persistent sessions. It is held across the
@@ -141,9 +152,24 @@
 //   - $SYS topics are retained QoS 0 messages refreshed every SysInterval and
 //     never written to the store.
 //   - Retained messages sent because of a new subscription are not written
-//     to the session's stored queue unless they queue behind messages on
-//     disk (see above): after a restart they are still in the retained
-//     store.
+//     to the session's stored queue: after a restart they are still in the
+//     retained store.
+//   - A subscription's retained messages come in the store's order (not
+//     sorted), possibly after the SUBACK of a later SUBSCRIBE and among live
+//     messages: MQTT 3.1.1 orders messages per topic only.
+//   - A live message overtakes its topic's retained message (see above); if
+//     that live message is then dropped (QoS 0 on a full write queue, or over
+//     the session queue limits) the subscriber gets neither, as for any
+//     dropped message.
+//   - UNSUBSCRIBE stops the filter's retained messages; those in flight
+//     complete [MQTT-3.10.4-3 allows either]. A filter unsubscribed before
+//     its SUBSCRIBE was committed gets none. A repeated SUBSCRIBE of a filter
+//     starts its retained messages again from the beginning [MQTT-3.8.4-3].
+//   - When the connection ends (disconnect, takeover, shutdown), retained
+//     messages not yet sent are not resumed on the session's next
+//     connection: the session holds no copy of them, and a client that
+//     wants them subscribes again. Those in flight are re-sent with the
+//     session's other in-flight messages.
 //   - Limits.MaxSubscriptions (default 1000 filters per client; Mosquitto
 //     has no limit) bounds what one client makes the broker hold: a new
 //     filter beyond it gets SUBACK 0x80, the other filters of the packet are

@@ -19,3 +19,7 @@ func (s *Server) SessionQueue(id string) (pending, spilled int, ok bool) {
 	defer ss.mu.Unlock()
 	return ss.pending.len(), ss.spilled, true
 }
+
+// RetainCursors returns the number of retained-message cursors under way,
+// for tests that check none is left behind.
+func RetainCursors(s *Server) int64 { return s.retained.cursors.Load() }

@@ -152,6 +152,7 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	s.mu.Unlock()
 
 	ss.mu.Lock()
+	ss.stopAllRetainedLocked()
 	ss.conn = c
 	ss.lastSeen = 0
 	c.sess = ss
@@ -189,6 +190,7 @@ func (s *Server) discardLocked(ss *session) {
 	ss.subs = map[string]byte{}
 	ss.partial = nil
 	ss.subSeqs = nil
+	ss.stopAllRetainedLocked()
 	ss.pending.clear()
 	ss.spilled, ss.spilledBytes = 0, 0
 	ss.inflight = nil
@@ -215,6 +217,7 @@ func (s *Server) detach(c *conn, ss *session) {
 		return
 	}
 	ss.conn = nil
+	ss.stopAllRetainedLocked()
 	ss.lastSeen = time.Now().Unix()
 	if ss.persistent() {
 		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: ss.id, LastSeen: ss.lastSeen})
@@ -457,13 +460,15 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 }
 
 // subscribed runs once a SUBSCRIBE's subscriptions are durable: under
-// routeMu it makes them live, queues SUBACK, then the matching retained
-// messages with the retain flag set [MQTT-3.3.1-6] [MQTT-3.8.4-3]. A
-// message routed before this point is thus in the retained store (if
-// retained) and not delivered live; one routed after is delivered live and,
-// if retained, was not in the store yet: the subscriber sees SUBACK, the
-// retained messages, then live ones, never a stale retained value after a
-// newer live one and never one message twice.
+// routeMu it makes them live, queues SUBACK, then starts sending the
+// matching retained messages with the retain flag set [MQTT-3.3.1-6]
+// [MQTT-3.8.4-3], as many as the client has room for now, the rest as it
+// makes room (retainCursor). A message routed before this point is thus in
+// the retained store (if retained) and not delivered live; one routed after
+// is delivered live, and the cursor skips its topic if it has not sent that
+// topic's retained message yet: the subscriber sees SUBACK, then retained
+// and live messages, never a stale retained value after a newer live one on
+// the same topic and never one message twice.
 func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error) {
 	s, ss := c.s, c.sess
 	s.routeMu.Lock()
@@ -480,17 +485,15 @@ func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error)
 	// publishes as soon as it has the SUBACK gets its own message, and
 	// before the retained messages, so they follow it.
 	c.committed(e, err)
-	if err == nil && ss.conn == c {
+	if err == nil && ss.conn == c && !ss.gone {
 		for _, g := range granted {
-			for _, m := range s.retained.match(g.Filter) {
-				// A copy without the store id: the session's stored queue
-				// does not hold retained deliveries (the retained store
-				// keeps them), and it must not share an id with a live copy.
-				rm := *m
-				rm.id = 0
-				ss.deliverRetainedLocked(&rm, min(m.qos, g.QoS))
+			// Not for a filter unsubscribed since: its retained messages
+			// are no longer wanted.
+			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS {
+				ss.startRetainedLocked(g.Filter, g.QoS)
 			}
 		}
+		ss.retainFillLocked()
 	}
 	ss.mu.Unlock()
 	s.commitLocked(nil)
@@ -509,6 +512,7 @@ func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
 		for _, f := range p.Filters {
 			if ss.deleteSubLocked(f) {
 				c.s.topics.unsubscribe(ss, f)
+				ss.stopRetainedLocked(f)
 			}
 		}
 	}, func(err error) { c.committed(e, err) })

@@ -64,6 +64,9 @@ type session struct {
 	// queue behind them so the client sees messages in order.
 	deferred    int
 	deferredFor *conn
+	// retained sends the retained messages of new subscriptions as the
+	// connection makes room (see retaincursor.go).
+	retained retainCursors
 }
 
 func newSession(s *Server, id string, clean bool) *session {
@@ -170,7 +173,7 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 	}
 	l := &ss.s.cfg.Limits
 	queued, queuedBytes := ss.pending.len()+ss.spilled, ss.pending.bytes+ss.spilledBytes
-	direct := ss.conn != nil && len(ss.inflight) < l.MaxInflight && queued == 0
+	direct := ss.windowOpenLocked()
 	if !direct && (queued >= l.MaxQueuedMessages || queuedBytes+m.size() > l.MaxQueuedBytes) {
 		ss.dropped++
 		ss.s.stats.pubDropped.Add(1)
@@ -253,15 +256,24 @@ func (ss *session) allocPIDLocked() uint16 {
 	}
 }
 
+// windowOpenLocked reports whether a QoS 1 or 2 message can be sent at
+// once: the client is connected, the inflight window has room and nothing
+// is queued ahead, in memory or spilled to disk.
+func (ss *session) windowOpenLocked() bool {
+	return ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight && ss.pending.len() == 0 && ss.spilled == 0
+}
+
 // fillLocked sends queued messages while the inflight window has room,
-// reading spilled ones back from the store when the window is empty.
+// reading spilled ones back from the store when the window is empty, then
+// retained messages for new subscriptions (which wait behind the queue).
 func (ss *session) fillLocked() {
 	for ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight {
 		if ss.pending.len() == 0 && !ss.refillLocked() {
-			return
+			break
 		}
 		ss.sendLocked(ss.pending.pop())
 	}
+	ss.retainFillLocked()
 }
 
 // refillLocked reads up to sessionWindow spilled messages into the empty
