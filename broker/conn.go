@@ -3,7 +3,9 @@ package broker
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,22 +22,24 @@ import (
 type closeReason int32
 
 const (
-	closeNone         closeReason = iota
-	closeDisconnect               // the client sent DISCONNECT: no will
-	closeNetwork                  // read or write error, EOF
-	closeProtocol                 // a malformed packet or a protocol violation
-	closeKeepalive                // nothing received within 1.5 x keepalive
-	closeTakeover                 // a new connection with the same client id
-	closeSlowConsumer             // the write queue overflowed
-	closeShutdown                 // the server is shutting down
-	closeRefused                  // CONNACK with a refusal was sent
-	closeStoreError               // the store could not commit a message
-	closeTooLarge                 // a packet over max_packet_size
+	closeNone           closeReason = iota
+	closeDisconnect                 // the client sent DISCONNECT: no will
+	closeNetwork                    // read or write error, EOF
+	closeProtocol                   // a malformed packet or a protocol violation
+	closeKeepalive                  // nothing received within 1.5 x keepalive
+	closeTakeover                   // a new connection with the same client id
+	closeSlowConsumer               // the write queue overflowed
+	closeShutdown                   // the server is shutting down
+	closeRefused                    // CONNACK with a refusal was sent
+	closeStoreError                 // the store could not commit a message
+	closeTooLarge                   // a packet over max_packet_size
+	closeConnectTimeout             // no CONNECT within ConnectTimeout
+	closeTLS                        // the TLS handshake failed
 )
 
 var closeNames = [...]string{"", "disconnect", "network", "protocol violation", "keepalive timeout",
 	"session taken over", "slow consumer", "server shutdown", "connection refused", "store error",
-	"packet too large"}
+	"packet too large", "connect timeout", "TLS handshake failed"}
 
 func (r closeReason) String() string { return closeNames[r] }
 
@@ -58,10 +62,11 @@ type conn struct {
 	opts listenerOpts
 	log  *slog.Logger
 
-	outMu   sync.Mutex
-	out     []packet.Packet // write queue, bounded
-	writing bool            // a writer goroutine is running; guarded by outMu
-	writers sync.WaitGroup  // the writer goroutine, waited for by cleanup
+	outMu    sync.Mutex
+	out      []packet.Packet // write queue, bounded
+	outBytes int64           // bytes in out and in the batch being written; guarded by outMu
+	writing  bool            // a writer goroutine is running; guarded by outMu
+	writers  sync.WaitGroup  // the writer goroutine, waited for by cleanup
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by close
@@ -77,6 +82,21 @@ type conn struct {
 	info      ClientInfo
 	will      *message
 	keepAlive time.Duration
+
+	// Admission (admission.go): the source address counted under, whether
+	// the connection still counts as pending (reader only) or as connected
+	// (set under Server.mu by admitLocked, read by the reader), and why
+	// admitLocked refused it.
+	addr     string
+	pending  bool
+	admitted bool
+	admitErr error
+
+	// The reader's buffer, taken from readerPool for a packet and given
+	// back when it holds no more bytes; in waits for a packet's first byte
+	// without one. Reader only.
+	br *bufio.Reader
+	in firstByte
 }
 
 func newConn(s *Server, nc net.Conn, o listenerOpts) *conn {
@@ -89,6 +109,7 @@ func newConn(s *Server, nc net.Conn, o listenerOpts) *conn {
 		commitSem: make(chan struct{}, maxPendingAcks),
 	}
 	c.acks.c = c
+	c.in.r = countingReader{nc, &s.stats.bytesReceived}
 	c.log = s.log.With("listener", o.name, "remote", nc.RemoteAddr().String())
 	return c
 }
@@ -122,15 +143,19 @@ func (c *conn) drainAndClose(r closeReason) {
 	}
 }
 
-// push appends p to the write queue unless it holds limit packets, and
-// starts the writer if it is not running.
-func (c *conn) push(p packet.Packet, limit int) bool {
+// push appends p to the write queue unless it holds limit packets or p
+// would take it over byteLimit bytes, and starts the writer if it is not
+// running. A packet always fits into an empty queue, so one larger than
+// byteLimit still goes out.
+func (c *conn) push(p packet.Packet, limit int, byteLimit int64) bool {
+	size := packetSize(p)
 	c.outMu.Lock()
-	if len(c.out) >= limit || c.isClosed() {
+	if len(c.out) >= limit || (c.outBytes > 0 && c.outBytes+size > byteLimit) || c.isClosed() {
 		c.outMu.Unlock()
 		return false
 	}
 	c.out = append(c.out, p)
+	c.outBytes += size
 	start := !c.writing
 	if start {
 		c.writing = true
@@ -152,18 +177,46 @@ func (c *conn) isClosed() bool {
 	}
 }
 
+// packetSize is the bytes a queued packet stands for in the write queue.
+func packetSize(p packet.Packet) int64 {
+	switch p := p.(type) {
+	case *packet.Publish:
+		return int64(p.Size())
+	case *packet.Suback:
+		return int64(5 + len(p.ReturnCodes))
+	}
+	return 4
+}
+
 // sendQoS0 queues a QoS 0 PUBLISH; it reports false, and the message is
-// dropped, when the write queue is full.
+// dropped (and logged, rate-limited), when the write queue is full in
+// packets or bytes.
 func (c *conn) sendQoS0(p *packet.Publish) bool {
-	return c.push(p, c.s.cfg.Limits.MaxWriteQueue)
+	l := &c.s.cfg.Limits
+	if c.push(p, l.MaxWriteQueue, l.MaxWriteQueueBytes) {
+		return true
+	}
+	if !c.isClosed() {
+		if ok, n := c.s.slowLog.allow(); ok {
+			c.outMu.Lock()
+			queued, bytes := len(c.out), c.outBytes
+			c.outMu.Unlock()
+			c.log.Warn("slow consumer: write queue full, QoS 0 message dropped", "queued", queued,
+				"queued_bytes", bytes, "suppressed", n)
+		}
+	}
+	return false
 }
 
 // send queues any other packet; false means the client is a slow consumer.
-// QoS 1 and 2 publishes are bounded by the inflight window, so they get
-// room beyond the QoS 0 limit.
+// QoS 1 and 2 publishes are bounded by the inflight window (and their
+// payload is held by the session anyway), so they get room beyond the QoS
+// 0 limits: in packets the window and the acknowledgements a client can
+// owe, in bytes the window of maximum-size packets.
 func (c *conn) send(p packet.Packet) bool {
 	l := &c.s.cfg.Limits
-	return c.push(p, l.MaxWriteQueue+l.MaxInflight+maxPendingAcks)
+	return c.push(p, l.MaxWriteQueue+l.MaxInflight+maxPendingAcks,
+		l.MaxWriteQueueBytes+int64(l.MaxInflight)*int64(l.MaxPacketSize))
 }
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -196,7 +249,14 @@ func (c *conn) writeLoop() {
 			c.close(closeNetwork)
 			return
 		}
+		var written int64
+		for _, p := range batch {
+			written += packetSize(p)
+		}
 		clear(batch)
+		c.outMu.Lock()
+		c.outBytes -= written
+		c.outMu.Unlock()
 	}
 }
 
@@ -246,16 +306,82 @@ func (c *conn) readLoop(ctx context.Context) {
 	c.cleanup(reason)
 }
 
+// readerPool holds the connections' read buffers between packets.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1024) }}
+
+// firstByte hands out the byte a connection waited for, then reads from r.
+type firstByte struct {
+	r    io.Reader
+	b    [1]byte
+	have bool
+}
+
+func (f *firstByte) Read(p []byte) (int, error) {
+	if !f.have {
+		return f.r.Read(p)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	p[0], f.have = f.b[0], false
+	return 1, nil
+}
+
+// readPacket reads the next packet. An idle connection holds no read
+// buffer: it waits for the first byte of a packet without one, then takes a
+// buffer from readerPool, and gives it back once a packet is read and no
+// bytes of the next are buffered.
+func (c *conn) readPacket(maxSize int) (packet.Packet, error) {
+	if c.br == nil {
+		if _, err := io.ReadFull(c.in.r, c.in.b[:]); err != nil {
+			return nil, err
+		}
+		c.in.have = true
+		c.br = readerPool.Get().(*bufio.Reader)
+		c.br.Reset(&c.in)
+	}
+	p, err := packet.Read(c.br, maxSize)
+	if err == nil && c.br.Buffered() == 0 {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+	return p, err
+}
+
 func (c *conn) serve(ctx context.Context) closeReason {
-	br := bufio.NewReaderSize(countingReader{c.nc, &c.s.stats.bytesReceived}, 1024)
-	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectTimeout))
+	// A deadline from accept: a client sending its CONNECT (or its TLS
+	// handshake) byte by byte cannot stretch it. The write deadline bounds
+	// the TLS handshake's writes; writeBatch sets its own.
+	c.nc.SetDeadline(time.Now().Add(c.s.cfg.ConnectTimeout))
 	if c.isClosed() {
 		// Checked after the deadline is set: close sets a past one after
 		// marking, so either this sees it or the read wakes at once.
 		return closeReason(c.reason.Load())
 	}
-	p, err := packet.Read(br, min(maxPreConnectSize, c.s.cfg.Limits.MaxPacketSize))
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The handshake is done here, under the CONNECT deadline, so that
+		// its failure is logged as such.
+		if err := tc.HandshakeContext(ctx); err != nil {
+			if c.isClosed() {
+				return closeReason(c.reason.Load())
+			}
+			if ok, n := c.s.connectLog.allow(); ok {
+				c.log.Warn("TLS handshake failed", "error", err, "suppressed", n)
+			}
+			return closeTLS
+		}
+	}
+	p, err := c.readPacket(min(maxPreConnectSize, c.s.cfg.Limits.MaxPacketSize))
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !c.isClosed() {
+			if ok, n := c.s.connectLog.allow(); ok {
+				c.log.Warn("no CONNECT within the connect timeout; closing", "connect_timeout",
+					c.s.cfg.ConnectTimeout.String(), "suppressed", n)
+			}
+			return closeConnectTimeout
+		}
 		if r, ok := packet.ReasonOf(err); ok {
 			switch r {
 			case packet.UnsupportedProtocolVersion:
@@ -273,7 +399,16 @@ func (c *conn) serve(ctx context.Context) closeReason {
 		c.log.Debug("first packet is not CONNECT", "type", p.Type().String())
 		return closeProtocol
 	}
-	if r := c.connect(cp); r != closeNone {
+	if err := c.checkKeepalive(cp); err != nil {
+		c.info.ClientID = cp.ClientID
+		if cp.Username != nil {
+			c.info.Username, c.info.HasUsername = *cp.Username, true
+		}
+		return c.refuse(packet.RefusedIdentifierRejected, err)
+	}
+	r := c.connect(cp)
+	c.releasePending()
+	if r != closeNone {
 		return r
 	}
 	for {
@@ -286,7 +421,7 @@ func (c *conn) serve(ctx context.Context) closeReason {
 		if c.isClosed() {
 			return closeReason(c.reason.Load())
 		}
-		p, err := packet.Read(br, c.s.cfg.Limits.MaxPacketSize)
+		p, err := c.readPacket(c.s.cfg.Limits.MaxPacketSize)
 		if err != nil {
 			return c.readError(err)
 		}
@@ -320,10 +455,34 @@ func (c *conn) readError(err error) closeReason {
 	return closeNetwork
 }
 
+// checkKeepalive applies Limits.MaxKeepalive. Like Mosquitto's
+// max_keepalive for MQTT 3.1.1 clients, which cannot be told another
+// keepalive, a keepalive of 0 (never timed out) or over the maximum is
+// refused with CONNACK 0x02 (identifier rejected, the only refusal code
+// 3.1.1 has that the client will not retry unchanged forever as "server
+// unavailable").
+func (c *conn) checkKeepalive(cp *packet.Connect) error {
+	max := c.s.cfg.Limits.MaxKeepalive
+	if max <= 0 {
+		return nil
+	}
+	if ka := time.Duration(cp.KeepAlive) * time.Second; ka == 0 || ka > max {
+		return fmt.Errorf("keepalive %ds is not between 1s and limits.max_keepalive %s", cp.KeepAlive, max)
+	}
+	return nil
+}
+
 // refuse sends a CONNACK with a refusal and closes once it is written
-// [MQTT-3.2.2-5].
+// [MQTT-3.2.2-5]. It logs the refusal, rate-limited: a flood of refused
+// clients shows as a few lines with a count of those suppressed.
 func (c *conn) refuse(code packet.ConnackCode, err error) closeReason {
-	c.log.Info("connection refused", "client_id", c.info.ClientID, "code", int(code), "reason", code.Error(), "error", err)
+	if err == nil {
+		err = c.admitErr
+	}
+	if ok, n := c.s.refuseLog.allow(); ok {
+		c.log.Info("connection refused", "client_id", c.info.ClientID, "username", c.info.Username,
+			"code", int(code), "reason", code.Error(), "error", err, "suppressed", n)
+	}
 	c.send(&packet.Connack{Code: code})
 	c.drainAndClose(closeRefused)
 	return closeRefused
@@ -350,6 +509,7 @@ func (c *conn) cleanup(reason closeReason) {
 	}
 	c.close(reason)
 	c.nc.Close() // the only place the socket is closed; no lock is held
+	c.releasePending()
 	if r := closeReason(c.reason.Load()); r != closeNone {
 		reason = r
 	}
@@ -362,8 +522,16 @@ func (c *conn) cleanup(reason closeReason) {
 				c.s.route(c.will, nil, nil, nil)
 			}
 		}
-		c.log.Info("client disconnected", "reason", reason.String())
-		c.s.stats.connected.Add(-1)
+		if reason == closeSlowConsumer {
+			if ok, n := c.s.slowLog.allow(); ok {
+				c.log.Warn("client disconnected", "reason", reason.String(), "suppressed", n)
+			}
+		} else {
+			c.log.Info("client disconnected", "reason", reason.String())
+		}
+	}
+	if c.admitted {
+		c.s.unadmit(c)
 	}
 	c.s.removeConn(c)
 	close(c.done)

@@ -235,6 +235,8 @@ listeners:
 persistence: {sync: batch}
 limits:
   max_connections: %d
+  max_connections_per_address: -1   # every client comes from 127.0.0.1
+  max_pending_connections_per_address: -1
   max_queued_messages: %d
   max_queued_bytes: 1GiB
 `, filepath.Join(dir, "data"), limitOrZero(), addr, n+100, n+100)
