@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/broker/brokertest"
 	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/internal/testutil"
 )
 
 // Hostile clients at the broker level: what limits.* promise, on real TCP.
@@ -303,5 +306,41 @@ func TestHostileLimitsValidate(t *testing.T) {
 		if _, err := broker.New(broker.Config{Limits: l}); err == nil {
 			t.Errorf("New accepted %+v", l)
 		}
+	}
+}
+
+// A failed TLS handshake is logged, rate-limited, with the listener and
+// the remote address; a client that completes it is served.
+func TestTLSHandshakeFailureLogged(t *testing.T) {
+	logs := &logRecorder{}
+	s, err := broker.New(broker.Config{Logger: slog.New(logs), SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := testutil.NewTestCA(t, "edged test CA", testutil.ECDSA)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1").TLS()}})
+	brokertest.Serve(t, s, tln, broker.WithName("secure"))
+	for range 20 {
+		c := dialRaw(t, ln.Addr().String())
+		c.write([]byte("\x10\x0c\x00\x04MQTT\x04\x02\x00\x00\x00\x00")) // plain MQTT on a TLS port
+		c.expectClosed()
+	}
+	tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	c := &rawClient{t: t, nc: tc, br: bufio.NewReader(tc)}
+	c.connect(&packet.Connect{ClientID: "tls", CleanSession: true}, false, packet.Accepted)
+	lines := logs.with("TLS handshake failed")
+	if len(lines) == 0 || len(lines) > 10 {
+		t.Fatalf("%d lines for 20 failed handshakes, want 1 to 10 (rate-limited)", len(lines))
+	}
+	if lines[0]["listener"] != "secure" || lines[0]["remote"] == nil {
+		t.Errorf("TLS failure logged without listener and remote: %v", lines[0])
 	}
 }
