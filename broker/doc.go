@@ -17,9 +17,10 @@
 // configured maximum packet size, checked from the fixed header before the
 // body is read; a body's buffer grows as its bytes arrive. Between packets
 // the reader holds no buffer: it waits for a packet's first byte, then
-// takes one from a pool. The writer alone writes: started by the first packet queued,
-// it drains a bounded queue into a pooled bufio.Writer, flushes when the
-// queue is empty (so bursts leave in one write) and exits; an idle
+// takes one from a pool. The writer alone writes: started by the first
+// packet queued, it drains a queue bounded in packets and bytes into a
+// pooled bufio.Writer, flushes when the queue is empty (so bursts leave in
+// one write) and exits; an idle
 // connection holds neither a writer goroutine nor a write buffer. When the
 // reader stops it marks the connection closed, waits for the writer,
 // closes the socket, detaches the session, and publishes the will unless
