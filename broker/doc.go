@@ -11,12 +11,16 @@
 //
 // A connection has a reader goroutine and, while there is something to
 // write, a writer goroutine. The reader alone decodes: it waits at most
-// ConnectTimeout for CONNECT (read with a 64 KiB maximum), then reads
+// ConnectTimeout from accept for CONNECT (read with a 64 KiB maximum; a
+// TLS handshake is done first, under the same deadline), then reads
 // packets with a deadline of 1.5 x keepalive [MQTT-3.1.2-24] and the
 // configured maximum packet size, checked from the fixed header before the
-// body is read. The writer alone writes: started by the first packet queued,
-// it drains a bounded queue into a pooled bufio.Writer, flushes when the
-// queue is empty (so bursts leave in one write) and exits; an idle
+// body is read; a body's buffer grows as its bytes arrive. Between packets
+// the reader holds no buffer: it waits for a packet's first byte, then
+// takes one from a pool. The writer alone writes: started by the first
+// packet queued, it drains a queue bounded in packets and bytes into a
+// pooled bufio.Writer, flushes when the queue is empty (so bursts leave in
+// one write) and exits; an idle
 // connection holds neither a writer goroutine nor a write buffer. When the
 // reader stops it marks the connection closed, waits for the writer,
 // closes the socket, detaches the session, and publishes the will unless
@@ -147,8 +151,23 @@
 //   - A client id takeover closes the old connection as a network loss, so
 //     its will is published, as Mosquitto does, whoever the new client is
 //     (see "Access control" for the session).
-//   - A CONNECT over Limits.MaxConnections is answered with CONNACK 0x03
-//     (server unavailable) rather than a silent close.
+//   - A CONNECT over Limits.MaxConnections, MaxConnectionsPerAddress or a
+//     listener's WithMaxConnections is answered with CONNACK 0x03 (server
+//     unavailable) rather than a silent close; a takeover is always
+//     admitted. A connection over MaxPendingConnections or
+//     MaxPendingPerAddress (not yet sent CONNECT) is closed at accept
+//     without a word: nothing is allocated for it.
+//   - Limits.MaxKeepalive refuses keepalive 0 or over the maximum with
+//     CONNACK 0x02, as Mosquitto's max_keepalive does for MQTT 3.1.1
+//     clients: 3.1.1 cannot tell a client to use another keepalive.
+//   - A connection's write queue is bounded in packets and bytes; QoS 0
+//     over a bound is dropped (counted and logged, rate-limited), QoS 1/2
+//     and acknowledgements over it disconnect the client as a slow
+//     consumer, their messages staying in the session.
+//   - Logs that hostile clients can provoke (refused CONNECTs, connections
+//     closed at accept, CONNECT timeouts, TLS handshake failures, slow
+//     consumers) are rate-limited: a few lines per 10 s, the next one
+//     carrying the count of those suppressed.
 //   - $SYS topics are retained QoS 0 messages refreshed every SysInterval and
 //     never written to the store.
 //   - Retained messages sent because of a new subscription are not written

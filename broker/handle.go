@@ -110,11 +110,10 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	}
 	// Counted here, under s.mu, so that concurrent CONNECTs cannot all
 	// pass the check before any of them is counted.
-	if max := s.cfg.Limits.MaxConnections; max > 0 && !takeover && s.stats.connected.Load() >= int64(max) {
+	if c.admitErr = s.admitLocked(c, takeover); c.admitErr != nil {
 		s.mu.Unlock()
 		return false, false
 	}
-	s.stats.connected.Add(1)
 	var ss *session
 	if old != nil {
 		old.mu.Lock()

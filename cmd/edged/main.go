@@ -167,11 +167,12 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 	}()
 	bcfg := broker.Config{
-		Limits:      cfg.brokerLimits(),
-		Store:       db,
-		SysInterval: cfg.SysInterval,
-		Version:     version,
-		Logger:      log,
+		Limits:         cfg.brokerLimits(),
+		Store:          db,
+		SysInterval:    cfg.SysInterval,
+		ConnectTimeout: cfg.Limits.ConnectTimeout,
+		Version:        version,
+		Logger:         log,
 	}
 	var reloaders []func() error
 	if cfg.Auth.PasswordFile != "" {
@@ -238,7 +239,7 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 	}
 	for _, lc := range cfg.Listeners {
-		ln, err := listen(lc, log)
+		ln, err := listen(lc, b, cfg.Limits.ConnectTimeout, log)
 		if err != nil {
 			closeAll()
 			b.Shutdown(context.Background())
@@ -279,7 +280,8 @@ func serve(cfg *Config, log *slog.Logger) error {
 	// physical access).
 	for _, l := range lns {
 		g.Go(func() error {
-			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(*l.cfg.AllowAnonymous))
+			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(*l.cfg.AllowAnonymous),
+				broker.WithMaxConnections(l.cfg.MaxConnections))
 		})
 	}
 	for i, ln := range serials {
@@ -528,10 +530,16 @@ func publishSerialStats(ctx context.Context, b *broker.Server, cfg *Config, lns 
 }
 
 // listen opens a listener's socket, with TLS and WebSocket if configured.
-func listen(lc ListenerConfig, log *slog.Logger) (net.Listener, error) {
+// A WebSocket listener counts its HTTP connections as pending with gate
+// (nil: not counted) and closes those that do not upgrade within
+// connectTimeout.
+func listen(lc ListenerConfig, gate pendingGate, connectTimeout time.Duration, log *slog.Logger) (net.Listener, error) {
 	ln, err := net.Listen("tcp", lc.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+	}
+	if lc.WebSocket != nil && gate != nil {
+		ln = &pendingListener{Listener: ln, gate: gate, name: lc.Name}
 	}
 	if lc.TLS != nil {
 		tc, err := serverTLS(lc.TLS)
@@ -542,7 +550,7 @@ func listen(lc ListenerConfig, log *slog.Logger) (net.Listener, error) {
 		ln = tls.NewListener(ln, tc)
 	}
 	if lc.WebSocket != nil {
-		ln = listenWebSocket(ln, lc.WebSocket.Path, log.With("listener", lc.Name))
+		ln = listenWebSocket(ln, lc.WebSocket.Path, connectTimeout, log.With("listener", lc.Name))
 	}
 	return ln, nil
 }
