@@ -20,7 +20,7 @@ help:
 	@echo "make package-ipk  OpenWrt .ipk packages (opkg: 23.05, 24.10) into dist/"
 	@echo "make package-test install and purge the amd64 .deb in a throwaway root"
 	@echo "make qemu-smoke pub/sub smoke test of the arm64 and armv7 binaries under qemu-user"
-	@echo "make footprint  binary sizes and memory use (idle, 1000 clients, 100k queued)"
+	@echo "make footprint  binary sizes and memory use (idle, 1000 clients, 200k queued)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o edged ./cmd/edged

@@ -30,7 +30,7 @@ const (
 )
 
 // Config configures one bridge. It mirrors the `bridges:` entries of the
-// configuration file (DESIGN.md §4); the zero value of every field other
+// configuration file; the zero value of every field other
 // than Name, Address and Topics means the default written next to it.
 type Config struct {
 	// Name identifies the bridge in logs, in $SYS/broker/bridge/<name>/ and

@@ -14,7 +14,7 @@ import (
 	"github.com/edged/edged/persist"
 )
 
-// BenchmarkPersistedQoS1 measures what DESIGN.md §2 costs: 8 publishers
+// BenchmarkPersistedQoS1 measures what the durability promise costs: 8 publishers
 // send QoS 1 messages (200-byte payloads) over TCP to one offline persistent
 // subscriber, so every message is committed to bbolt before its PUBACK. Each
 // publisher keeps up to 64 messages unacknowledged, as MQTT clients do;

@@ -33,7 +33,9 @@ type Config struct {
 	SysInterval time.Duration
 
 	// ConnectTimeout bounds the wait for CONNECT after a connection is
-	// accepted. Default 10s.
+	// accepted, TLS handshake included; it is a deadline from accept, so a
+	// client sending its CONNECT byte by byte cannot stretch it. Default
+	// 10s.
 	ConnectTimeout time.Duration
 
 	// WriteTimeout bounds one flush of a connection's write queue; a client
@@ -53,6 +55,26 @@ type Limits struct {
 	// CONNECTs are refused with return code 0x03. Default 1024; negative
 	// means no limit.
 	MaxConnections int
+	// MaxConnectionsPerAddress is the most connected clients from one
+	// source IP address, so that one host cannot take every connection;
+	// further CONNECTs are refused with 0x03 (a takeover is always
+	// allowed). Default 128; negative means no limit. Serial ports have no
+	// address and are not counted.
+	MaxConnectionsPerAddress int
+	// MaxPendingConnections is the most connections that have not sent
+	// CONNECT yet (including TLS handshakes and WebSocket HTTP requests);
+	// a connection over it is closed at once, before anything is
+	// allocated for it. Default 256; negative means no limit.
+	MaxPendingConnections int
+	// MaxPendingPerAddress is the same bound per source IP address.
+	// Default 32; negative means no limit.
+	MaxPendingPerAddress int
+	// MaxKeepalive, if set, refuses a CONNECT whose keepalive is 0 or
+	// longer than this with CONNACK 0x02, as Mosquitto's max_keepalive
+	// does for MQTT 3.1.1 clients (which cannot be told another value): a
+	// client with keepalive 0 is never timed out, so an idle or half-open
+	// one holds its connection forever. Default 0: any keepalive.
+	MaxKeepalive time.Duration
 	// MaxPacketSize is the largest remaining length accepted, checked from
 	// the fixed header before the body is read; a larger packet closes the
 	// connection. Default 256 KiB.
@@ -66,11 +88,25 @@ type Limits struct {
 	// MaxQueuedBytes bounds the same queue in bytes of topic and payload.
 	// Default 16 MiB.
 	MaxQueuedBytes int64
+	// MaxSubscriptions is the most topic filters one client's session
+	// holds; a SUBSCRIBE filter beyond it gets return code 0x80 (a filter
+	// the session already has may still change its QoS). It bounds the
+	// memory and store records one client can make the broker hold.
+	// Default 1000; negative means no limit.
+	MaxSubscriptions int
 	// MaxWriteQueue bounds the packets waiting in one connection's writer.
 	// When it is full, QoS 0 messages to that client are dropped and
 	// counted; anything else disconnects the client as a slow consumer
 	// (its QoS 1 and 2 messages stay in its session). Default 1024.
 	MaxWriteQueue int
+	// MaxWriteQueueBytes bounds the same queue in bytes, like nats-server's
+	// pending bytes per client: a QoS 0 message that would take the queue
+	// over it is dropped. QoS 1 and 2 messages are bounded by the inflight
+	// window (their payload is held by the session anyway), so they may
+	// take the queue MaxInflight x MaxPacketSize beyond it; over that the
+	// client is disconnected as a slow consumer. A packet is always
+	// accepted into an empty queue. Default 1 MiB.
+	MaxWriteQueueBytes int64
 	// SessionExpiry removes persistent sessions whose client has been
 	// offline this long. Zero keeps them forever.
 	SessionExpiry time.Duration
@@ -84,6 +120,13 @@ const (
 	DefaultMaxQueuedMessages = 10000
 	DefaultMaxQueuedBytes    = 16 << 20
 	DefaultMaxWriteQueue     = 1024
+	DefaultMaxSubscriptions  = 1000
+
+	DefaultMaxConnectionsPerAddress = 128
+	DefaultMaxPendingConnections    = 256
+	DefaultMaxPendingPerAddress     = 32
+	DefaultMaxWriteQueueBytes       = 1 << 20
+	DefaultConnectTimeout           = 10 * time.Second
 )
 
 // FieldError is a configuration error about one key. Key is the key's name
@@ -123,6 +166,14 @@ func (l Limits) Validate() error {
 	if l.MaxWriteQueue < 0 {
 		bad("max_write_queue", "must not be negative, got %d", l.MaxWriteQueue)
 	}
+	if l.MaxWriteQueueBytes < 0 {
+		bad("max_write_queue_bytes", "must not be negative, got %d", l.MaxWriteQueueBytes)
+	}
+	if l.MaxKeepalive < 0 || l.MaxKeepalive > 65535*time.Second {
+		bad("max_keepalive", "must be between 0 (none) and 65535s, got %s", l.MaxKeepalive)
+	} else if l.MaxKeepalive%time.Second != 0 {
+		bad("max_keepalive", "must be whole seconds (MQTT keepalive is in seconds), got %s", l.MaxKeepalive)
+	}
 	if l.SessionExpiry < 0 {
 		bad("session_expiry", "must not be negative, got %s", l.SessionExpiry)
 	}
@@ -150,11 +201,26 @@ func (c Config) withDefaults() Config {
 	if l.MaxWriteQueue == 0 {
 		l.MaxWriteQueue = DefaultMaxWriteQueue
 	}
+	if l.MaxSubscriptions == 0 {
+		l.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if l.MaxWriteQueueBytes == 0 {
+		l.MaxWriteQueueBytes = DefaultMaxWriteQueueBytes
+	}
+	if l.MaxConnectionsPerAddress == 0 {
+		l.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
+	}
+	if l.MaxPendingConnections == 0 {
+		l.MaxPendingConnections = DefaultMaxPendingConnections
+	}
+	if l.MaxPendingPerAddress == 0 {
+		l.MaxPendingPerAddress = DefaultMaxPendingPerAddress
+	}
 	if c.SysInterval == 0 {
 		c.SysInterval = 10 * time.Second
 	}
 	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = 10 * time.Second
+		c.ConnectTimeout = DefaultConnectTimeout
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 30 * time.Second
@@ -177,7 +243,14 @@ func (c Config) withDefaults() Config {
 // later, from the store's own goroutine, once the ops are durable (or with
 // the error that prevented it). The broker acknowledges a QoS 1 or 2
 // PUBLISH only from done.
+//
+// Load returns each session's sent messages and only the count and bytes of
+// the rest of its queue; the broker reads those with ReadSessionQueue as
+// the client drains them (see session.spilled).
 type Store interface {
 	Load() (*persist.Snapshot, error)
 	Commit(ops []persist.Op, done func(error))
+	// ReadSessionQueue returns up to max entries of a session's queue
+	// with a MsgID above afterMsgID, in order, as committed.
+	ReadSessionQueue(clientID string, afterMsgID uint64, max int) ([]persist.Queued, error)
 }

@@ -3,7 +3,9 @@ package broker
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,22 +22,24 @@ import (
 type closeReason int32
 
 const (
-	closeNone         closeReason = iota
-	closeDisconnect               // the client sent DISCONNECT: no will
-	closeNetwork                  // read or write error, EOF
-	closeProtocol                 // a malformed packet or a protocol violation
-	closeKeepalive                // nothing received within 1.5 x keepalive
-	closeTakeover                 // a new connection with the same client id
-	closeSlowConsumer             // the write queue overflowed
-	closeShutdown                 // the server is shutting down
-	closeRefused                  // CONNACK with a refusal was sent
-	closeStoreError               // the store could not commit a message
-	closeTooLarge                 // a packet over max_packet_size
+	closeNone           closeReason = iota
+	closeDisconnect                 // the client sent DISCONNECT: no will
+	closeNetwork                    // read or write error, EOF
+	closeProtocol                   // a malformed packet or a protocol violation
+	closeKeepalive                  // nothing received within 1.5 x keepalive
+	closeTakeover                   // a new connection with the same client id
+	closeSlowConsumer               // the write queue overflowed
+	closeShutdown                   // the server is shutting down
+	closeRefused                    // CONNACK with a refusal was sent
+	closeStoreError                 // the store could not commit a message
+	closeTooLarge                   // a packet over max_packet_size
+	closeConnectTimeout             // no CONNECT within ConnectTimeout
+	closeTLS                        // the TLS handshake failed
 )
 
 var closeNames = [...]string{"", "disconnect", "network", "protocol violation", "keepalive timeout",
 	"session taken over", "slow consumer", "server shutdown", "connection refused", "store error",
-	"packet too large"}
+	"packet too large", "connect timeout", "TLS handshake failed"}
 
 func (r closeReason) String() string { return closeNames[r] }
 
@@ -58,10 +62,15 @@ type conn struct {
 	opts listenerOpts
 	log  *slog.Logger
 
-	outMu   sync.Mutex
-	out     []packet.Packet // write queue, bounded
-	writing bool            // a writer goroutine is running; guarded by outMu
-	writers sync.WaitGroup  // the writer goroutine, waited for by cleanup
+	outMu    sync.Mutex
+	out      []packet.Packet // write queue, bounded
+	outBytes int64           // bytes in out and in the batch being written; guarded by outMu
+	writing  bool            // a writer goroutine is running; guarded by outMu
+	writers  sync.WaitGroup  // the writer goroutine, waited for by cleanup
+
+	// wantDrained, guarded by outMu, asks the writer to call drained when
+	// it takes its next batch (see retainRoom).
+	wantDrained bool
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by close
@@ -77,6 +86,21 @@ type conn struct {
 	info      ClientInfo
 	will      *message
 	keepAlive time.Duration
+
+	// Admission (admission.go): the source address counted under, whether
+	// the connection still counts as pending (reader only) or as connected
+	// (set under Server.mu by admitLocked, read by the reader), and why
+	// admitLocked refused it.
+	addr     string
+	pending  bool
+	admitted bool
+	admitErr error
+
+	// The reader's buffer, taken from readerPool for a packet and given
+	// back when it holds no more bytes; in waits for a packet's first byte
+	// without one. Reader only.
+	br *bufio.Reader
+	in firstByte
 }
 
 func newConn(s *Server, nc net.Conn, o listenerOpts) *conn {
@@ -89,6 +113,7 @@ func newConn(s *Server, nc net.Conn, o listenerOpts) *conn {
 		commitSem: make(chan struct{}, maxPendingAcks),
 	}
 	c.acks.c = c
+	c.in.r = countingReader{nc, &s.stats.bytesReceived}
 	c.log = s.log.With("listener", o.name, "remote", nc.RemoteAddr().String())
 	return c
 }
@@ -122,15 +147,19 @@ func (c *conn) drainAndClose(r closeReason) {
 	}
 }
 
-// push appends p to the write queue unless it holds limit packets, and
-// starts the writer if it is not running.
-func (c *conn) push(p packet.Packet, limit int) bool {
+// push appends p to the write queue unless it holds limit packets or p
+// would take it over byteLimit bytes, and starts the writer if it is not
+// running. A packet always fits into an empty queue, so one larger than
+// byteLimit still goes out.
+func (c *conn) push(p packet.Packet, limit int, byteLimit int64) bool {
+	size := packetSize(p)
 	c.outMu.Lock()
-	if len(c.out) >= limit || c.isClosed() {
+	if len(c.out) >= limit || (c.outBytes > 0 && c.outBytes+size > byteLimit) || c.isClosed() {
 		c.outMu.Unlock()
 		return false
 	}
 	c.out = append(c.out, p)
+	c.outBytes += size
 	start := !c.writing
 	if start {
 		c.writing = true
@@ -152,18 +181,46 @@ func (c *conn) isClosed() bool {
 	}
 }
 
+// packetSize is the bytes a queued packet stands for in the write queue.
+func packetSize(p packet.Packet) int64 {
+	switch p := p.(type) {
+	case *packet.Publish:
+		return int64(p.Size())
+	case *packet.Suback:
+		return int64(5 + len(p.ReturnCodes))
+	}
+	return 4
+}
+
 // sendQoS0 queues a QoS 0 PUBLISH; it reports false, and the message is
-// dropped, when the write queue is full.
+// dropped (and logged, rate-limited), when the write queue is full in
+// packets or bytes.
 func (c *conn) sendQoS0(p *packet.Publish) bool {
-	return c.push(p, c.s.cfg.Limits.MaxWriteQueue)
+	l := &c.s.cfg.Limits
+	if c.push(p, l.MaxWriteQueue, l.MaxWriteQueueBytes) {
+		return true
+	}
+	if !c.isClosed() {
+		if ok, n := c.s.slowLog.allow(); ok {
+			c.outMu.Lock()
+			queued, bytes := len(c.out), c.outBytes
+			c.outMu.Unlock()
+			c.log.Warn("slow consumer: write queue full, QoS 0 message dropped", "queued", queued,
+				"queued_bytes", bytes, "suppressed", n)
+		}
+	}
+	return false
 }
 
 // send queues any other packet; false means the client is a slow consumer.
-// QoS 1 and 2 publishes are bounded by the inflight window, so they get
-// room beyond the QoS 0 limit.
+// QoS 1 and 2 publishes are bounded by the inflight window (and their
+// payload is held by the session anyway), so they get room beyond the QoS
+// 0 limits: in packets the window and the acknowledgements a client can
+// owe, in bytes the window of maximum-size packets.
 func (c *conn) send(p packet.Packet) bool {
 	l := &c.s.cfg.Limits
-	return c.push(p, l.MaxWriteQueue+l.MaxInflight+maxPendingAcks)
+	return c.push(p, l.MaxWriteQueue+l.MaxInflight+maxPendingAcks,
+		l.MaxWriteQueueBytes+int64(l.MaxInflight)*int64(l.MaxPacketSize))
 }
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -191,12 +248,24 @@ func (c *conn) writeLoop() {
 			return
 		}
 		batch, c.out = c.out, batch[:0]
+		drained := c.wantDrained
+		c.wantDrained = false
 		c.outMu.Unlock()
+		if drained {
+			c.drained()
+		}
 		if err := c.writeBatch(batch); err != nil {
 			c.close(closeNetwork)
 			return
 		}
+		var written int64
+		for _, p := range batch {
+			written += packetSize(p)
+		}
 		clear(batch)
+		c.outMu.Lock()
+		c.outBytes -= written
+		c.outMu.Unlock()
 	}
 }
 
@@ -242,20 +311,108 @@ func (cr countingReader) Read(p []byte) (int, error) {
 // say DISCONNECT.
 func (c *conn) readLoop(ctx context.Context) {
 	defer c.s.wg.Done()
-	reason := c.serve(ctx)
+	if reason := c.serve(ctx); reason != closeNone {
+		c.cleanup(reason)
+		return
+	}
+	c.readPackets(false)
+}
+
+// readPackets reads and handles packets after CONNECT until the connection
+// ends, then cleans up. When the connection goes idle it hands on to a new
+// goroutine instead of waiting: handling a packet (CONNECT above all) grows
+// a goroutine's stack, which the runtime keeps while it waits, and a fresh
+// goroutine waits on the smallest stack. An idle connection so costs 2 KiB
+// of stack instead of 4 to 8.
+func (c *conn) readPackets(fresh bool) {
+	reason, idle := c.packets(fresh)
+	if idle {
+		c.s.wg.Add(1) // while this goroutine still holds its own
+		go func() {
+			defer c.s.wg.Done()
+			c.readPackets(true)
+		}()
+		return
+	}
 	c.cleanup(reason)
 }
 
+// readerPool holds the connections' read buffers between packets.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1024) }}
+
+// firstByte hands out the byte a connection waited for, then reads from r.
+type firstByte struct {
+	r    io.Reader
+	b    [1]byte
+	have bool
+}
+
+func (f *firstByte) Read(p []byte) (int, error) {
+	if !f.have {
+		return f.r.Read(p)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	p[0], f.have = f.b[0], false
+	return 1, nil
+}
+
+// readPacket reads the next packet. An idle connection holds no read
+// buffer: it waits for the first byte of a packet without one, then takes a
+// buffer from readerPool, and gives it back once a packet is read and no
+// bytes of the next are buffered.
+func (c *conn) readPacket(maxSize int) (packet.Packet, error) {
+	if c.br == nil {
+		if _, err := io.ReadFull(c.in.r, c.in.b[:]); err != nil {
+			return nil, err
+		}
+		c.in.have = true
+		c.br = readerPool.Get().(*bufio.Reader)
+		c.br.Reset(&c.in)
+	}
+	p, err := packet.Read(c.br, maxSize)
+	if err == nil && c.br.Buffered() == 0 {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+	return p, err
+}
+
 func (c *conn) serve(ctx context.Context) closeReason {
-	br := bufio.NewReaderSize(countingReader{c.nc, &c.s.stats.bytesReceived}, 1024)
-	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectTimeout))
+	// A deadline from accept: a client sending its CONNECT (or its TLS
+	// handshake) byte by byte cannot stretch it. The write deadline bounds
+	// the TLS handshake's writes; writeBatch sets its own.
+	c.nc.SetDeadline(time.Now().Add(c.s.cfg.ConnectTimeout))
 	if c.isClosed() {
 		// Checked after the deadline is set: close sets a past one after
 		// marking, so either this sees it or the read wakes at once.
 		return closeReason(c.reason.Load())
 	}
-	p, err := packet.Read(br, min(maxPreConnectSize, c.s.cfg.Limits.MaxPacketSize))
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The handshake is done here, under the CONNECT deadline, so that
+		// its failure is logged as such.
+		if err := tc.HandshakeContext(ctx); err != nil {
+			if c.isClosed() {
+				return closeReason(c.reason.Load())
+			}
+			if ok, n := c.s.connectLog.allow(); ok {
+				c.log.Warn("TLS handshake failed", "error", err, "suppressed", n)
+			}
+			return closeTLS
+		}
+	}
+	p, err := c.readPacket(min(maxPreConnectSize, c.s.cfg.Limits.MaxPacketSize))
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !c.isClosed() {
+			if ok, n := c.s.connectLog.allow(); ok {
+				c.log.Warn("no CONNECT within the connect timeout; closing", "connect_timeout",
+					c.s.cfg.ConnectTimeout.String(), "suppressed", n)
+			}
+			return closeConnectTimeout
+		}
 		if r, ok := packet.ReasonOf(err); ok {
 			switch r {
 			case packet.UnsupportedProtocolVersion:
@@ -273,10 +430,27 @@ func (c *conn) serve(ctx context.Context) closeReason {
 		c.log.Debug("first packet is not CONNECT", "type", p.Type().String())
 		return closeProtocol
 	}
-	if r := c.connect(cp); r != closeNone {
-		return r
+	if err := c.checkKeepalive(cp); err != nil {
+		c.info.ClientID = cp.ClientID
+		if cp.Username != nil {
+			c.info.Username, c.info.HasUsername = *cp.Username, true
+		}
+		return c.refuse(packet.RefusedIdentifierRejected, err)
 	}
+	r := c.connect(cp)
+	c.releasePending()
+	return r
+}
+
+// packets reads and handles packets until the connection ends, and returns
+// why. Unless fresh, it returns idle instead of waiting for a packet with
+// no byte of it buffered (see readPackets).
+func (c *conn) packets(fresh bool) (r closeReason, idle bool) {
 	for {
+		if !fresh && c.br == nil {
+			return closeNone, true
+		}
+		fresh = false
 		if c.keepAlive > 0 {
 			// 1.5 times the keepalive [MQTT-3.1.2-24].
 			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
@@ -284,19 +458,19 @@ func (c *conn) serve(ctx context.Context) closeReason {
 			c.nc.SetReadDeadline(time.Time{})
 		}
 		if c.isClosed() {
-			return closeReason(c.reason.Load())
+			return closeReason(c.reason.Load()), false
 		}
-		p, err := packet.Read(br, c.s.cfg.Limits.MaxPacketSize)
+		p, err := c.readPacket(c.s.cfg.Limits.MaxPacketSize)
 		if err != nil {
-			return c.readError(err)
+			return c.readError(err), false
 		}
 		if c.isClosed() {
 			// Taken over or shut down: packets still buffered must not act
 			// on a session that now belongs to another connection.
-			return closeReason(c.reason.Load())
+			return closeReason(c.reason.Load()), false
 		}
 		if r := c.handle(p); r != closeNone {
-			return r
+			return r, false
 		}
 	}
 }
@@ -320,10 +494,34 @@ func (c *conn) readError(err error) closeReason {
 	return closeNetwork
 }
 
+// checkKeepalive applies Limits.MaxKeepalive. Like Mosquitto's
+// max_keepalive for MQTT 3.1.1 clients, which cannot be told another
+// keepalive, a keepalive of 0 (never timed out) or over the maximum is
+// refused with CONNACK 0x02 (identifier rejected, the only refusal code
+// 3.1.1 has that the client will not retry unchanged forever as "server
+// unavailable").
+func (c *conn) checkKeepalive(cp *packet.Connect) error {
+	max := c.s.cfg.Limits.MaxKeepalive
+	if max <= 0 {
+		return nil
+	}
+	if ka := time.Duration(cp.KeepAlive) * time.Second; ka == 0 || ka > max {
+		return fmt.Errorf("keepalive %ds is not between 1s and limits.max_keepalive %s", cp.KeepAlive, max)
+	}
+	return nil
+}
+
 // refuse sends a CONNACK with a refusal and closes once it is written
-// [MQTT-3.2.2-5].
+// [MQTT-3.2.2-5]. It logs the refusal, rate-limited: a flood of refused
+// clients shows as a few lines with a count of those suppressed.
 func (c *conn) refuse(code packet.ConnackCode, err error) closeReason {
-	c.log.Info("connection refused", "client_id", c.info.ClientID, "code", int(code), "reason", code.Error(), "error", err)
+	if err == nil {
+		err = c.admitErr
+	}
+	if ok, n := c.s.refuseLog.allow(); ok {
+		c.log.Info("connection refused", "client_id", c.info.ClientID, userAttr(&c.info),
+			"code", int(code), "reason", code.Error(), "error", err, "suppressed", n)
+	}
 	c.send(&packet.Connack{Code: code})
 	c.drainAndClose(closeRefused)
 	return closeRefused
@@ -350,6 +548,7 @@ func (c *conn) cleanup(reason closeReason) {
 	}
 	c.close(reason)
 	c.nc.Close() // the only place the socket is closed; no lock is held
+	c.releasePending()
 	if r := closeReason(c.reason.Load()); r != closeNone {
 		reason = r
 	}
@@ -358,19 +557,23 @@ func (c *conn) cleanup(reason closeReason) {
 		if c.will != nil && reason != closeDisconnect {
 			// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8];
 			// DISCONNECT discards it [MQTT-3.14.4-3].
-			if c.s.allowed(&c.info, Publish, c.will.topic) {
+			if c.s.mayPublish(&c.info, c.will.topic, true) {
 				c.s.route(c.will, nil, nil, nil)
 			}
 		}
-		c.log.Info("client disconnected", "reason", reason.String())
-		c.s.stats.connected.Add(-1)
+		if reason == closeSlowConsumer {
+			if ok, n := c.s.slowLog.allow(); ok {
+				c.log.Warn("client disconnected", "reason", reason.String(), "suppressed", n)
+			}
+		} else {
+			c.log.Info("client disconnected", "reason", reason.String())
+		}
+	}
+	if c.admitted {
+		c.s.unadmit(c)
 	}
 	c.s.removeConn(c)
 	close(c.done)
-}
-
-func (s *Server) allowed(ci *ClientInfo, a Access, topic string) bool {
-	return s.cfg.ACL == nil || s.cfg.ACL.Allow(ci, a, topic)
 }
 
 // ackQueue keeps the acknowledgements a connection owes in the order their
@@ -414,7 +617,8 @@ func (q *ackQueue) flush() {
 	i := 0
 	for ; i < len(q.entries) && q.entries[i].ready; i++ {
 		e := q.entries[i]
-		if !q.c.send(e.p) {
+		if !q.c.send(e.p) && !q.c.isClosed() {
+			q.c.s.stats.slowConsumers.Add(1)
 			q.c.close(closeSlowConsumer)
 		}
 		<-q.c.commitSem

@@ -72,7 +72,7 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	if !ok {
 		return c.refuse(packet.RefusedServerUnavailable, nil)
 	}
-	c.log.Info("client connected", "clean_session", p.CleanSession, "session_present", present,
+	c.log.Info("client connected", userAttr(&c.info), "clean_session", p.CleanSession, "session_present", present,
 		"keepalive", int(p.KeepAlive))
 	return closeNone
 }
@@ -110,11 +110,10 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	}
 	// Counted here, under s.mu, so that concurrent CONNECTs cannot all
 	// pass the check before any of them is counted.
-	if max := s.cfg.Limits.MaxConnections; max > 0 && !takeover && s.stats.connected.Load() >= int64(max) {
+	if c.admitErr = s.admitLocked(c, takeover); c.admitErr != nil {
 		s.mu.Unlock()
 		return false, false
 	}
-	s.stats.connected.Add(1)
 	var ss *session
 	if old != nil {
 		old.mu.Lock()
@@ -123,8 +122,20 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 			oc.close(closeTakeover)
 			old.conn = nil
 		}
-		if !clean && !old.clean {
+		switch {
+		case clean || old.clean:
+		case old.ownedByLocked(&c.info):
 			ss, present = old, true
+			if !old.ownerKnown {
+				c.log.Info("session stored without an owner adopted", userAttr(&c.info))
+			}
+		default:
+			// Another identity must not get the session's subscriptions
+			// and messages: its CONNECT is a clean start, and the old
+			// session is discarded as a clean session's CONNECT would
+			// (see doc.go, "Access control").
+			c.log.Warn("persistent session of another user discarded", userAttr(&c.info),
+				"session_user", old.owner.Username)
 		}
 		old.mu.Unlock()
 		if ss == nil {
@@ -140,11 +151,21 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	s.mu.Unlock()
 
 	ss.mu.Lock()
+	ss.stopAllRetainedLocked()
 	ss.conn = c
 	ss.lastSeen = 0
 	c.sess = ss
 	if ss.persistent() {
-		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: id, Subs: ss.subRecordsLocked()})
+		// Only the info record: the subscriptions are stored one by one as
+		// they change.
+		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: id})
+	}
+	ss.setOwnerLocked(&c.info)
+	if present {
+		// The rules may have changed while the client was away.
+		if removed := ss.reauthorizeLocked(); len(removed) > 0 {
+			c.log.Info("subscriptions revoked on resume", "filters", removed)
+		}
 	}
 	// CONNACK is the first packet the client receives [MQTT-3.2.0-1];
 	// session present as in [MQTT-3.2.2-2] [MQTT-3.2.2-3].
@@ -166,7 +187,11 @@ func (s *Server) discardLocked(ss *session) {
 		s.topics.unsubscribe(ss, f)
 	}
 	ss.subs = map[string]byte{}
+	ss.partial = nil
+	ss.subSeqs = nil
+	ss.stopAllRetainedLocked()
 	ss.pending.clear()
+	ss.spilled, ss.spilledBytes = 0, 0
 	ss.inflight = nil
 	persistent := ss.persistent()
 	ss.mu.Unlock()
@@ -191,9 +216,10 @@ func (s *Server) detach(c *conn, ss *session) {
 		return
 	}
 	ss.conn = nil
+	ss.stopAllRetainedLocked()
 	ss.lastSeen = time.Now().Unix()
 	if ss.persistent() {
-		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked(), LastSeen: ss.lastSeen})
+		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: ss.id, LastSeen: ss.lastSeen})
 	}
 	ss.mu.Unlock()
 	if ss.clean {
@@ -258,7 +284,7 @@ func (c *conn) handle(p packet.Packet) closeReason {
 // publish handles a PUBLISH from the client.
 func (c *conn) publish(p *packet.Publish) closeReason {
 	c.s.stats.msgsReceived.Add(1)
-	allowed := c.s.allowed(&c.info, Publish, p.Topic)
+	allowed := c.s.mayPublish(&c.info, p.Topic, false)
 	m := &message{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain}
 	switch p.QoS {
 	case 0:
@@ -366,15 +392,25 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	ss := c.sess
 	codes := make([]byte, len(p.Subscriptions))
 	var granted []packet.Subscription
+	var grants []Grant
+	var at []int // the index in codes of each granted
 	for i, sub := range p.Subscriptions {
 		// An invalid or refused filter gets the failure code; the others
 		// in the same packet are still granted [MQTT-3.9.3].
-		if !packet.ValidTopicFilter(sub.Filter) || !c.s.allowed(&c.info, Subscribe, sub.Filter) {
+		g := GrantNone
+		if packet.ValidTopicFilter(sub.Filter) {
+			if g = c.s.grant(&c.info, sub.Filter); g == GrantNone {
+				c.s.logDenied("subscription denied", &c.info, "filter", sub.Filter)
+			}
+		}
+		if g == GrantNone {
 			codes[i] = packet.SubackFailure
 			continue
 		}
 		codes[i] = sub.QoS
 		granted = append(granted, sub)
+		grants = append(grants, g)
+		at = append(at, i)
 	}
 	e, ok := c.queueAck(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
 	if !ok {
@@ -390,15 +426,30 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		s.routeMu.Unlock()
 		return closeTakeover
 	}
-	for _, g := range granted {
+	max, refused := s.cfg.Limits.MaxSubscriptions, 0
+	kept := granted[:0]
+	for j, g := range granted {
 		// A subscription to an existing filter replaces it
-		// [MQTT-3.8.4-3].
-		ss.subs[g.Filter] = g.QoS
+		// [MQTT-3.8.4-3]; a new one beyond MaxSubscriptions is refused.
+		// (SUBACK is not written before c.subscribed, so its codes may
+		// still change.)
+		if _, ok := ss.subs[g.Filter]; !ok && max > 0 && len(ss.subs) >= max {
+			codes[at[j]] = packet.SubackFailure
+			refused++
+			continue
+		}
+		ss.setSubLocked(g.Filter, g.QoS)
+		ss.setGrantLocked(g.Filter, grants[j])
+		kept = append(kept, g)
 	}
-	if len(granted) > 0 {
-		ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
-	}
+	granted = kept
 	ss.mu.Unlock()
+	if refused > 0 {
+		if ok, n := s.limitWarn.allow(); ok {
+			c.log.Warn("subscription limit reached; filters refused", "max_subscriptions", max,
+				"refused", refused, "suppressed", n)
+		}
+	}
 	committed := s.commitLocked(func(err error) { c.subscribed(e, granted, err) })
 	s.routeMu.Unlock()
 	if !committed {
@@ -408,13 +459,15 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 }
 
 // subscribed runs once a SUBSCRIBE's subscriptions are durable: under
-// routeMu it makes them live, queues SUBACK, then the matching retained
-// messages with the retain flag set [MQTT-3.3.1-6] [MQTT-3.8.4-3]. A
-// message routed before this point is thus in the retained store (if
-// retained) and not delivered live; one routed after is delivered live and,
-// if retained, was not in the store yet: the subscriber sees SUBACK, the
-// retained messages, then live ones, never a stale retained value after a
-// newer live one and never one message twice.
+// routeMu it makes them live, queues SUBACK, then starts sending the
+// matching retained messages with the retain flag set [MQTT-3.3.1-6]
+// [MQTT-3.8.4-3], as many as the client has room for now, the rest as it
+// makes room (retainCursor). A message routed before this point is thus in
+// the retained store (if retained) and not delivered live; one routed after
+// is delivered live, and the cursor skips its topic if it has not sent that
+// topic's retained message yet: the subscriber sees SUBACK, then retained
+// and live messages, never a stale retained value after a newer live one on
+// the same topic and never one message twice.
 func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error) {
 	s, ss := c.s, c.sess
 	s.routeMu.Lock()
@@ -431,17 +484,15 @@ func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error)
 	// publishes as soon as it has the SUBACK gets its own message, and
 	// before the retained messages, so they follow it.
 	c.committed(e, err)
-	if err == nil && ss.conn == c {
+	if err == nil && ss.conn == c && !ss.gone {
 		for _, g := range granted {
-			for _, m := range s.retained.match(g.Filter) {
-				// A copy without the store id: the session's stored queue
-				// does not hold retained deliveries (the retained store
-				// keeps them), and it must not share an id with a live copy.
-				rm := *m
-				rm.id = 0
-				ss.deliverRetainedLocked(&rm, min(m.qos, g.QoS))
+			// Not for a filter unsubscribed since: its retained messages
+			// are no longer wanted.
+			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS {
+				ss.startRetainedLocked(g.Filter, g.QoS)
 			}
 		}
+		ss.retainFillLocked()
 	}
 	ss.mu.Unlock()
 	s.commitLocked(nil)
@@ -457,16 +508,11 @@ func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
 		return closeReason(c.reason.Load())
 	}
 	ss.update(func() {
-		changed := false
 		for _, f := range p.Filters {
-			if _, ok := ss.subs[f]; ok {
-				delete(ss.subs, f)
+			if ss.deleteSubLocked(f) {
 				c.s.topics.unsubscribe(ss, f)
-				changed = true
+				ss.stopRetainedLocked(f)
 			}
-		}
-		if changed {
-			ss.opLocked(persist.PutSession{ClientID: ss.id, Subs: ss.subRecordsLocked()})
 		}
 	}, func(err error) { c.committed(e, err) })
 	return closeNone

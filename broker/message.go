@@ -1,10 +1,6 @@
 package broker
 
 import (
-	"slices"
-	"strings"
-	"sync"
-
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/persist"
 )
@@ -76,47 +72,4 @@ func (q *msgQueue) pop() *outMsg {
 
 func (q *msgQueue) clear() {
 	q.items, q.head, q.bytes = nil, 0, 0
-}
-
-// retainedStore holds the retained message of every topic.
-type retainedStore struct {
-	mu   sync.RWMutex
-	msgs map[string]*message
-}
-
-func newRetainedStore() *retainedStore {
-	return &retainedStore{msgs: make(map[string]*message)}
-}
-
-func (r *retainedStore) set(m *message) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.msgs[m.topic] = m
-}
-
-func (r *retainedStore) delete(topic string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.msgs, topic)
-}
-
-// match returns the retained messages whose topic matches filter.
-func (r *retainedStore) match(filter string) []*message {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var out []*message
-	for t, m := range r.msgs {
-		if packet.MatchTopic(filter, t) {
-			out = append(out, m)
-		}
-	}
-	// Deterministic order: by topic.
-	slices.SortFunc(out, func(a, b *message) int { return strings.Compare(a.topic, b.topic) })
-	return out
-}
-
-func (r *retainedStore) len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.msgs)
 }

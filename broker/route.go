@@ -95,6 +95,9 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 				s.pendingOps = append(s.pendingOps, persist.PutRetained{Msg: m.record()})
 			}
 		}
+	} else {
+		// For retained-message cursors under way (see retainCursor).
+		s.retained.touch(m.topic)
 	}
 	var taps []*tap
 	if len(s.taps) > 0 {

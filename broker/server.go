@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -34,11 +35,12 @@ type Server struct {
 	// commit being built (see session.writeAfterCommitLocked).
 	afterCommit []func()
 
-	mu       sync.Mutex // guards sessions, conns, listeners, closing
+	mu       sync.Mutex // guards sessions, conns, listeners, closing, admission
 	sessions map[string]*session
 	conns    map[*conn]struct{}
 	lns      map[net.Listener]struct{}
 	closing  bool
+	adm      admission // guarded by mu
 
 	topics   *topicTree
 	retained *retainedStore
@@ -48,6 +50,13 @@ type Server struct {
 	stop      chan struct{}
 	stopOnce  sync.Once
 	storeWarn rateLimiter
+	denyWarn  rateLimiter // refused publishes, wills and subscriptions
+	limitWarn rateLimiter // a client over a limit (max_subscriptions)
+	// Rate-limited logs of what hostile or broken clients cause, so that a
+	// flood shows as a few lines with a count of those suppressed.
+	refuseLog  rateLimiter // refused CONNECTs and connections closed at accept
+	connectLog rateLimiter // CONNECT timeouts and TLS handshake failures
+	slowLog    rateLimiter // slow consumers: QoS 0 dropped, disconnects
 
 	stats stats
 }
@@ -85,6 +94,10 @@ func New(cfg Config) (*Server, error) {
 		stop:     make(chan struct{}),
 	}
 	s.storeWarn.every = 10 * time.Second
+	for _, r := range []*rateLimiter{&s.denyWarn, &s.limitWarn, &s.refuseLog, &s.connectLog, &s.slowLog} {
+		r.every, r.burst = 10*time.Second, 10
+	}
+	s.adm.init()
 	s.nextMsgID = 1
 	if s.store != nil {
 		snap, err := s.store.Load()
@@ -104,6 +117,10 @@ type ServeOption func(*listenerOpts)
 type listenerOpts struct {
 	name      string
 	anonymous bool
+	maxConns  int
+	// connected counts the listener's connected clients; guarded by
+	// Server.mu. Shared by every connection of one Serve call.
+	connected *int
 }
 
 // WithName names the listener in logs and to the Authenticator.
@@ -115,8 +132,13 @@ func AllowAnonymous(allow bool) ServeOption {
 	return func(o *listenerOpts) { o.anonymous = allow }
 }
 
+// WithMaxConnections bounds the clients connected through this listener;
+// further CONNECTs are refused with return code 0x03, as over
+// Limits.MaxConnections. Zero or negative means only the global limit.
+func WithMaxConnections(n int) ServeOption { return func(o *listenerOpts) { o.maxConns = n } }
+
 func makeOpts(opts []ServeOption) listenerOpts {
-	o := listenerOpts{name: "default", anonymous: true}
+	o := listenerOpts{name: "default", anonymous: true, connected: new(int)}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -188,7 +210,8 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn, opts ...ServeOption)
 }
 
 // startConn registers and starts a connection; it returns nil if the
-// server is shutting down.
+// server is shutting down or the connection is over a pending limit, after
+// closing it.
 func (s *Server) startConn(ctx context.Context, nc net.Conn, o listenerOpts) *conn {
 	s.mu.Lock()
 	if s.closing {
@@ -196,12 +219,55 @@ func (s *Server) startConn(ctx context.Context, nc net.Conn, o listenerOpts) *co
 		nc.Close()
 		return nil
 	}
+	addr := addrKey(nc.RemoteAddr())
+	if err := s.adm.holdPendingLocked(&s.cfg.Limits, addr); err != nil {
+		s.mu.Unlock()
+		// Closed before anything is allocated for it: a flood of silent
+		// sockets costs their file descriptors for an instant only.
+		nc.Close()
+		s.logRefused(o.name, nc.RemoteAddr(), err)
+		return nil
+	}
 	c := newConn(s, nc, o)
+	c.addr, c.pending = addr, true
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go c.readLoop(ctx) // the writer starts with the first packet to send
 	return c
+}
+
+// HoldPending counts a connection from addr that is not yet handed to the
+// broker (a WebSocket's HTTP request before the upgrade) against
+// Limits.MaxPendingConnections and MaxPendingPerAddress. It reports false,
+// after logging, if it is over a limit: the caller closes it at once.
+// Otherwise the caller calls release exactly once when the connection is
+// closed or handed to Serve (which counts it again until CONNECT).
+func (s *Server) HoldPending(listener string, addr net.Addr) (release func(), ok bool) {
+	key := addrKey(addr)
+	s.mu.Lock()
+	err := s.adm.holdPendingLocked(&s.cfg.Limits, key)
+	s.mu.Unlock()
+	if err != nil {
+		s.logRefused(listener, addr, err)
+		return nil, false
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.adm.releasePendingLocked(key)
+			s.mu.Unlock()
+		})
+	}, true
+}
+
+// logRefused logs, rate-limited, a connection closed at accept.
+func (s *Server) logRefused(listener string, remote net.Addr, err error) {
+	if ok, n := s.refuseLog.allow(); ok {
+		s.log.Warn("connection closed at accept", "listener", listener, "remote", remote.String(),
+			"error", err, "suppressed", n)
+	}
 }
 
 func (s *Server) removeConn(c *conn) {
@@ -275,31 +341,50 @@ func (s *Server) restore(snap *persist.Snapshot) {
 	for _, ps := range snap.Sessions {
 		ss := newSession(s, ps.ClientID, false)
 		ss.lastSeen = ps.LastSeen
+		ss.owner.ClientID = ps.ClientID
+		if o := ps.Owner; o != nil {
+			ss.owner.Username, ss.owner.HasUsername, ss.ownerKnown = o.Username, o.HasUsername, true
+		}
 		if ss.lastSeen == 0 {
 			// It was connected when the broker stopped: its offline clock
 			// starts now, and is stored, so a device that reboots more
 			// often than session_expiry still expires an abandoned session.
 			ss.lastSeen = time.Now().Unix()
-			touched = append(touched, persist.PutSession{ClientID: ps.ClientID, Subs: ps.Subs, LastSeen: ss.lastSeen})
+			touched = append(touched, persist.PutSession{ClientID: ps.ClientID, LastSeen: ss.lastSeen})
 		}
+		// A session keeps its subscriptions even beyond a MaxSubscriptions
+		// lowered since: the limit refuses new ones.
 		for _, sub := range ps.Subs {
 			ss.subs[sub.Filter] = sub.QoS
+			if ss.subSeqs == nil {
+				ss.subSeqs = make(map[string]uint64, len(ps.Subs))
+			}
+			ss.subSeqs[sub.Filter] = sub.Seq
+			ss.nextSubSeq = max(ss.nextSubSeq, sub.Seq)
 			s.topics.subscribe(ss, sub.Filter, sub.QoS)
+			if ss.ownerKnown {
+				// What is routed to the session while its client is away
+				// is checked with its owner's identity. A filter the rules
+				// no longer grant delivers nothing until the client resumes
+				// the session, which removes it. (A session without a
+				// recorded owner keeps the grants an earlier edged made,
+				// which covered every topic of the filter.)
+				ss.setGrantLocked(sub.Filter, max(s.grant(&ss.owner, sub.Filter), GrantSome))
+			}
 		}
+		// The sent messages are re-sent on resume; the rest of the queue
+		// stays on disk until the client drains it (refillLocked).
 		for _, q := range ps.Queue {
 			m := msgs[q.MsgID]
 			if m == nil {
 				m = messageFromRecord(q.MsgID, &q.Msg)
 				msgs[q.MsgID] = m
 			}
-			om := &outMsg{msg: m, qos: q.QoS, pid: q.PacketID, pubrel: q.Pubrel}
-			if q.PacketID != 0 {
-				ss.inflight = append(ss.inflight, om)
-				ss.usedPIDs[q.PacketID] = struct{}{}
-			} else {
-				ss.pending.push(om)
-			}
+			ss.inflight = append(ss.inflight, &outMsg{msg: m, qos: q.QoS, pid: q.PacketID, pubrel: q.Pubrel, retain: q.Retain})
+			ss.usedPIDs[q.PacketID] = struct{}{}
+			ss.lastMemID = max(ss.lastMemID, q.MsgID)
 		}
+		ss.spilled, ss.spilledBytes = int(min(ps.Waiting, math.MaxInt32)), ps.WaitingBytes
 		for _, id := range ps.Inbound {
 			ss.inbound[id] = true
 		}
@@ -315,14 +400,22 @@ func (s *Server) restore(snap *persist.Snapshot) {
 		s.commitLocked(nil)
 		s.routeMu.Unlock()
 	}
-	s.log.Info("restored state", "sessions", len(snap.Sessions), "retained", len(snap.Retained))
+	var queued int64
+	for i := range snap.Sessions {
+		queued += int64(len(snap.Sessions[i].Queue)) + snap.Sessions[i].Waiting
+	}
+	s.log.Info("restored state", "sessions", len(snap.Sessions), "queued", queued, "retained", len(snap.Retained))
 }
 
-// rateLimiter lets one warning through per interval and counts the rest.
+// rateLimiter lets burst warnings (at least one) through per interval and
+// counts the rest; the next one let through reports how many were
+// suppressed.
 type rateLimiter struct {
 	mu         sync.Mutex
 	every      time.Duration
-	last       time.Time
+	burst      int
+	start      time.Time // of the current interval
+	n          int       // let through in the current interval
 	suppressed int
 }
 
@@ -332,11 +425,15 @@ func (r *rateLimiter) allow() (bool, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
-	if now.Sub(r.last) < r.every {
+	if now.Sub(r.start) >= r.every {
+		r.start, r.n = now, 0
+	}
+	if r.n >= max(r.burst, 1) {
 		r.suppressed++
 		return false, 0
 	}
+	r.n++
 	n := r.suppressed
-	r.last, r.suppressed = now, 0
+	r.suppressed = 0
 	return true, n
 }

@@ -16,13 +16,37 @@ type session struct {
 	id    string
 	clean bool // immutable: a clean start replaces the session object
 
-	mu       sync.Mutex
-	conn     *conn // nil while the client is offline
-	subs     map[string]byte
-	inflight []*outMsg // sent, unacknowledged, in send order
-	usedPIDs map[uint16]struct{}
-	nextPID  uint16
-	pending  msgQueue
+	mu   sync.Mutex
+	conn *conn // nil while the client is offline
+	subs map[string]byte
+	// owner is the identity of the client the session belongs to, also
+	// while it is offline: its subscriptions are checked with it (see
+	// access.go). ownerKnown is false only for a session loaded from a
+	// store written before owners were recorded.
+	owner      ClientInfo
+	ownerKnown bool
+	// partial holds the filters of subs granted GrantSome: while there are
+	// any, each message is checked with the Authorizer before delivery.
+	partial map[string]struct{}
+	// subSeqs holds, for a persistent session, the store key of each
+	// filter in subs (persist.Subscription.Seq): a SUBSCRIBE or
+	// UNSUBSCRIBE writes only the filters it names. nextSubSeq is the last
+	// key assigned. subSeqs is nil until needed.
+	subSeqs    map[string]uint64
+	nextSubSeq uint64
+	inflight   []*outMsg // sent, unacknowledged, in send order
+	usedPIDs   map[uint16]struct{}
+	nextPID    uint16
+	// pending holds the queue's head in memory. For a persistent session
+	// it holds at most sessionWindow messages: the ones after them are
+	// spilled, on disk only (or in a commit being built), in order, and
+	// read back after lastMemID as the window drains (refillLocked).
+	pending      msgQueue
+	spilled      int
+	spilledBytes int64
+	lastMemID    uint64 // the store id of the newest message memory got (sent or pending)
+	lastSpillID  uint64 // the store id of the newest message spilled
+	refillWait   bool   // a refill waits for a commit (refillLocked)
 	// inbound holds QoS 2 packet ids received and not yet released by
 	// PUBREL; the value is true once the message is committed and PUBREC
 	// may be sent for a re-sent PUBLISH.
@@ -40,6 +64,9 @@ type session struct {
 	// queue behind them so the client sees messages in order.
 	deferred    int
 	deferredFor *conn
+	// retained sends the retained messages of new subscriptions as the
+	// connection makes room (see retaincursor.go).
+	retained retainCursors
 }
 
 func newSession(s *Server, id string, clean bool) *session {
@@ -56,6 +83,13 @@ func newSession(s *Server, id string, clean bool) *session {
 }
 
 func (ss *session) persistent() bool { return !ss.clean && ss.s.store != nil }
+
+// sessionWindow is how many queued messages (beyond the inflight window) a
+// persistent session keeps in memory; the rest of its queue stays on disk.
+// 256 messages refill the inflight window of the default max_inflight (32)
+// eight times per read, keep a thousand offline sessions' memory small, and
+// make one read of a few hundred KiB at most for small messages.
+const sessionWindow = 256
 
 // isGone reports whether the session was discarded; a nil session is not.
 func (ss *session) isGone() bool {
@@ -119,6 +153,12 @@ func (ss *session) deliverLocked(m *message, qos byte) { ss.deliverFlagLocked(m,
 func (ss *session) deliverRetainedLocked(m *message, qos byte) { ss.deliverFlagLocked(m, qos, true) }
 
 func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
+	// The one read check for live, retained and queued deliveries: a
+	// subscription granted for part of its filter gets only what its owner
+	// may read.
+	if !ss.readableLocked(m.topic) {
+		return
+	}
 	if qos == 0 {
 		if ss.conn != nil {
 			p := &packet.Publish{Topic: m.topic, Payload: m.payload, Retain: retain}
@@ -132,24 +172,45 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 		return
 	}
 	l := &ss.s.cfg.Limits
-	om := &outMsg{msg: m, qos: qos, retain: retain}
-	direct := ss.conn != nil && len(ss.inflight) < l.MaxInflight && ss.pending.len() == 0
-	if !direct && (ss.pending.len() >= l.MaxQueuedMessages || ss.pending.bytes+m.size() > l.MaxQueuedBytes) {
+	queued, queuedBytes := ss.pending.len()+ss.spilled, ss.pending.bytes+ss.spilledBytes
+	direct := ss.windowOpenLocked()
+	if !direct && (queued >= l.MaxQueuedMessages || queuedBytes+m.size() > l.MaxQueuedBytes) {
 		ss.dropped++
 		ss.s.stats.pubDropped.Add(1)
 		if ok, n := ss.s.storeWarn.allow(); ok {
 			ss.s.log.Warn("session queue full; message dropped", "client_id", ss.id,
-				"queued", ss.pending.len(), "queued_bytes", ss.pending.bytes, "suppressed", n)
+				"queued", queued, "queued_bytes", queuedBytes, "suppressed", n)
 		}
 		return
 	}
+	// Behind spilled messages, or beyond the window, a message goes to
+	// disk only. One without a store id (a retained message for a new
+	// subscription) gets one for that, and its retain flag is stored.
+	spill := !direct && ss.persistent() && !ss.gone && (ss.spilled > 0 || ss.pending.len() >= sessionWindow)
+	if spill && m.id == 0 {
+		cp := *m
+		cp.id = ss.s.nextMsgID
+		ss.s.nextMsgID++
+		m = &cp
+		ss.opLocked(persist.PutMessage{ID: m.id, Msg: m.record()})
+	}
 	if m.id != 0 {
-		ss.opLocked(persist.Enqueue{ClientID: ss.id, MsgID: m.id, QoS: qos})
+		ss.opLocked(persist.Enqueue{ClientID: ss.id, MsgID: m.id, QoS: qos, Retain: retain})
+	}
+	switch {
+	case spill:
+		ss.spilled++
+		ss.spilledBytes += m.size()
+		ss.lastSpillID = m.id
+		return
+	case m.id != 0:
+		// Refills read after every message memory has had, sent or not.
+		ss.lastMemID = m.id
 	}
 	if direct {
-		ss.sendLocked(om)
+		ss.sendLocked(&outMsg{msg: m, qos: qos, retain: retain})
 	} else {
-		ss.pending.push(om)
+		ss.pending.push(&outMsg{msg: m, qos: qos, retain: retain})
 	}
 }
 
@@ -195,11 +256,83 @@ func (ss *session) allocPIDLocked() uint16 {
 	}
 }
 
-// fillLocked sends queued messages while the inflight window has room.
+// windowOpenLocked reports whether a QoS 1 or 2 message can be sent at
+// once: the client is connected, the inflight window has room and nothing
+// is queued ahead, in memory or spilled to disk.
+func (ss *session) windowOpenLocked() bool {
+	return ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight && ss.pending.len() == 0 && ss.spilled == 0
+}
+
+// fillLocked sends queued messages while the inflight window has room,
+// reading spilled ones back from the store when the window is empty, then
+// retained messages for new subscriptions (which wait behind the queue).
 func (ss *session) fillLocked() {
-	for ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight && ss.pending.len() > 0 {
+	for ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight {
+		if ss.pending.len() == 0 && !ss.refillLocked() {
+			break
+		}
 		ss.sendLocked(ss.pending.pop())
 	}
+	ss.retainFillLocked()
+}
+
+// refillLocked reads up to sessionWindow spilled messages into the empty
+// window and reports whether it got any. It needs routeMu.
+//
+// The store returns committed entries only, and a session's entries are
+// committed in MsgID order, so a read returns the oldest spilled messages
+// and never skips one. When it returns fewer than were spilled, the others
+// are still being committed (or failed to be, or the stored count was
+// wrong): refillWait is set and an empty commit built after them retries
+// once they are done. If that retry still finds fewer and nothing was
+// spilled since, the missing ones are not on disk and the count is reset,
+// so the session does not wait for them forever.
+func (ss *session) refillLocked() bool {
+	if ss.spilled == 0 || ss.refillWait || ss.gone {
+		return false
+	}
+	s := ss.s
+	want := min(ss.spilled, sessionWindow)
+	qs, err := s.store.ReadSessionQueue(ss.id, ss.lastMemID, want)
+	if err != nil {
+		s.stats.storeErrors.Add(1)
+		if ok, n := s.storeWarn.allow(); ok {
+			s.log.Error("reading a session queue from the store failed; its messages wait",
+				"client_id", ss.id, "queued", ss.spilled, "error", err, "suppressed", n)
+		}
+		return false
+	}
+	for i := range qs {
+		q := &qs[i]
+		m := messageFromRecord(q.MsgID, &q.Msg)
+		ss.pending.push(&outMsg{msg: m, qos: q.QoS, retain: q.Retain})
+		ss.lastMemID = q.MsgID
+		ss.spilled--
+		ss.spilledBytes -= m.size()
+	}
+	if len(qs) < want && ss.spilled > 0 {
+		if ss.lastMemID >= ss.lastSpillID {
+			// Everything spilled is committed and read: the rest is not
+			// on disk (a failed commit, or stats of a damaged store).
+			s.log.Warn("session queue shorter than counted; continuing with what is stored",
+				"client_id", ss.id, "missing", ss.spilled)
+			ss.spilled, ss.spilledBytes = 0, 0
+		} else {
+			ss.refillWait = true
+			waitFor := ss.lastSpillID
+			s.afterCommit = append(s.afterCommit, func() {
+				ss.update(func() {
+					ss.refillWait = false
+					if ss.lastSpillID == waitFor && ss.spilled > 0 {
+						// Everything up to waitFor is committed now.
+						ss.lastSpillID = 0
+					}
+					ss.fillLocked()
+				}, nil)
+			})
+		}
+	}
+	return len(qs) > 0
 }
 
 // resumeLocked re-sends, on a new connection of a resumed session, every
@@ -257,14 +390,39 @@ func (ss *session) ackLocked(t packet.Type, pid uint16) {
 	}
 }
 
-// subscriptions returns the session's subscriptions as stored records.
-func (ss *session) subRecordsLocked() []persist.Subscription {
-	out := make([]persist.Subscription, 0, len(ss.subs))
-	for f, q := range ss.subs {
-		out = append(out, persist.Subscription{Filter: f, QoS: q})
+// setSubLocked adds or replaces the subscription to filter, and stores
+// that one record for a persistent session.
+func (ss *session) setSubLocked(filter string, qos byte) {
+	ss.subs[filter] = qos
+	if !ss.persistent() {
+		return
 	}
-	return out
+	seq := ss.subSeqs[filter]
+	if seq == 0 {
+		ss.nextSubSeq++
+		seq = ss.nextSubSeq
+		if ss.subSeqs == nil {
+			ss.subSeqs = make(map[string]uint64)
+		}
+		ss.subSeqs[filter] = seq
+	}
+	ss.opLocked(persist.PutSubscription{ClientID: ss.id, Sub: persist.Subscription{Seq: seq, Filter: filter, QoS: qos}})
+}
+
+// deleteSubLocked removes the subscription to filter, from the store too;
+// it reports whether there was one.
+func (ss *session) deleteSubLocked(filter string) bool {
+	if _, ok := ss.subs[filter]; !ok {
+		return false
+	}
+	delete(ss.subs, filter)
+	delete(ss.partial, filter)
+	if seq, ok := ss.subSeqs[filter]; ok {
+		delete(ss.subSeqs, filter)
+		ss.opLocked(persist.DeleteSubscription{ClientID: ss.id, Seq: seq})
+	}
+	return true
 }
 
 // queuedLocked returns the number of messages the session holds.
-func (ss *session) queuedLocked() int { return len(ss.inflight) + ss.pending.len() }
+func (ss *session) queuedLocked() int { return len(ss.inflight) + ss.pending.len() + ss.spilled }

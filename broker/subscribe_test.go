@@ -39,13 +39,13 @@ func TestWildcardMatching_MQTT_4_7(t *testing.T) {
 		{"+/#", "a", true},
 		{"#", "a/b/c", true},
 		{"#", "/", true},
-		{"#", "$SYS/x", false},
-		{"+/x", "$SYS/x", false},
-		{"+/#", "$SYS/x", false},
-		{"$SYS/#", "$SYS/x", true},
-		{"$SYS/+", "$SYS/x", true},
-		{"$SYS/#", "$SYS", true},
-		{"$SYS/x", "$SYS/x", true},
+		{"#", "$app/x", false},
+		{"+/x", "$app/x", false},
+		{"+/#", "$app/x", false},
+		{"$app/#", "$app/x", true},
+		{"$app/+", "$app/x", true},
+		{"$app/#", "$app", true},
+		{"$app/x", "$app/x", true},
 	}
 	for i, tc := range tests {
 		t.Run(tc.filter+" vs "+tc.topic, func(t *testing.T) {

@@ -34,6 +34,9 @@ const (
 	asideInfo                      // sessions/name/info
 	asideEntry                     // queues/name/entries/key
 	asideSession                   // sessions/key, whose name cannot be read
+	asideOwner                     // sessions/name/owner
+	asideSub                       // sessions/name/subs/key
+	asideStats                     // sessions/name/stats, derived again from the queue
 )
 
 // asideItem is one damaged record found by a reader.
@@ -45,15 +48,24 @@ type asideItem struct {
 	raw  []byte // the record as read (a copy); nil if missing
 }
 
+// id identifies the record of it.
+func (it *asideItem) id() string { return fmt.Sprintf("%d\x00%s\x00%x", it.kind, it.name, it.key) }
+
 // asideOp is the internal op that sets items aside.
 type asideOp struct{ items []asideItem }
 
 func (asideOp) isOp() {}
 
 // found reports a damaged record a reader skipped and adds it to list, to
-// be set aside.
+// be set aside. A record already handed to the writer is not reported
+// again (a lazy reader may meet it again before it is moved).
 func (db *DB) found(list *[]asideItem, it asideItem, err error) {
-	db.damage(it.what, err)
+	db.asideMu.Lock()
+	pending := db.asidePending[it.id()]
+	db.asideMu.Unlock()
+	if !pending {
+		db.damage(it.what, err)
+	}
 	it.key, it.raw = bytes.Clone(it.key), bytes.Clone(it.raw)
 	*list = append(*list, it)
 }
@@ -67,7 +79,7 @@ func (db *DB) setAside(items []asideItem) {
 	}
 	keep := items[:0]
 	for _, it := range items {
-		id := fmt.Sprintf("%d\x00%s\x00%x", it.kind, it.name, it.key)
+		id := it.id()
 		if !db.asidePending[id] {
 			db.asidePending[id] = true
 			keep = append(keep, it)
@@ -119,6 +131,20 @@ func (a *applier) aside1(it asideItem) error {
 	switch it.kind {
 	case asideInbound:
 		return a.moveAside(s.Bucket(keyInbound), it, nil)
+	case asideOwner:
+		// The session then has no owner, as one stored before owners
+		// were recorded: the next client to resume it adopts it.
+		return a.moveAside(s, it, nil)
+	case asideSub:
+		return a.moveAside(s.Bucket(keySubs), it, nil)
+	case asideStats:
+		if v := s.Get(keyStats); !bytes.Equal(v, it.raw) {
+			return nil
+		}
+		if err := a.saveAside(it); err != nil {
+			return err
+		}
+		return a.recountSession(it.name, s)
 	case asideInfo:
 		if v := s.Get(keyInfo); !bytes.Equal(v, it.raw) {
 			return nil
@@ -129,6 +155,9 @@ func (a *applier) aside1(it asideItem) error {
 		return putRec(s, keyInfo, encodeSession(nil, 0))
 	case asideRef:
 		return a.moveAside(s.Bucket(keyQueue), it, func() error {
+			if err := a.recountSession(it.name, s); err != nil {
+				return err
+			}
 			if len(it.key) != 8 {
 				return nil
 			}
@@ -148,14 +177,17 @@ func (a *applier) aside1(it asideItem) error {
 		if err := q.Delete(it.key); err != nil {
 			return err
 		}
+		if err := a.recountSession(it.name, s); err != nil {
+			return err
+		}
 		return a.recount(binary.BigEndian.Uint64(it.key))
 	}
 	return fmt.Errorf("set aside: unknown kind %d", it.kind)
 }
 
 // asideSession removes the session bucket under it.key, whose name record
-// (it.raw) is damaged, with its queue; it cannot be loaded, as its client id
-// is unknown.
+// (it.raw) is damaged, with its queue, subscriptions and owner; it cannot
+// be loaded, as its client id is unknown.
 func (a *applier) asideSession(it asideItem) error {
 	sb := a.sess.Bucket(it.key)
 	if sb == nil || !bytes.Equal(sb.Get(keyName), it.raw) {
@@ -174,6 +206,11 @@ func (a *applier) asideSession(it asideItem) error {
 		})
 	}
 	clear(a.sessions) // the cache may hold the bucket under a name
+	for id, q := range a.sstats {
+		if q.b == sb {
+			delete(a.sstats, id)
+		}
+	}
 	if err := a.sess.DeleteBucket(it.key); err != nil {
 		return err
 	}

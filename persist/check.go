@@ -280,16 +280,42 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 		}
 		info, err := open(keyInfo, sb.Get(keyInfo))
 		if err == nil {
-			_, _, err = decodeSession(info)
+			var subs []Subscription
+			subs, _, err = decodeSession(info)
+			if err == nil && len(subs) > 0 && !r.v1 {
+				// Format 2 keeps them in the subs bucket; format 1 in
+				// the info record (Open moves them).
+				err = errors.New("subscriptions in the info record")
+			}
 		}
 		if err != nil {
-			add(fmt.Errorf("%s: info (subscriptions): %w", where, err))
+			add(fmt.Errorf("%s: info: %w", where, err))
+		}
+		owner, err := open(keyOwner, sb.Get(keyOwner))
+		if err == nil {
+			_, err = decodeOwner(owner)
+		}
+		if err != nil {
+			add(fmt.Errorf("%s: owner: %w", where, err))
 		}
 		qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)
 		if qb == nil || ib == nil {
 			add(fmt.Errorf("%s: queue or inbound bucket missing", where))
 			return nil
 		}
+		if b := sb.Bucket(keySubs); b != nil {
+			_ = b.ForEach(func(sk, sv []byte) error {
+				body, err := open(sk, sv)
+				if err == nil {
+					_, err = decodeSub(sk, body)
+				}
+				if err != nil {
+					add(fmt.Errorf("%s: subscription %x: %w", where, sk, err))
+				}
+				return nil
+			})
+		}
+		var n, size int64
 		_ = qb.ForEach(func(mk, mv []byte) error {
 			if len(mk) != 8 {
 				add(fmt.Errorf("%s: bad queue key %x", where, mk))
@@ -298,10 +324,16 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 			id := binary.BigEndian.Uint64(mk)
 			body, err := open(mk, mv)
 			if err == nil {
-				_, _, _, err = decodeRef(body)
+				err = decodeRef(body, &Queued{})
 			}
 			if err != nil {
 				add(fmt.Errorf("%s: queued message %d: %w", where, id, err))
+			}
+			n++
+			if v := msgs.Get(mk); r.v1 {
+				size += messageSize(v)
+			} else {
+				size += messageSize(strip(v))
 			}
 			counted[id]++
 			if msgs.Get(mk) == nil {
@@ -311,6 +343,22 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 			}
 			return nil
 		})
+		// A file of format 1 has no stats yet; Open adds them. In format
+		// 2 a session gets them with its first Enqueue.
+		if v := sb.Get(keyStats); v != nil {
+			body, err := open(keyStats, v)
+			var st qstats
+			if err == nil {
+				st, err = decodeQStats(body)
+			}
+			if err != nil {
+				add(fmt.Errorf("%s: queue stats: %w", where, err))
+			} else if st.count != n || st.bytes != size {
+				add(fmt.Errorf("%s: queue stats say %d messages, %d bytes; the queue holds %d, %d bytes", where, st.count, st.bytes, n, size))
+			}
+		} else if n > 0 && !r.v1 {
+			add(fmt.Errorf("%s: no queue stats; the queue holds %d messages", where, n))
+		}
 		_ = ib.ForEach(func(pk, pv []byte) error {
 			if _, err := open(pk, pv); err != nil || len(pk) != 2 {
 				add(fmt.Errorf("%s: inbound packet id %x: %w", where, pk, cmp.Or(err, errors.New("bad key"))))

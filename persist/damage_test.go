@@ -25,7 +25,7 @@ func buildRichStore(t *testing.T, path string) {
 	id := uint64(1)
 	for c := range 30 {
 		cid := fmt.Sprintf("client-%03d", c)
-		ops = append(ops, persist.PutSession{ClientID: cid, Subs: []persist.Subscription{{Filter: "a/#", QoS: 1}}, LastSeen: 5})
+		ops = append(ops, persist.PutSession{ClientID: cid, LastSeen: 5}, persist.PutSubscription{ClientID: cid, Sub: persist.Subscription{Seq: 1, Filter: "a/#", QoS: 1}})
 		for range 20 {
 			ops = append(ops, persist.PutMessage{ID: id, Msg: msg("a/b", strings.Repeat("p", 100+int(id)%300))},
 				persist.Enqueue{ClientID: cid, MsgID: id, QoS: 1},

@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -40,6 +39,7 @@ var (
 	keyInfo      = []byte("info")
 	keyQueue     = []byte("queue")
 	keyInbound   = []byte("inbound")
+	keyOwner     = []byte("owner")
 	keyStats     = []byte("stats")
 	keyEntries   = []byte("entries")
 	keyName      = []byte("name")
@@ -57,7 +57,8 @@ const (
 
 // DB is a Store in a bbolt file. Commit may be called from any goroutine;
 // one writer goroutine owned by the DB applies the ops. The read methods
-// (Load, ReadQueue, QueueStats, Stats) may run concurrently with it.
+// (Load, ReadSessionQueue, ReadQueue, QueueStats, Stats) may run
+// concurrently with it.
 type DB struct {
 	opts Options
 	bolt *bolt.DB
@@ -485,6 +486,8 @@ func (db *DB) Stats() Stats {
 	s := db.c.stats()
 	s.FileSize = fileSize(db.opts.Path)
 	s.Damaged = db.damaged.Load()
+	bs := db.bolt.Stats()
+	s.Written = bs.TxStats.GetPageAlloc() + int64(s.Commits)*int64(db.pageSize)
 	return s
 }
 
@@ -665,7 +668,7 @@ func growing(groups []group) bool {
 	for i := range groups {
 		for _, op := range groups[i].ops {
 			switch op.(type) {
-			case PutMessage, Enqueue, PutSession, PutInbound, PutRetained, QueueAppend:
+			case PutMessage, Enqueue, PutSession, PutSubscription, SetOwner, PutInbound, PutRetained, QueueAppend:
 				return true
 			}
 		}
@@ -683,6 +686,7 @@ type applier struct {
 	nextDirty              bool
 	puts                   []uint64
 	sessions               map[string]*bolt.Bucket
+	sstats                 map[string]*sessQ // see sessionqueue.go
 	qs                     map[string]*qtx
 	after                  []func()
 }
@@ -703,6 +707,7 @@ func (a *applier) begin(tx *bolt.Tx) {
 	a.queues = tx.Bucket(bucketQueues)
 	a.puts = a.puts[:0]
 	clear(a.sessions)
+	clear(a.sstats)
 	clear(a.qs)
 	a.after = a.after[:0]
 	a.nextDirty = false
@@ -735,7 +740,7 @@ func (a *applier) end() error {
 			}
 		}
 	}
-	return nil
+	return a.flushSessionStats()
 }
 
 // session returns the bucket of a session, creating it if create is set,
@@ -760,6 +765,9 @@ func (a *applier) session(id string, create bool) (*bolt.Bucket, error) {
 				return nil, err
 			}
 			if _, err := b.CreateBucket(keyInbound); err != nil {
+				return nil, err
+			}
+			if _, err := b.CreateBucket(keySubs); err != nil {
 				return nil, err
 			}
 			if err := putRec(b, keyInfo, encodeSession(nil, 0)); err != nil {
@@ -842,32 +850,7 @@ func (a *applier) apply(op Op) error {
 		return putRec(a.msgs, u64key(o.ID), encodeMessage(&o.Msg))
 
 	case Enqueue:
-		k := u64key(o.MsgID)
-		if a.msgs.Get(k) == nil {
-			a.skip(op, fmt.Errorf("%w: enqueue of unknown message %d", errInvalidOp, o.MsgID))
-			return nil
-		}
-		s, err := a.session(o.ClientID, true)
-		if err != nil {
-			return err
-		}
-		q := s.Bucket(keyQueue)
-		if q.Get(k) != nil {
-			return nil
-		}
-		if err := putRec(q, k, encodeRef(o.QoS, 0, false)); err != nil {
-			return err
-		}
-		var n uint64
-		v, err := getRec(a.refs, k)
-		if err != nil {
-			a.db.damage(fmt.Sprintf("refcount of message %d", o.MsgID), err)
-			return a.recount(o.MsgID)
-		}
-		if len(v) == 8 {
-			n = binary.BigEndian.Uint64(v)
-		}
-		return putRec(a.refs, k, u64key(n+1))
+		return a.enqueue(o)
 
 	case SetInflight:
 		s, err := a.session(o.ClientID, false)
@@ -880,37 +863,39 @@ func (a *applier) apply(op Op) error {
 		if v == nil && err == nil {
 			return nil
 		}
-		var qos byte
+		var ref Queued
 		if err == nil {
-			qos, _, _, err = decodeRef(v)
+			err = decodeRef(v, &ref)
 		}
 		if err != nil {
 			a.db.damage(fmt.Sprintf("session %s: queued message %d", quote(o.ClientID), o.MsgID), err)
 			return nil
 		}
-		return putRec(q, k, encodeRef(qos, o.PacketID, o.Pubrel))
+		ref.PacketID, ref.Pubrel = o.PacketID, o.Pubrel
+		return putRec(q, k, encodeRef(&ref))
 
 	case Dequeue:
-		s, err := a.session(o.ClientID, false)
-		if s == nil || err != nil {
-			return err
-		}
-		q := s.Bucket(keyQueue)
-		k := u64key(o.MsgID)
-		if q.Get(k) == nil {
-			return nil
-		}
-		if err := q.Delete(k); err != nil {
-			return err
-		}
-		return a.decRef(o.MsgID)
+		return a.dequeue(o)
 
 	case PutSession:
 		s, err := a.session(o.ClientID, true)
 		if err != nil {
 			return err
 		}
-		return putRec(s, keyInfo, encodeSession(o.Subs, o.LastSeen))
+		return putRec(s, keyInfo, encodeSession(nil, o.LastSeen))
+
+	case PutSubscription:
+		return a.putSubscription(o)
+
+	case DeleteSubscription:
+		return a.deleteSubscription(o)
+
+	case SetOwner:
+		s, err := a.session(o.ClientID, true)
+		if err != nil {
+			return err
+		}
+		return putRec(s, keyOwner, encodeOwner(o.Owner))
 
 	case DeleteSession:
 		key, s, err := findBucket(a.sess, o.ClientID)
@@ -924,6 +909,7 @@ func (a *applier) apply(op Op) error {
 			}
 		}
 		delete(a.sessions, o.ClientID)
+		delete(a.sstats, o.ClientID)
 		return a.sess.DeleteBucket(key)
 
 	case PutInbound:
@@ -1107,17 +1093,19 @@ func fits(l QueueLimits, st qstats, size int64) bool {
 }
 
 // Load returns the durable state: sessions (ascending client id) with
-// their queues in MsgID order, retained messages (ascending topic), and a
+// their subscriptions, owner, the sent entries at the head of their queues
+// (MsgID order) and the count and bytes of the rest (Session.Waiting, read
+// with ReadSessionQueue), retained messages (ascending topic), and a
 // NextMsgID above every committed id. Messages queued to several sessions
 // share one Payload slice.
 //
 // A damaged record (checksum mismatch, or a record that does not decode)
-// is set aside, never returned as if whole: it is logged with its session
-// or topic, counted in Stats.Damaged and left in the file for Check to
-// list. A queued message is then skipped, a retained message too; a
-// session whose info record is damaged loads without subscriptions and
-// with LastSeen 0 (the broker stores it again). Damage to the bucket
-// structure fails Load with ErrCorrupt.
+// is never returned as if whole: it is logged with its session or topic,
+// counted in Stats.Damaged and set aside (aside.go; see doc.go, Damage).
+// A queued message, a subscription or a retained message is then skipped;
+// a session whose info record is damaged loads with LastSeen 0 (the broker
+// stores it again), one whose owner record is damaged without an owner.
+// Damage to the bucket structure fails Load with ErrCorrupt.
 func (db *DB) Load() (snap *Snapshot, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -1213,68 +1201,6 @@ func (r reader) decodeRetained(k, v []byte) (Message, error) {
 		err = fmt.Errorf("holds topic %s", quote(m.Topic))
 	}
 	return m, err
-}
-
-// loadSession loads the session id from its bucket sb. cache holds the
-// messages decoded so far, nil for a damaged one.
-func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Message, aside *[]asideItem) (Session, error) {
-	s := Session{ClientID: id}
-	where := "session " + quote(id)
-	info, err := getRec(sb, keyInfo)
-	if err == nil {
-		s.Subs, s.LastSeen, err = decodeSession(info)
-	}
-	if err != nil {
-		db.found(aside, asideItem{what: where + ": info (subscriptions)", kind: asideInfo, name: id, raw: sb.Get(keyInfo)}, err)
-		s.Subs, s.LastSeen = nil, 0
-	}
-	qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)
-	if qb == nil || ib == nil {
-		return s, errors.New("queue or inbound bucket missing")
-	}
-	c := qb.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(k) != 8 {
-			db.found(aside, asideItem{what: fmt.Sprintf("%s: queue key %x", where, k), kind: asideRef, name: id, key: k, raw: v},
-				errors.New("bad key"))
-			continue
-		}
-		id := binary.BigEndian.Uint64(k)
-		q := Queued{MsgID: id}
-		body, err := unseal(k, v)
-		if err == nil {
-			q.QoS, q.PacketID, q.Pubrel, err = decodeRef(body)
-		}
-		if err != nil {
-			db.found(aside, asideItem{what: fmt.Sprintf("%s: queued message %d", where, id), kind: asideRef, name: s.ClientID, key: k, raw: v}, err)
-			continue
-		}
-		m, ok := cache[id]
-		if !ok {
-			if m, err = loadMessage(msgs, k); err != nil {
-				db.damage(fmt.Sprintf("%s: message %d", where, id), err)
-			}
-			cache[id] = m
-		}
-		if m == nil {
-			it := asideItem{what: fmt.Sprintf("%s: message %d", where, id), kind: asideMessage, name: s.ClientID,
-				key: bytes.Clone(k), raw: bytes.Clone(msgs.Get(k))}
-			*aside = append(*aside, it)
-			continue
-		}
-		q.Msg = *m
-		s.Queue = append(s.Queue, q)
-	}
-	c = ib.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if _, err := unseal(k, v); err != nil || len(k) != 2 {
-			db.found(aside, asideItem{what: fmt.Sprintf("%s: inbound packet id %x", where, k), kind: asideInbound, name: id, key: k, raw: v},
-				cmp.Or(err, errors.New("bad key")))
-			continue
-		}
-		s.Inbound = append(s.Inbound, binary.BigEndian.Uint16(k))
-	}
-	return s, nil
 }
 
 // loadMessage reads message k, or returns nil and why it cannot.

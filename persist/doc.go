@@ -36,9 +36,9 @@
 //     fails with an error wrapping that cause until edged is restarted, so
 //     nothing more is acknowledged.
 //
-// Load, ReadQueue, QueueStats and Stats read in bbolt read-only
-// transactions and may run concurrently with the writer; they see the
-// durable state, not ops still queued.
+// Load, ReadSessionQueue, ReadQueue, QueueStats and Stats read in bbolt
+// read-only transactions and may run concurrently with the writer; they
+// see the durable state, not ops still queued.
 //
 // Ops are applied leniently so that one client's bad op never fails the
 // batch of others: an op that refers to something absent (a Dequeue of a
@@ -77,8 +77,13 @@
 //	refs/        msg id (uint64) → uint64 count of session queues holding it
 //	sessions/    name key(client id) → bucket
 //	               name → client id (hashed keys only)
-//	               info → subscriptions and LastSeen
-//	               queue/   msg id (uint64) → QoS, packet id, pubrel
+//	               info → LastSeen (and an empty subscription list)
+//	               owner → 0 (no user name) or 1 + user name; absent in
+//	                        sessions stored before owners were recorded
+//	               stats → count and bytes of the queue (as a queue's
+//	                        stats); absent until the first Enqueue
+//	               subs/    seq (uint64) → QoS, filter
+//	               queue/   msg id (uint64) → QoS, packet id, flags (pubrel, retain)
 //	               inbound/ packet id (uint16) → (unused byte)
 //	retained/    name key(topic) → message (holds the topic)
 //	queues/      name key(queue name) → bucket (its bbolt sequence is the last Seq)
@@ -90,7 +95,15 @@
 //
 // A message is stored once and referenced from every session queue it was
 // routed to; it is deleted with its last reference. Check verifies the
-// reference counts.
+// reference counts and each session's queue stats.
+//
+// A subscription is one record keyed by a sequence number the caller
+// assigns, so a SUBSCRIBE writes one small record, not the session's list,
+// and a filter of any length is a value. A session's queue keeps its count
+// and bytes in its stats record, updated in the transaction of each Enqueue
+// and Dequeue: Load reads the sessions and the sent entries at the head of
+// each queue (to be re-sent), not the queued messages, which the broker
+// reads with ReadSessionQueue as a client drains them.
 //
 // Name keys (key.go, nameKey): a client id, topic or queue name of at most
 // 1,024 bytes is its own key, as in format 1. A longer one (bbolt's keys
@@ -106,10 +119,15 @@
 // damaged data page is read as a valid record. The seal wraps the record
 // encodings (encoding.go), which do not know about it.
 //
-// Format 1 (no checksums, every name its own key, up to 32 KiB) is
-// migrated by Open in one write transaction: every record is sealed and
-// names over 1,024 bytes move to their hashed keys. Check reads both
-// formats. Open refuses a format newer than its own with ErrNewerFormat.
+// Format 1 (no checksums, every name its own key, up to 32 KiB, a
+// session's subscriptions as a list in its info record, no session queue
+// stats) is migrated by Open in one write transaction (migrate.go), in
+// this order: each session's subscriptions move to its subs bucket (Seq 1,
+// 2, ...) and its queue is counted into a stats record, reading the
+// records as format 1 wrote them; then every record is sealed; then names
+// over 1,024 bytes move to their hashed keys. Check reads both formats.
+// Open refuses a format newer than its own with ErrNewerFormat, so an
+// older edged refuses a migrated file.
 //
 // # Damage and maintenance
 //
@@ -125,22 +143,29 @@
 //
 // Damaged records. bbolt's page structure is checked as above; inside it,
 // a record whose checksum does not match (or that does not decode) is never
-// delivered as if whole. Load and ReadQueue skip it, log it at Error level
-// with its session, topic or queue, count it in Stats.Damaged, and set it
+// delivered as if whole. Load, ReadSessionQueue and ReadQueue skip it, log
+// it at Error level with its session, topic or queue, count it in
+// Stats.Damaged, and set it
 // aside (aside.go): the writer moves the record, as read, into the damaged
 // bucket (at most 1,000, oldest dropped first) with what it was and when,
 // and removes it from its place, so the store is consistent again. Check
 // lists damage still in place as problems and set-aside records as notes
 // (CheckReport). A damaged queued message or queue entry is dropped from
-// its queue; a damaged retained message is dropped; a session with a
-// damaged info record keeps its queue but loses its subscriptions (it
-// loads with LastSeen 0, so the broker stores it again); a damaged inbound
-// packet id is forgotten (a resent QoS 2 PUBLISH with it may be delivered
-// twice); a session under a hashed key whose name record is damaged is set
-// aside whole, with its queue. A record rewritten since it was read is sound and stays. The
-// writer repairs derived records itself: damaged queue stats are counted
-// again from the entries (dropped and expired restart at 0), a damaged
-// reference count is counted again from the session queues. Open starts on
+// its queue (the broker, finding a session queue shorter than counted,
+// carries on with what is stored); a damaged retained message is dropped;
+// a damaged subscription is dropped; a session with a damaged info record
+// keeps its queue and subscriptions and loads with LastSeen 0 (the broker
+// stores it again); a session with a damaged owner record loads without
+// an owner, like one stored before owners were recorded, so the next
+// client to resume it adopts it; a damaged inbound packet id is forgotten
+// (a resent QoS 2 PUBLISH with it may be delivered twice); a session under
+// a hashed key whose name record is damaged is set aside whole, with its
+// queue. A record rewritten since it was read is sound and stays. Derived
+// records are repaired: damaged queue stats (of a FIFO or a session) are
+// counted again from the entries (a FIFO's dropped and expired restart at
+// 0), and so are a session's stats when one of its queue entries is set
+// aside; a damaged reference count is counted again from the session
+// queues. Open starts on
 // such a file: what is intact is delivered, and nothing more can be
 // recovered from a damaged record.
 //

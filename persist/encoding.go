@@ -100,20 +100,25 @@ func messageSize(v []byte) int64 {
 	return int64(len(v) - msgFixed - k)
 }
 
-// queued ref: QoS | packet id BE | pubrel.
-func encodeRef(qos byte, packetID uint16, pubrel bool) []byte {
-	b := []byte{qos, byte(packetID >> 8), byte(packetID), 0}
-	if pubrel {
-		b[3] = 1
+// queued ref: QoS | packet id BE | flags (bit 0 pubrel, bit 1 retain).
+func encodeRef(q *Queued) []byte {
+	b := []byte{q.QoS, byte(q.PacketID >> 8), byte(q.PacketID), 0}
+	if q.Pubrel {
+		b[3] |= 1
+	}
+	if q.Retain {
+		b[3] |= 2
 	}
 	return b
 }
 
-func decodeRef(v []byte) (qos byte, packetID uint16, pubrel bool, err error) {
-	if len(v) != 4 || v[0] > 2 || v[3] > 1 {
-		return 0, 0, false, fmt.Errorf("decoding queue ref: bad record %x", v)
+// decodeRef decodes v into q's QoS, PacketID, Pubrel and Retain.
+func decodeRef(v []byte, q *Queued) error {
+	if len(v) != 4 || v[0] > 2 || v[3] > 3 {
+		return fmt.Errorf("decoding queue ref: bad record %x", v)
 	}
-	return v[0], binary.BigEndian.Uint16(v[1:3]), v[3] == 1, nil
+	q.QoS, q.PacketID, q.Pubrel, q.Retain = v[0], binary.BigEndian.Uint16(v[1:3]), v[3]&1 != 0, v[3]&2 != 0
+	return nil
 }
 
 // session info: varint LastSeen | uvarint count | count × (uvarint len |
@@ -159,6 +164,28 @@ func decodeSession(v []byte) (subs []Subscription, lastSeen int64, err error) {
 		return bad()
 	}
 	return subs, lastSeen, nil
+}
+
+// session owner (key "owner" of a session's bucket, absent in sessions
+// stored before owners were recorded): 0 for a client without a user name,
+// or 1 followed by the user name.
+func encodeOwner(o Owner) []byte {
+	if !o.HasUsername {
+		return []byte{0}
+	}
+	return append([]byte{1}, o.Username...)
+}
+
+func decodeOwner(v []byte) (*Owner, error) {
+	switch {
+	case v == nil:
+		return nil, nil
+	case len(v) == 1 && v[0] == 0:
+		return &Owner{}, nil
+	case len(v) >= 1 && v[0] == 1:
+		return &Owner{Username: string(v[1:]), HasUsername: true}, nil
+	}
+	return nil, errors.New("decoding session owner: bad record")
 }
 
 // queue stats: count | bytes | dropped | expired, each uint64 BE.

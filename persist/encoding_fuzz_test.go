@@ -83,17 +83,16 @@ func FuzzDecodeRef(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 2}, uint8(1), uint16(1), false)
 	f.Add([]byte{0, 0, 0}, uint8(1), uint16(1), false)
 	f.Fuzz(func(t *testing.T, raw []byte, qos uint8, id uint16, pubrel bool) {
-		if q, p, r, err := decodeRef(raw); err == nil {
-			if q > 2 || !bytes.Equal(encodeRef(q, p, r), raw) {
-				t.Fatalf("%x decodes to %d %d %v, which encodes differently", raw, q, p, r)
+		var got Queued
+		if err := decodeRef(raw, &got); err == nil {
+			if got.QoS > 2 || !bytes.Equal(encodeRef(&got), raw) {
+				t.Fatalf("%x decodes to %+v, which encodes differently", raw, got)
 			}
-		} else if q != 0 || p != 0 || r {
-			t.Fatalf("values with an error: %d %d %v", q, p, r)
 		}
-		qos %= 3
-		q, p, r, err := decodeRef(encodeRef(qos, id, pubrel))
-		if err != nil || q != qos || p != id || r != pubrel {
-			t.Fatalf("%d %d %v decodes to %d %d %v, %v", qos, id, pubrel, q, p, r, err)
+		want := Queued{QoS: qos % 3, PacketID: id, Pubrel: pubrel, Retain: id%2 == 0}
+		got = Queued{}
+		if err := decodeRef(encodeRef(&want), &got); err != nil || got.QoS != want.QoS || got.PacketID != want.PacketID || got.Pubrel != want.Pubrel || got.Retain != want.Retain {
+			t.Fatalf("%+v decodes to %+v, %v", want, got, err)
 		}
 	})
 }
@@ -102,7 +101,7 @@ func FuzzDecodeRef(f *testing.F) {
 // half, split on 0x00, gives the filters of the value that is round
 // tripped.
 func FuzzDecodeSession(f *testing.F) {
-	f.Add(encodeSession([]Subscription{{"a/+", 1}, {"#", 2}}, 1700000000), []byte("a/b\x00c/#\x00"), int64(-5))
+	f.Add(encodeSession([]Subscription{{Filter: "a/+", QoS: 1}, {Filter: "#", QoS: 2}}, 1700000000), []byte("a/b\x00c/#\x00"), int64(-5))
 	f.Add(encodeSession(nil, 0), []byte{}, int64(0))
 	f.Add([]byte{0}, []byte("\x00\x00"), int64(1)<<62)
 	f.Add([]byte{2, 1, 0, 0}, []byte("x"), int64(-1)<<63)

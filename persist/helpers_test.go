@@ -75,11 +75,48 @@ func mustCommit(t testing.TB, s persist.Store, ops ...persist.Op) {
 	}
 }
 
+// mustLoad loads s and completes each session's Queue with the waiting
+// entries Load leaves out, read with ReadSessionQueue in small pages, after
+// checking that they match the session's Waiting and WaitingBytes.
 func mustLoad(t testing.TB, s persist.Store) *persist.Snapshot {
 	t.Helper()
 	snap, err := s.Load()
 	if err != nil {
 		t.Fatalf("Load: %v", err)
+	}
+	r := s.(interface {
+		ReadSessionQueue(string, uint64, int) ([]persist.Queued, error)
+	})
+	for i := range snap.Sessions {
+		ss := &snap.Sessions[i]
+		var after uint64
+		if n := len(ss.Queue); n > 0 {
+			after = ss.Queue[n-1].MsgID
+		}
+		var n, size int64
+		for {
+			qs, err := r.ReadSessionQueue(ss.ClientID, after, 3)
+			if err != nil {
+				t.Fatalf("ReadSessionQueue(%q): %v", ss.ClientID, err)
+			}
+			if len(qs) == 0 {
+				break
+			}
+			for _, q := range qs {
+				n++
+				size += q.Msg.Size()
+				after = q.MsgID
+			}
+			ss.Queue = append(ss.Queue, qs...)
+		}
+		// A damaged entry is counted by Load and skipped by
+		// ReadSessionQueue (then set aside).
+		if db, ok := s.(*persist.DB); ok && db.Stats().Damaged > 0 && n <= ss.Waiting {
+			continue
+		}
+		if n != ss.Waiting || size != ss.WaitingBytes {
+			t.Fatalf("session %q: Load says %d waiting, %d bytes; ReadSessionQueue reads %d, %d bytes", ss.ClientID, ss.Waiting, ss.WaitingBytes, n, size)
+		}
 	}
 	return snap
 }
@@ -90,7 +127,11 @@ func fmtSnap(s *persist.Snapshot) string {
 	for _, ss := range s.Sessions {
 		fmt.Fprintf(&b, "session %q subs=%v last=%d inbound=%v\n", ss.ClientID, ss.Subs, ss.LastSeen, ss.Inbound)
 		for _, q := range ss.Queue {
-			fmt.Fprintf(&b, "  q id=%d qos=%d pid=%d rel=%t msg=%s\n", q.MsgID, q.QoS, q.PacketID, q.Pubrel, fmtMsg(q.Msg))
+			ret := ""
+			if q.Retain {
+				ret = " retain"
+			}
+			fmt.Fprintf(&b, "  q id=%d qos=%d pid=%d rel=%t%s msg=%s\n", q.MsgID, q.QoS, q.PacketID, q.Pubrel, ret, fmtMsg(q.Msg))
 		}
 	}
 	for _, m := range s.Retained {

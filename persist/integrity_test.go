@@ -46,7 +46,9 @@ func TestLongNames(t *testing.T) {
 	longest := strings.Repeat("m", 65535)
 	queue := "q/" + strings.Repeat("q", 40000)
 	ops := []persist.Op{
-		persist.PutSession{ClientID: client, Subs: []persist.Subscription{{Filter: topic, QoS: 1}}, LastSeen: 7},
+		persist.PutSession{ClientID: client, LastSeen: 7},
+		persist.PutSubscription{ClientID: client, Sub: persist.Subscription{Seq: 1, Filter: topic, QoS: 1}},
+		persist.SetOwner{ClientID: client, Owner: persist.Owner{Username: "u", HasUsername: true}},
 		persist.PutMessage{ID: 1, Msg: msg(topic, "queued")},
 		persist.Enqueue{ClientID: client, MsgID: 1, QoS: 1},
 		persist.Enqueue{ClientID: longest, MsgID: 1, QoS: 1},
@@ -65,7 +67,8 @@ func TestLongNames(t *testing.T) {
 		}
 		ss := snap.Sessions[0]
 		if len(ss.Subs) != 1 || ss.Subs[0].Filter != topic || ss.LastSeen != 7 || len(ss.Queue) != 1 ||
-			ss.Queue[0].Msg.Topic != topic || ss.Queue[0].PacketID != 9 || len(ss.Inbound) != 1 {
+			ss.Queue[0].Msg.Topic != topic || ss.Queue[0].PacketID != 9 || len(ss.Inbound) != 1 ||
+			ss.Owner == nil || ss.Owner.Username != "u" {
 			t.Errorf("long session not loaded whole")
 		}
 		if len(snap.Retained) != 3 || snap.Retained[0].Topic != longest || snap.Retained[1].Topic != "short" ||
@@ -230,10 +233,13 @@ func writeRecordStore(t *testing.T) (string, map[string]string) {
 		"queued":   "QUEUED-PAYLOAD-" + strings.Repeat("q", 64),
 		"retained": "RETAINED-PAYLOAD-" + strings.Repeat("r", 64),
 		"entry":    "ENTRY-PAYLOAD-" + strings.Repeat("e", 64),
-		"info":     "FILTER-" + strings.Repeat("f", 64),
+		"sub":      "FILTER-" + strings.Repeat("f", 64),
+		"owner":    "OWNER-" + strings.Repeat("o", 64),
 	}
 	mustCommit(t, db,
-		persist.PutSession{ClientID: "alice", Subs: []persist.Subscription{{Filter: marks["info"], QoS: 1}}, LastSeen: 5},
+		persist.PutSession{ClientID: "alice", LastSeen: 5},
+		persist.PutSubscription{ClientID: "alice", Sub: persist.Subscription{Seq: 1, Filter: marks["sub"], QoS: 1}},
+		persist.SetOwner{ClientID: "alice", Owner: persist.Owner{Username: marks["owner"], HasUsername: true}},
 		persist.PutSession{ClientID: "bob", LastSeen: 5},
 		persist.PutMessage{ID: 1, Msg: msg("a", marks["queued"])},
 		persist.Enqueue{ClientID: "alice", MsgID: 1, QoS: 1},
@@ -257,7 +263,7 @@ func writeRecordStore(t *testing.T) (string, map[string]string) {
 // Once set aside, the store is sound again and Check notes what was set
 // aside.
 func TestPayloadCorruptionDetected(t *testing.T) {
-	for _, kind := range []string{"queued", "retained", "entry", "info"} {
+	for _, kind := range []string{"queued", "retained", "entry", "sub", "owner"} {
 		t.Run(kind, func(t *testing.T) {
 			path, marks := writeRecordStore(t)
 			b, _ := os.ReadFile(path)
@@ -270,7 +276,8 @@ func TestPayloadCorruptionDetected(t *testing.T) {
 				t.Fatal(err)
 			}
 			where := map[string]string{"queued": `session \"alice\": message 1`, "retained": `retained \"r/1\"`,
-				"entry": `queue \"cloud\": entry`, "info": `session \"alice\": info`}[kind]
+				"entry": `queue \"cloud\": entry`, "sub": `session \"alice\": subscription`,
+				"owner": `session \"alice\": owner`}[kind]
 			if err := persist.Check(path); !errors.Is(err, persist.ErrCorrupt) ||
 				!strings.Contains(err.Error(), strings.ReplaceAll(strings.Split(where, ":")[0], `\"`, `"`)) {
 				t.Errorf("Check: %v, want the damaged %s reported", err, kind)
@@ -296,8 +303,14 @@ func TestPayloadCorruptionDetected(t *testing.T) {
 			if !strings.Contains(log.String(), where) || db.Stats().Damaged != 1 {
 				t.Errorf("Damaged = %d, log does not name %s:\n%s", db.Stats().Damaged, where, log.String())
 			}
-			if kind == "info" && (len(snap.Sessions) != 2 || len(snap.Sessions[0].Queue) != 1 || snap.Sessions[0].Subs != nil) {
-				t.Errorf("session with damaged info: want its queue without subscriptions:\n%s", all)
+			if kind == "sub" && (len(snap.Sessions) != 2 || len(snap.Sessions[0].Queue) != 1 || snap.Sessions[0].Subs != nil) {
+				t.Errorf("session with a damaged subscription: want its queue without it:\n%s", all)
+			}
+			if kind == "owner" && (len(snap.Sessions) != 2 || len(snap.Sessions[0].Queue) != 1 || snap.Sessions[0].Owner != nil) {
+				t.Errorf("session with a damaged owner: want its queue, no owner:\n%s", all)
+			}
+			if kind != "owner" && (len(snap.Sessions) != 2 || snap.Sessions[0].Owner == nil || snap.Sessions[0].Owner.Username != marks["owner"]) {
+				t.Errorf("owner lost:\n%s", all)
 			}
 
 			// Set aside: sound again, and noted.
@@ -421,10 +434,10 @@ func TestMigrateV1(t *testing.T) {
 	m := func(topic, p string, qos byte, retain bool, tm int64) string {
 		return fmtMsg(persist.Message{Topic: topic, Payload: []byte(p), QoS: qos, Retain: retain, Time: tm})
 	}
-	want := `session "alice" subs=[{a/# 1} {b/+ 2}] last=1700000000 inbound=[42]` + "\n" +
+	want := `session "alice" subs=[{1 a/# 1} {2 b/+ 2}] last=1700000000 inbound=[42]` + "\n" +
 		"  q id=1 qos=1 pid=0 rel=false msg=" + m("a/1", "one", 1, false, 1000) + "\n" +
 		"  q id=2 qos=2 pid=7 rel=true msg=" + m("b/2", "two", 2, false, 2000) + "\n" +
-		fmt.Sprintf("session %q subs=[{# 1}] last=1700000001 inbound=[]\n", long) +
+		fmt.Sprintf("session %q subs=[{1 # 1}] last=1700000001 inbound=[]\n", long) +
 		"  q id=1 qos=1 pid=0 rel=false msg=" + m("a/1", "one", 1, false, 1000) + "\n" +
 		"retained " + m(longTopic, "long retained", 0, true, 4000) + "\n" +
 		"retained " + m("r/x", "rx", 1, true, 3000) + "\n"

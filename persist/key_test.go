@@ -130,7 +130,7 @@ func TestDamagedSessionNameSetAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(snap.Sessions) != 1 || snap.Sessions[0].ClientID != "other" || len(snap.Sessions[0].Queue) != 1 {
+	if len(snap.Sessions) != 1 || snap.Sessions[0].ClientID != "other" || snap.Sessions[0].Waiting != 1 {
 		t.Fatalf("Load: %+v", snap.Sessions)
 	}
 	_ = db.Close()

@@ -32,10 +32,12 @@ type memMsg struct {
 }
 
 type memSession struct {
-	subs     []Subscription
+	subs     map[uint64]Subscription
 	lastSeen int64
 	queue    map[uint64]*Queued // Msg unset; see Memory.msgs
+	order    []uint64           // the keys of queue, ascending
 	inbound  map[uint16]struct{}
+	owner    *Owner
 }
 
 type memQueue struct {
@@ -119,7 +121,7 @@ func (m *Memory) applyBatch(groups []group) error {
 func (m *Memory) session(id string, create bool) *memSession {
 	s := m.sessions[id]
 	if s == nil && create {
-		s = &memSession{queue: make(map[uint64]*Queued), inbound: make(map[uint16]struct{})}
+		s = &memSession{subs: make(map[uint64]Subscription), queue: make(map[uint64]*Queued), inbound: make(map[uint16]struct{})}
 		m.sessions[id] = s
 	}
 	return s
@@ -151,7 +153,12 @@ func (m *Memory) apply(op Op) {
 		if s.queue[o.MsgID] != nil {
 			return
 		}
-		s.queue[o.MsgID] = &Queued{MsgID: o.MsgID, QoS: o.QoS}
+		s.queue[o.MsgID] = &Queued{MsgID: o.MsgID, QoS: o.QoS, Retain: o.Retain}
+		if i, _ := slices.BinarySearch(s.order, o.MsgID); i == len(s.order) {
+			s.order = append(s.order, o.MsgID)
+		} else {
+			s.order = slices.Insert(s.order, i, o.MsgID)
+		}
 		mm.refs++
 	case SetInflight:
 		if s := m.session(o.ClientID, false); s != nil {
@@ -162,11 +169,26 @@ func (m *Memory) apply(op Op) {
 	case Dequeue:
 		if s := m.session(o.ClientID, false); s != nil && s.queue[o.MsgID] != nil {
 			delete(s.queue, o.MsgID)
+			// Acknowledgements mostly remove the head: reslice it away
+			// rather than move the whole queue.
+			if i, _ := slices.BinarySearch(s.order, o.MsgID); i == 0 {
+				s.order = s.order[1:]
+			} else {
+				s.order = slices.Delete(s.order, i, i+1)
+			}
 			m.decRef(o.MsgID)
 		}
 	case PutSession:
-		s := m.session(o.ClientID, true)
-		s.subs, s.lastSeen = slices.Clone(o.Subs), o.LastSeen
+		m.session(o.ClientID, true).lastSeen = o.LastSeen
+	case SetOwner:
+		owner := o.Owner
+		m.session(o.ClientID, true).owner = &owner
+	case PutSubscription:
+		m.session(o.ClientID, true).subs[o.Sub.Seq] = o.Sub
+	case DeleteSubscription:
+		if s := m.session(o.ClientID, false); s != nil {
+			delete(s.subs, o.Seq)
+		}
 	case DeleteSession:
 		if s := m.session(o.ClientID, false); s != nil {
 			for id := range s.queue {
@@ -266,11 +288,24 @@ func (m *Memory) Load() (*Snapshot, error) {
 	snap := &Snapshot{NextMsgID: m.next}
 	for _, id := range slices.Sorted(maps.Keys(m.sessions)) {
 		s := m.sessions[id]
-		out := Session{ClientID: id, Subs: slices.Clone(s.subs), LastSeen: s.lastSeen}
-		for _, mid := range slices.Sorted(maps.Keys(s.queue)) {
+		out := Session{ClientID: id, LastSeen: s.lastSeen}
+		if s.owner != nil {
+			owner := *s.owner
+			out.Owner = &owner
+		}
+		for _, seq := range slices.Sorted(maps.Keys(s.subs)) {
+			out.Subs = append(out.Subs, s.subs[seq])
+		}
+		sent := true
+		for _, mid := range s.order {
 			q := *s.queue[mid]
-			q.Msg = cloneMsg(m.msgs[mid].msg)
-			out.Queue = append(out.Queue, q)
+			if sent = sent && q.PacketID != 0; sent {
+				q.Msg = cloneMsg(m.msgs[mid].msg)
+				out.Queue = append(out.Queue, q)
+			} else {
+				out.Waiting++
+				out.WaitingBytes += m.msgs[mid].msg.Size()
+			}
 		}
 		out.Inbound = slices.Sorted(maps.Keys(s.inbound))
 		snap.Sessions = append(snap.Sessions, out)
@@ -320,4 +355,22 @@ func (m *Memory) QueueStats(name string) QueueStats {
 		qs.Oldest = time.Unix(0, q.entries[0].Msg.Time)
 	}
 	return qs
+}
+
+// ReadSessionQueue returns session queue entries as DB.ReadSessionQueue.
+func (m *Memory) ReadSessionQueue(clientID string, afterMsgID uint64, max int) ([]Queued, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[clientID]
+	if s == nil || max <= 0 || afterMsgID == ^uint64(0) {
+		return nil, nil
+	}
+	var out []Queued
+	i, _ := slices.BinarySearch(s.order, afterMsgID+1)
+	for ; i < len(s.order) && len(out) < max; i++ {
+		q := *s.queue[s.order[i]]
+		q.Msg = cloneMsg(m.msgs[q.MsgID].msg)
+		out = append(out, q)
+	}
+	return out, nil
 }

@@ -11,12 +11,24 @@ import (
 // inside the caller's write transaction: the file is either migrated
 // whole or not at all.
 //
-// Format 1 → 2: every record is sealed with its checksum (checksum.go);
-// names that format 2 keys by hash (key.go: longer than maxRawName bytes)
-// move to their hashed keys.
+// Format 1 → 2, in this order:
+//   - each session's subscriptions move from the list in its info record
+//     to its subs bucket, and its queue gets a stats record
+//     (migrateSession), reading the records as format 1 wrote them;
+//   - every record is sealed with its checksum (checksum.go), those just
+//     written too;
+//   - names that format 2 keys by hash (key.go: longer than maxRawName
+//     bytes) move to their hashed keys.
 func migrate(tx *bolt.Tx, from uint64) error {
 	if from != 1 {
 		return fmt.Errorf("no migration from format %d", from)
+	}
+	sessions := tx.Bucket(bucketSessions)
+	msgs := tx.Bucket(bucketMessages)
+	for _, k := range bucketKeys(sessions) {
+		if err := migrateSession(sessions.Bucket(k), msgs, "session "+keyString(k)); err != nil {
+			return err
+		}
 	}
 	for _, name := range [][]byte{bucketMessages, bucketRefs} {
 		if err := sealAll(tx.Bucket(name)); err != nil {
@@ -29,13 +41,12 @@ func migrate(tx *bolt.Tx, from uint64) error {
 			return err
 		}
 	}
-	sessions := tx.Bucket(bucketSessions)
 	for _, k := range bucketKeys(sessions) {
 		sb := sessions.Bucket(k)
 		if sb == nil {
 			return fmt.Errorf("%w: session %s is not a bucket", ErrCorrupt, keyString(k))
 		}
-		for _, b := range []*bolt.Bucket{sb, sb.Bucket(keyQueue), sb.Bucket(keyInbound)} {
+		for _, b := range []*bolt.Bucket{sb, sb.Bucket(keyQueue), sb.Bucket(keyInbound), sb.Bucket(keySubs)} {
 			if b == nil {
 				return fmt.Errorf("%w: session %s: queue or inbound bucket missing", ErrCorrupt, keyString(k))
 			}

@@ -169,6 +169,10 @@ type Stats struct {
 	Pending int64
 	// FileSize is the size of the store file in bytes.
 	FileSize int64
+	// Written is the number of bytes of pages the commits wrote (bbolt's
+	// dirty pages plus one meta page per commit), a measure of flash
+	// wear. Memory reports 0.
+	Written int64
 	// BatchLatency is how long the most recent transaction took, from its
 	// start to durability.
 	BatchLatency time.Duration

@@ -72,7 +72,12 @@ func (s *scenario) group() []persist.Op {
 	case 4, 5:
 		return []persist.Op{persist.Dequeue{ClientID: c, MsgID: id}}
 	case 6:
-		return []persist.Op{persist.PutSession{ClientID: c, Subs: []persist.Subscription{{Filter: topics[max(0, s.pick(3))], QoS: 1}}, LastSeen: int64(s.pick(100))}}
+		seq := uint64(max(0, s.pick(3)))
+		if s.pick(3) == 0 {
+			return []persist.Op{persist.DeleteSubscription{ClientID: c, Seq: seq}}
+		}
+		return []persist.Op{persist.PutSession{ClientID: c, LastSeen: int64(s.pick(100))},
+			persist.PutSubscription{ClientID: c, Sub: persist.Subscription{Seq: seq, Filter: topics[max(0, s.pick(3))], QoS: byte(max(0, s.pick(3)))}}}
 	case 7:
 		return []persist.Op{persist.DeleteSession{ClientID: c}}
 	case 8:

@@ -16,8 +16,10 @@ type Message struct {
 // Size is the number of bytes a message counts against byte limits.
 func (m *Message) Size() int64 { return int64(len(m.Topic) + len(m.Payload)) }
 
-// Subscription is one topic filter of a persistent session.
+// Subscription is one topic filter of a persistent session. Seq is the
+// caller's key for it, unique within the session (see PutSubscription).
 type Subscription struct {
+	Seq    uint64
 	Filter string
 	QoS    byte
 }
@@ -30,21 +32,40 @@ type Queued struct {
 	QoS      byte    // the QoS it is delivered with to this session
 	PacketID uint16  // 0 until the message is sent; then the id it was sent with
 	Pubrel   bool    // QoS 2 only: PUBREC received, PUBREL sent, awaiting PUBCOMP
+	Retain   bool    // the retain flag it is delivered with (a retained message for a new subscription)
 }
 
 // Session is a persistent session (clean session 0) as stored.
 type Session struct {
 	ClientID string
-	Subs     []Subscription
+	// Subs holds the subscriptions in ascending Seq order.
+	Subs []Subscription
 	// LastSeen is when the client last disconnected, Unix seconds; 0 while
 	// it is connected. The broker uses it to expire abandoned sessions.
 	LastSeen int64
-	// Queue holds the session's outbound messages in the order they were
-	// queued (ascending MsgID).
+	// Queue holds the sent messages at the head of the session's outbound
+	// queue: the leading entries (ascending MsgID) with a PacketID, which
+	// the broker re-sends on resume. The broker sends in queue order, so
+	// sent entries precede waiting ones; Load reads no further.
 	Queue []Queued
+	// Waiting and WaitingBytes are the count and Message.Size total of the
+	// rest of the queue, which Load does not read: ReadSessionQueue does,
+	// as the client drains it.
+	Waiting      int64
+	WaitingBytes int64
 	// Inbound holds the packet ids of QoS 2 messages received from the
 	// client whose PUBREL has not arrived yet, ascending.
 	Inbound []uint16
+	// Owner is whom the session belongs to; nil for a session stored
+	// before owners were recorded (SetOwner).
+	Owner *Owner
+}
+
+// Owner identifies the client a persistent session belongs to: only a
+// client with the same identity resumes it.
+type Owner struct {
+	Username    string
+	HasUsername bool // false: the client connected without a user name
 }
 
 // Snapshot is everything Load returns at start-up.
@@ -70,11 +91,12 @@ type PutMessage struct {
 }
 
 // Enqueue appends a reference to message MsgID to a session's queue,
-// delivered with QoS.
+// delivered with QoS and the retain flag Retain.
 type Enqueue struct {
 	ClientID string
 	MsgID    uint64
 	QoS      byte
+	Retain   bool
 }
 
 // SetInflight records that a queued message was sent with PacketID, or
@@ -93,12 +115,34 @@ type Dequeue struct {
 	MsgID    uint64
 }
 
-// PutSession creates or replaces a session's subscriptions and LastSeen.
-// Its queue and inbound state are kept.
+// PutSession creates a session or sets its LastSeen. Its subscriptions,
+// queue and inbound state are kept.
 type PutSession struct {
 	ClientID string
-	Subs     []Subscription
 	LastSeen int64
+}
+
+// PutSubscription creates a session's subscription Seq or replaces it.
+// The caller assigns Seq (unique within the session, for example a counter)
+// and keeps it to delete the subscription: one SUBSCRIBE writes only the
+// filters it names, and a filter of any length (up to MQTT's 65,535 bytes)
+// is a value, never a bbolt key.
+type PutSubscription struct {
+	ClientID string
+	Sub      Subscription
+}
+
+// DeleteSubscription removes a session's subscription Seq.
+type DeleteSubscription struct {
+	ClientID string
+	Seq      uint64
+}
+
+// SetOwner records whom a session belongs to, creating the session if
+// needed. It is kept until the session is deleted.
+type SetOwner struct {
+	ClientID string
+	Owner    Owner
 }
 
 // DeleteSession removes a session with its queue and inbound state.
@@ -143,15 +187,18 @@ type QueueDelete struct {
 	Seq   uint64
 }
 
-func (PutMessage) isOp()     {}
-func (Enqueue) isOp()        {}
-func (SetInflight) isOp()    {}
-func (Dequeue) isOp()        {}
-func (PutSession) isOp()     {}
-func (DeleteSession) isOp()  {}
-func (PutInbound) isOp()     {}
-func (DeleteInbound) isOp()  {}
-func (PutRetained) isOp()    {}
-func (DeleteRetained) isOp() {}
-func (QueueAppend) isOp()    {}
-func (QueueDelete) isOp()    {}
+func (PutMessage) isOp()         {}
+func (Enqueue) isOp()            {}
+func (SetInflight) isOp()        {}
+func (Dequeue) isOp()            {}
+func (PutSession) isOp()         {}
+func (PutSubscription) isOp()    {}
+func (DeleteSubscription) isOp() {}
+func (DeleteSession) isOp()      {}
+func (SetOwner) isOp()           {}
+func (PutInbound) isOp()         {}
+func (DeleteInbound) isOp()      {}
+func (PutRetained) isOp()        {}
+func (DeleteRetained) isOp()     {}
+func (QueueAppend) isOp()        {}
+func (QueueDelete) isOp()        {}

@@ -44,14 +44,14 @@ func TestParseSyncMode(t *testing.T) {
 func TestOps(t *testing.T) {
 	m1, m2 := msg("a/b", "one"), msg("a/c", "two")
 	base := []persist.Op{
-		persist.PutSession{ClientID: "c1", Subs: []persist.Subscription{{Filter: "a/#", QoS: 1}}, LastSeen: 0},
+		persist.PutSession{ClientID: "c1", LastSeen: 0}, persist.PutSubscription{ClientID: "c1", Sub: persist.Subscription{Seq: 1, Filter: "a/#", QoS: 1}},
 		persist.PutMessage{ID: 1, Msg: m1},
 		persist.Enqueue{ClientID: "c1", MsgID: 1, QoS: 1},
 	}
 	q1 := func(pid uint16, rel bool) string {
 		return fmt.Sprintf("  q id=1 qos=1 pid=%d rel=%t msg=%s\n", pid, rel, fmtMsg(m1))
 	}
-	sess := `session "c1" subs=[{a/# 1}] last=0 inbound=[]` + "\n"
+	sess := `session "c1" subs=[{1 a/# 1}] last=0 inbound=[]` + "\n"
 	for _, tc := range []struct {
 		name string
 		ops  []persist.Op
@@ -71,14 +71,24 @@ func TestOps(t *testing.T) {
 		{"SetInflight missing", []persist.Op{persist.SetInflight{ClientID: "c1", MsgID: 3, PacketID: 42}, persist.SetInflight{ClientID: "zz", MsgID: 1}}, sess + q1(0, false), 2},
 		{"Dequeue", []persist.Op{persist.Dequeue{ClientID: "c1", MsgID: 1}}, sess, 2},
 		{"Dequeue missing", []persist.Op{persist.Dequeue{ClientID: "c1", MsgID: 2}, persist.Dequeue{ClientID: "zz", MsgID: 1}}, sess + q1(0, false), 2},
-		{"PutSession keeps queue", []persist.Op{persist.PutSession{ClientID: "c1", Subs: []persist.Subscription{{Filter: "x", QoS: 2}, {Filter: "y", QoS: 0}}, LastSeen: 99}},
-			`session "c1" subs=[{x 2} {y 0}] last=99 inbound=[]` + "\n" + q1(0, false), 2},
+		{"PutSession keeps queue and subscriptions", []persist.Op{persist.PutSession{ClientID: "c1", LastSeen: 99}},
+			`session "c1" subs=[{1 a/# 1}] last=99 inbound=[]` + "\n" + q1(0, false), 2},
+		{"PutSubscription adds and replaces", []persist.Op{
+			persist.PutSubscription{ClientID: "c1", Sub: persist.Subscription{Seq: 9, Filter: "x", QoS: 2}},
+			persist.PutSubscription{ClientID: "c1", Sub: persist.Subscription{Seq: 1, Filter: "a/#", QoS: 0}},
+			persist.PutSubscription{ClientID: "c3", Sub: persist.Subscription{Seq: 2, Filter: strings.Repeat("f", 65535), QoS: 1}},
+		}, `session "c1" subs=[{1 a/# 0} {9 x 2}] last=0 inbound=[]` + "\n" + q1(0, false) +
+			`session "c3" subs=[{2 ` + strings.Repeat("f", 65535) + ` 1}] last=0 inbound=[]` + "\n", 2},
+		{"DeleteSubscription", []persist.Op{persist.DeleteSubscription{ClientID: "c1", Seq: 1}, persist.DeleteSubscription{ClientID: "zz", Seq: 1}},
+			`session "c1" subs=[] last=0 inbound=[]` + "\n" + q1(0, false), 2},
+		{"Enqueue retain flag", []persist.Op{persist.PutMessage{ID: 7, Msg: m2}, persist.Enqueue{ClientID: "c1", MsgID: 7, QoS: 1, Retain: true}},
+			sess + q1(0, false) + "  q id=7 qos=1 pid=0 rel=false retain msg=" + fmtMsg(m2) + "\n", 8},
 		{"DeleteSession", []persist.Op{persist.DeleteSession{ClientID: "c1"}}, "", 2},
 		{"DeleteSession missing", []persist.Op{persist.DeleteSession{ClientID: "zz"}}, sess + q1(0, false), 2},
 		{"PutInbound", []persist.Op{persist.PutInbound{ClientID: "c1", PacketID: 300}, persist.PutInbound{ClientID: "c1", PacketID: 7}},
-			`session "c1" subs=[{a/# 1}] last=0 inbound=[7 300]` + "\n" + q1(0, false), 2},
+			`session "c1" subs=[{1 a/# 1}] last=0 inbound=[7 300]` + "\n" + q1(0, false), 2},
 		{"DeleteInbound", []persist.Op{persist.PutInbound{ClientID: "c1", PacketID: 300}, persist.PutInbound{ClientID: "c1", PacketID: 7}, persist.DeleteInbound{ClientID: "c1", PacketID: 300}},
-			`session "c1" subs=[{a/# 1}] last=0 inbound=[7]` + "\n" + q1(0, false), 2},
+			`session "c1" subs=[{1 a/# 1}] last=0 inbound=[7]` + "\n" + q1(0, false), 2},
 		{"PutRetained", []persist.Op{persist.PutRetained{Msg: m2}}, sess + q1(0, false) + "retained " + fmtMsg(m2) + "\n", 2},
 		{"PutRetained replaces", []persist.Op{persist.PutRetained{Msg: m2}, persist.PutRetained{Msg: msg("a/c", "three")}},
 			sess + q1(0, false) + "retained " + fmtMsg(msg("a/c", "three")) + "\n", 2},
@@ -124,6 +134,9 @@ func TestSharedMessageRefcount(t *testing.T) {
 		persist.Enqueue{ClientID: "a", MsgID: 10, QoS: 1},
 		persist.Enqueue{ClientID: "b", MsgID: 10, QoS: 0},
 		persist.Enqueue{ClientID: "c", MsgID: 10, QoS: 2},
+		// Load reads the messages of sent entries only.
+		persist.SetInflight{ClientID: "a", MsgID: 10, PacketID: 1},
+		persist.SetInflight{ClientID: "c", MsgID: 10, PacketID: 1},
 	)
 	snap := mustLoad(t, db)
 	if len(snap.Sessions) != 3 {
@@ -136,7 +149,7 @@ func TestSharedMessageRefcount(t *testing.T) {
 	db = reopen(t, db, opts) // refcounts must survive a restart (the cleanup Check verifies them)
 	mustCommit(t, db, persist.DeleteSession{ClientID: "b"})
 	snap = mustLoad(t, db)
-	if got := fmtSnap(snap); got != `session "a" subs=[] last=0 inbound=[]`+"\n"+`session "c" subs=[] last=0 inbound=[]`+"\n  q id=10 qos=2 pid=0 rel=false msg="+fmtMsg(m)+"\n" {
+	if got := fmtSnap(snap); got != `session "a" subs=[] last=0 inbound=[]`+"\n"+`session "c" subs=[] last=0 inbound=[]`+"\n  q id=10 qos=2 pid=1 rel=false msg="+fmtMsg(m)+"\n" {
 		t.Errorf("after dequeue a, delete b:\n%s", got)
 	}
 	mustCommit(t, db, persist.Dequeue{ClientID: "c", MsgID: 10})
@@ -165,7 +178,7 @@ func TestRestartRestoresEverything(t *testing.T) {
 	ops = append(ops,
 		persist.SetInflight{ClientID: "c0", MsgID: 1, PacketID: 1, Pubrel: true},
 		persist.PutInbound{ClientID: "c1", PacketID: 5},
-		persist.PutSession{ClientID: "c2", Subs: []persist.Subscription{{Filter: "#", QoS: 2}}, LastSeen: 1234},
+		persist.PutSession{ClientID: "c2", LastSeen: 1234}, persist.PutSubscription{ClientID: "c2", Sub: persist.Subscription{Seq: 1, Filter: "#", QoS: 2}},
 		persist.PutRetained{Msg: msg("r", "retained")},
 		persist.QueueAppend{Queue: "cloud", Msg: msg("b", "bridge")},
 	)
@@ -269,6 +282,12 @@ func TestInvalidOpsRefused(t *testing.T) {
 		persist.PutRetained{Msg: persist.Message{Topic: long}},
 		persist.QueueAppend{Queue: long, Msg: msg("t", "p")},
 		persist.PutMessage{ID: 3, Msg: persist.Message{Topic: "x", QoS: 7}},
+		persist.PutSubscription{ClientID: "c1", Sub: persist.Subscription{Seq: 1, Filter: "a", QoS: 3}},
+		persist.PutSubscription{ClientID: "c1", Sub: persist.Subscription{Seq: 1, Filter: ""}},
+		persist.PutSubscription{ClientID: long, Sub: persist.Subscription{Seq: 1, Filter: "a"}},
+		persist.DeleteSubscription{ClientID: ""},
+		persist.SetOwner{ClientID: ""},
+		persist.SetOwner{ClientID: long},
 		nil,
 	} {
 		t.Run(fmt.Sprintf("%T", bad), func(t *testing.T) {

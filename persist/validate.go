@@ -45,6 +45,24 @@ func validate(op Op) error {
 		if !key(o.ClientID) {
 			return bad("client id length")
 		}
+	case PutSubscription:
+		if !key(o.ClientID) {
+			return bad("client id length")
+		}
+		if o.Sub.QoS > 2 {
+			return bad("qos > 2")
+		}
+		if len(o.Sub.Filter) == 0 || len(o.Sub.Filter) > maxNameSize {
+			return bad("filter length")
+		}
+	case DeleteSubscription:
+		if !key(o.ClientID) {
+			return bad("client id length")
+		}
+	case SetOwner:
+		if !key(o.ClientID) {
+			return bad("client id length")
+		}
 	case DeleteSession:
 		if !key(o.ClientID) {
 			return bad("client id length")

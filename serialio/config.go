@@ -13,7 +13,7 @@ import (
 
 // Framing names, the values of Config.Framing (config key framing).
 const (
-	// FramingCOBSCRC16 is the cobs-crc16 wire format of DESIGN.md §3:
+	// FramingCOBSCRC16 is the cobs-crc16 wire format of serialio/WIRE.md:
 	// several logical MQTT connections per port, CRC, resynchronisation.
 	FramingCOBSCRC16 = "cobs-crc16"
 	// FramingRaw carries one plain MQTT byte stream, one client per port.

@@ -7,7 +7,7 @@
 //
 // With framing cobs-crc16 (the default) the line carries frames: a channel
 // byte, one MQTT packet and a CRC-16/CCITT-FALSE, COBS-encoded and delimited
-// by 0x00 (DESIGN.md §3). Each channel 0-254 is a logical connection, so one
+// by 0x00 (specified in WIRE.md in this directory). Each channel 0-254 is a logical connection, so one
 // MCU hub can present several sensors; channel 255 carries link control.
 // Corrupt frames are dropped, counted (Stats) and resynchronised at the next
 // 0x00. The link rules that differ from TCP:

@@ -1,6 +1,6 @@
 package serialio
 
-// Wire constants of the cobs-crc16 framing (DESIGN.md §3).
+// Wire constants of the cobs-crc16 framing (serialio/WIRE.md).
 const (
 	// ControlChannel is the channel byte of link-control frames.
 	ControlChannel byte = 255

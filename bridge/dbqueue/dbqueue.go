@@ -1,6 +1,6 @@
 // Package dbqueue adapts a durable FIFO of a persist.DB to bridge.Queue.
 //
-// It exists so that package bridge need not import persist (STYLE.md §1):
+// It exists so that package bridge need not import persist (packages depend on what they declare):
 // cmd/edged wires a bridge to its queue through it, and the bridge's tests
 // use the same adapter rather than a copy.
 package dbqueue

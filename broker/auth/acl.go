@@ -12,7 +12,7 @@ import (
 	"github.com/edged/edged/broker/packet"
 )
 
-var _ broker.Authorizer = (*ACL)(nil)
+var _ broker.SubscriptionAuthorizer = (*ACL)(nil)
 
 // ACL authorizes publishes and subscriptions from a Mosquitto-style ACL
 // file. What no rule grants is refused. It is safe for concurrent use;
@@ -56,8 +56,9 @@ func LoadACL(path string) (*ACL, error) {
 }
 
 // Reload reads the file again, for SIGHUP. If the file cannot be read or
-// has a bad line, the rules in use are kept and the error returned.
-// Subscriptions granted before a reload are not re-checked.
+// has a bad line, the rules in use are kept and the error returned. The
+// caller then has the broker re-check granted subscriptions
+// (broker.Server.Reauthorize).
 func (a *ACL) Reload() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -74,40 +75,74 @@ func (a *ACL) Reload() error {
 }
 
 // Allow implements broker.Authorizer. Publish needs a write rule matching
-// the topic name; Subscribe needs a read rule covering the whole filter
-// (every topic the filter can match). A deny rule that matches the topic,
-// or could match any topic of the filter, refuses regardless of the other
-// rules.
+// the topic name and Read a read rule matching it, and no deny rule may
+// match it. Subscribe is AuthorizeSubscription's GrantSome or GrantAll.
 func (a *ACL) Allow(c *broker.ClientInfo, acc broker.Access, topic string) bool {
-	var need access
-	var match, denies func(rule, name string) bool
 	switch acc {
 	case broker.Publish:
-		need, match, denies = accessWrite, packet.MatchTopic, packet.MatchTopic
+		return a.rules.Load().allowTopic(c, accessWrite, topic)
+	case broker.Read:
+		return a.rules.Load().allowTopic(c, accessRead, topic)
 	case broker.Subscribe:
-		need, match, denies = accessRead, covers, overlaps
-	default:
-		return false
+		return a.AuthorizeSubscription(c, topic) != broker.GrantNone
 	}
-	r := a.rules.Load()
+	return false
+}
+
+// AuthorizeSubscription implements broker.SubscriptionAuthorizer, as
+// Mosquitto's ACL works: a filter is granted when a read rule could match
+// one of its topics, and refused when none could or a deny rule matches
+// every topic it can match (so "topic deny a/b" refuses exactly "a/b" and
+// "a/+/..." filters stay granted). It is GrantAll when a read rule covers
+// the whole filter and no deny rule could match any of its topics; else
+// the broker checks each message with Read.
+func (a *ACL) AuthorizeSubscription(c *broker.ClientInfo, filter string) broker.Grant {
+	covered, some, denied, overlapDeny := false, false, false, false
+	ok := a.rules.Load().each(c, func(f string, ru rule) {
+		if ru.access == accessDeny {
+			denied = denied || covers(f, filter)
+			overlapDeny = overlapDeny || overlaps(f, filter)
+			return
+		}
+		if ru.access&accessRead != 0 {
+			covered = covered || covers(f, filter)
+			some = some || overlaps(f, filter)
+		}
+	})
+	switch {
+	case !ok, denied, !some:
+		return broker.GrantNone
+	case covered && !overlapDeny:
+		return broker.GrantAll
+	}
+	return broker.GrantSome
+}
+
+// allowTopic reports whether a rule with access need matches topic name t
+// and no deny rule does.
+func (r *aclRules) allowTopic(c *broker.ClientInfo, need access, t string) bool {
+	granted, denied := false, false
+	ok := r.each(c, func(f string, ru rule) {
+		if ru.access == accessDeny {
+			denied = denied || packet.MatchTopic(f, t)
+		} else if ru.access&need != 0 {
+			granted = granted || packet.MatchTopic(f, t)
+		}
+	})
+	return ok && granted && !denied
+}
+
+// each calls fn with every rule that applies to client c: its own (or the
+// anonymous ones) and the patterns, substituted. It reports false, having
+// stopped, if a deny pattern could not be substituted safely: the caller
+// must then refuse (fail closed).
+func (r *aclRules) each(c *broker.ClientInfo, fn func(filter string, ru rule)) bool {
 	own := r.anonymous
 	if c.HasUsername {
 		own = r.users[c.Username]
 	}
-	granted := false
-	check := func(f string, ru rule) bool {
-		if ru.access == accessDeny {
-			return !denies(f, topic)
-		}
-		if !granted && ru.access&need != 0 && match(f, topic) {
-			granted = true
-		}
-		return true
-	}
 	for _, ru := range own {
-		if !check(ru.filter, ru) {
-			return false
-		}
+		fn(ru.filter, ru)
 	}
 	for _, ru := range r.patterns {
 		f := ru.filter
@@ -119,16 +154,14 @@ func (a *ACL) Allow(c *broker.ClientInfo, acc broker.Access, topic string) bool 
 				continue // %u and no user name
 			case safe:
 			case ru.access == accessDeny:
-				return false // fail closed
+				return false
 			default:
 				continue // grants nothing
 			}
 		}
-		if !check(f, ru) {
-			return false
-		}
+		fn(f, ru)
 	}
-	return granted
+	return true
 }
 
 // substitute replaces %c with the client id and %u with the user name.

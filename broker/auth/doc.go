@@ -12,8 +12,8 @@
 // Passwords and ACL are safe for concurrent use. Reload parses the whole
 // file first and swaps it in with one atomic store, so a check sees either
 // the old table or the new one; a file with any bad line is not loaded and
-// the old table stays in use. ACL checks happen when a client subscribes,
-// so a reload does not revoke subscriptions already granted.
+// the old table stays in use. After an ACL reload edged has the broker
+// re-check granted subscriptions (broker.Server.Reauthorize).
 //
 // # Password file
 //
@@ -70,21 +70,32 @@
 // not apply to a client without a user name. Anything else is an error
 // naming the file and line.
 //
-// A client may publish to a topic if a write rule matches it, and
-// subscribe to a filter if a read rule covers the filter, unless a deny
-// rule matches (publish) or overlaps the filter (subscribe): deny wins.
-// With no matching rule, access is refused.
+// A client may publish to a topic if a write rule matches it, and receive
+// a message if a read rule matches its topic, unless a deny rule matches
+// the topic: deny wins. With no matching rule, access is refused.
 //
-// Subscriptions are checked once, at SUBSCRIBE, so a filter is allowed
-// only if every topic it can match is readable. "Covers" is decided level
-// by level: a rule '#' covers the rest of the filter; a rule '+' covers one
-// filter level that is not '#' (a filter '+' included); other levels must
-// be equal; a filter '#' is covered only by a rule '#'. So "sensors/#"
-// covers "sensors/+/temp" and "sensors/#", but "sensors/+" does not cover
-// "sensors/#". Several rules that only together cover a filter do not
-// grant it (the check is conservative). A deny rule refuses a filter if
-// any topic could match both. Mosquitto is looser here because it also
-// filters at delivery time; edged does not.
+// Subscriptions work as Mosquitto's ACL, which checks each message at
+// delivery: a filter is granted when a read rule could match one of its
+// topics, and refused (SUBACK 0x80) when no read rule could, or a deny rule
+// matches every topic the filter can match. So with "topic read #" and
+// "topic deny test/nosubscribe", a dashboard's "#" is granted and never
+// receives test/nosubscribe, and only the filter "test/nosubscribe" itself
+// is refused. (Mosquitto 2.0.11, as in Debian 12, even grants filters no
+// rule could match, and delivers nothing through them; edged refuses
+// them, so the client learns at once.)
+//
+// AuthorizeSubscription tells the broker which granted filters need that
+// check at delivery: none does when a read rule covers the whole filter and
+// no deny rule could match any of its topics (GrantAll). "Covers" is
+// decided level by level: a rule '#' covers the rest of the filter; a rule
+// '+' covers one filter level that is not '#' (a filter '+' included);
+// other levels must be equal; a filter '#' is covered only by a rule '#'.
+// So "sensors/#" covers "sensors/+/temp" and "sensors/#", but "sensors/+"
+// does not cover "sensors/#". Several rules that only together cover a
+// filter leave it to the check at delivery, which is exact.
+//
+// The broker re-checks granted subscriptions when a client resumes its
+// session and, in edged, after Reload on SIGHUP.
 //
 // As in topic matching [MQTT-4.7.2-1], a rule starting with '+' or '#'
 // does not match or cover topics starting with '$': reading $SYS needs a

@@ -66,6 +66,9 @@ func topicUnder(f string) string {
 // panics for any client and topic; and subscribe checks are consistent: a
 // filter allowed for subscription allows every topic name it matches
 // (nothing the rules refuse can be reached through a wider filter).
+// A filter fully granted (GrantAll) lets every topic name it matches be
+// read without a check at delivery, and a readable topic name is never
+// unreachable: every filter matching it is granted.
 func FuzzACL(f *testing.F) {
 	acl := fileSeed(f, "testdata/acl")
 	f.Add(acl, "dev1", "alice", true, "sensors/+/temp")
@@ -95,8 +98,12 @@ func FuzzACL(f *testing.F) {
 		a.rules.Store(r)
 		c := &broker.ClientInfo{ClientID: clientID, Username: username, HasUsername: hasUser}
 		a.Allow(c, broker.Publish, topic)
+		a.Allow(c, broker.Read, topic)
 		a.Allow(c, broker.Access(0), topic)
-		sub := a.Allow(c, broker.Subscribe, topic)
+		grant := a.AuthorizeSubscription(c, topic)
+		if sub := a.Allow(c, broker.Subscribe, topic); sub != (grant != broker.GrantNone) {
+			t.Fatalf("Allow(Subscribe, %q) = %v, but grant %d", topic, sub, grant)
+		}
 		if !packet.ValidTopicFilter(topic) {
 			return
 		}
@@ -104,8 +111,12 @@ func FuzzACL(f *testing.F) {
 		if !packet.ValidTopicName(name) || !packet.MatchTopic(topic, name) {
 			return
 		}
-		if sub && !a.Allow(c, broker.Subscribe, name) {
-			t.Fatalf("subscribe %q allowed, but not %q which it matches", topic, name)
+		readable := a.Allow(c, broker.Read, name)
+		if grant == broker.GrantAll && !readable {
+			t.Fatalf("subscribe %q granted in full, but %q which it matches is not readable", topic, name)
+		}
+		if readable && grant == broker.GrantNone {
+			t.Fatalf("%q is readable, but subscribing to %q which matches it is refused", name, topic)
 		}
 	})
 }

@@ -63,14 +63,39 @@ func Read(r io.Reader, maxSize int) (Packet, error) {
 	if t := Type(first >> 4); t < CONNECT || t > DISCONNECT {
 		return nil, malformed("reserved packet type " + strconv.Itoa(int(t)))
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readBody(r, n)
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
 	return Decode(first, body)
+}
+
+// bodyChunk is what Read allocates for a body before its bytes arrive.
+const bodyChunk = 4 << 10
+
+// readBody reads an n-byte body. The buffer grows (doubling, up to n) as
+// bytes arrive instead of being allocated at n from the header alone: a
+// peer announcing a large packet and sending nothing more makes the reader
+// hold 4 KiB, not the announced size.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	body := make([]byte, min(n, bodyChunk))
+	got := 0
+	for {
+		k, err := io.ReadFull(r, body[got:])
+		got += k
+		if err != nil {
+			return nil, err
+		}
+		if got == n {
+			return body, nil
+		}
+		grown := make([]byte, min(2*len(body), n))
+		copy(grown, body)
+		body = grown
+	}
 }
 
 // Decode decodes the packet whose fixed header's first byte is first and

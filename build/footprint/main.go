@@ -1,8 +1,9 @@
 // Command footprint measures edged's footprint for `make footprint`: the
 // size of each stripped binary in dist/, and the resident memory (VmRSS) of
 // the amd64 binary idle, with N idle MQTT clients connected, and with M
-// QoS 1 messages queued for one offline persistent subscriber (and again
-// after a restart with that backlog on disk). It starts edged itself on a
+// QoS 1 messages queued for one offline persistent subscriber, again after
+// a restart with that backlog on disk (with the time until edged accepts
+// connections), and while that subscriber drains it. It starts edged itself on a
 // free 127.0.0.1 port with a temporary data directory; every step is
 // bounded by a timeout. It speaks MQTT 3.1.1 on raw sockets with edged's own
 // codec (broker/packet).
@@ -32,7 +33,9 @@ import (
 const (
 	maxArmBinary  = 10 << 20 // bytes
 	maxIdleRSS    = 15 << 20 // bytes
-	maxPerClient  = 20 << 10 // bytes
+	maxPerClient  = 8 << 10  // bytes (issue 9: an idle client costs at most 8 KiB)
+	maxRestartRSS = 32 << 20 // bytes, with 200,000 64-byte messages queued
+	maxStartup    = time.Second
 	settle        = 2 * time.Second
 	ioTimeout     = 10 * time.Second
 	publishWindow = 256 // unacknowledged PUBLISH packets in flight
@@ -42,7 +45,7 @@ func main() {
 	dist := flag.String("dist", "dist", "directory with the edged-linux-* binaries")
 	bin := flag.String("bin", "", "binary to measure (default: DIST/edged-linux-amd64)")
 	clients := flag.Int("clients", 1000, "idle MQTT clients to connect")
-	queued := flag.Int("queued", 100000, "QoS 1 messages to queue for an offline subscriber")
+	queued := flag.Int("queued", 200000, "QoS 1 messages to queue for an offline subscriber")
 	payload := flag.Int("payload", 64, "payload bytes per queued message")
 	flag.StringVar(&memoryLimit, "memory-limit", "", "edged's memory_limit setting, e.g. 40MiB (default: none)")
 	flag.Parse()
@@ -118,7 +121,7 @@ func run(dist, bin string, nClients, nQueued, payload int) error {
 	rows = append(rows,
 		row{fmt.Sprintf("RSS, %d idle clients", nClients), mib(withClients), "", ""},
 		row{"", e.last, "", ""},
-		row{"per idle client", kib(per), "< 20 KiB", verdict(per, maxPerClient, kib)})
+		row{"per idle client", kib(per), "<= 8 KiB", verdict(per, maxPerClient+1, kib)})
 	for _, c := range conns {
 		c.Close()
 	}
@@ -171,8 +174,24 @@ func run(dist, bin string, nClients, nQueued, payload int) error {
 	if err != nil {
 		return err
 	}
-	rows = append(rows, row{"RSS after restart with that backlog", mib(restarted), "", ""},
-		row{"", e.last, "", ""})
+	var peak int64
+	var peakDetail string
+	rows = append(rows, row{"RSS after restart with that backlog", mib(restarted), "≤ 32 MiB", verdict(restarted, maxRestartRSS+1, mib)},
+		row{"", e.last, "", ""},
+		row{"  time until it accepts connections", e.startup.Round(time.Millisecond).String(), "< 1s",
+			verdict(int64(e.startup), int64(maxStartup), func(n int64) string { return time.Duration(n).String() })})
+	t0 = time.Now()
+	if err := drain(e.addr, "footprint-sub", nQueued, func() {
+		if r, err := e.rss(); err == nil && r > peak {
+			peak, peakDetail = r, e.last
+		}
+	}); err != nil {
+		return err
+	}
+	took = time.Since(t0)
+	rows = append(rows, row{"  peak RSS while the subscriber drains it", mib(peak), "", ""},
+		row{"", peakDetail, "", ""},
+		row{"  drain rate", fmt.Sprintf("%.0f msg/s", float64(nQueued)/took.Seconds()), "", ""})
 	if err := e.stop(); err != nil {
 		return err
 	}
@@ -211,6 +230,9 @@ type edged struct {
 	log  string
 	done chan error
 	last string // RssAnon and RssFile of the last rss call
+	// startup is the time from starting the process until it accepted a
+	// connection.
+	startup time.Duration
 }
 
 // startEdged starts bin with a config sized for n clients or messages and
@@ -235,6 +257,8 @@ listeners:
 persistence: {sync: batch}
 limits:
   max_connections: %d
+  max_connections_per_address: -1   # every client comes from 127.0.0.1
+  max_pending_connections_per_address: -1
   max_queued_messages: %d
   max_queued_bytes: 1GiB
 `, filepath.Join(dir, "data"), limitOrZero(), addr, n+100, n+100)
@@ -255,10 +279,12 @@ limits:
 	}
 	e := &edged{cmd: cmd, addr: addr, log: logPath, done: make(chan error, 1)}
 	go func() { e.done <- cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
+	start := time.Now()
+	deadline := start.Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
+			e.startup = time.Since(start)
 			c.Close()
 			return e, nil
 		}
@@ -266,7 +292,7 @@ limits:
 		case err := <-e.done:
 			e.cmd = nil
 			return nil, fmt.Errorf("edged exited at start (%v): %s", err, tail(logPath))
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			e.stop()
@@ -388,6 +414,44 @@ func persistentSubscribe(addr, id, topic string) error {
 	}
 	if sa, ok := p.(*packet.Suback); !ok || len(sa.ReturnCodes) != 1 || sa.ReturnCodes[0] != 1 {
 		return fmt.Errorf("SUBACK: want QoS 1 granted, got %#v", p)
+	}
+	_, err = c.Write(packet.Encode(&packet.Disconnect{}))
+	return err
+}
+
+// drain resumes the persistent session id and reads and acknowledges n
+// QoS 1 messages, calling sample every 10,000.
+func drain(addr, id string, n int, sample func()) error {
+	c, err := mqttConnect(addr, id, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	for i := 0; i < n; i++ {
+		_ = c.SetDeadline(time.Now().Add(ioTimeout))
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		p, err := packet.Read(r, 0)
+		if err != nil {
+			return fmt.Errorf("draining, after %d messages: %w", i, err)
+		}
+		pub, ok := p.(*packet.Publish)
+		if !ok || pub.QoS != 1 {
+			return fmt.Errorf("draining: want a QoS 1 PUBLISH, got %s", p.Type())
+		}
+		if _, err := w.Write((&packet.Puback{PacketID: pub.PacketID}).AppendTo(w.AvailableBuffer())); err != nil {
+			return err
+		}
+		if i%10000 == 0 {
+			sample()
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
 	}
 	_, err = c.Write(packet.Encode(&packet.Disconnect{}))
 	return err

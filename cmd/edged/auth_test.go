@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/testutil"
 )
 
@@ -60,5 +61,65 @@ func TestPasswdAndReload(t *testing.T) {
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	testutil.WaitFor(t, 10*time.Second, func() error { return try("bob", "b0b") })
+	p.stop(t)
+}
+
+// TestACLReloadRevokes: after SIGHUP re-reads the ACL file, a subscription
+// the new rules no longer grant stops delivering, without the client
+// reconnecting.
+func TestACLReloadRevokes(t *testing.T) {
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "acl")
+	if err := os.WriteFile(acl, []byte("topic readwrite sensors/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("data_dir: %s/data\nauth: {acl_file: %s}\nlisteners:\n  - {name: local, address: 127.0.0.1:0}\n", dir, acl)
+	p := startEdged(t, dir, cfg)
+	got := make(chan string, 16)
+	sub, _, err := dialMQTT(p.addr, "sub", true, func(_ *tclient, pk packet.Packet) {
+		if pp, ok := pk.(*packet.Publish); ok {
+			got <- string(pp.Payload)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.close()
+	pub, _, err := dialMQTT(p.addr, "pub", true, func(*tclient, packet.Packet) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.close()
+	sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "sensors/#", QoS: 0}}})
+	// Publish until the subscription is live (SUBACK is not awaited here).
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		pub.send(&packet.Publish{Topic: "sensors/a", Payload: []byte("before")})
+		select {
+		case <-got:
+			return nil
+		case <-time.After(50 * time.Millisecond):
+			return fmt.Errorf("nothing delivered before the reload")
+		}
+	})
+	if err := os.WriteFile(acl, []byte("topic write sensors/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.logged(t, "subscriptions re-checked", func(r map[string]any) bool {
+		return r["msg"] == "subscriptions re-checked" && r["revoked"] == float64(1)
+	})
+	pub.send(&packet.Publish{Topic: "sensors/a", Payload: []byte("after")})
+	deadline := time.After(300 * time.Millisecond)
+	for {
+		select {
+		case m := <-got:
+			if m == "after" { // not a late "before"
+				t.Fatal("delivered after the subscription was revoked")
+			}
+			continue
+		case <-deadline:
+		}
+		break
+	}
 	p.stop(t)
 }

@@ -25,7 +25,7 @@ func TestBridgeConfigValidation(t *testing.T) {
     queue: {max_messages: 1000000, max_bytes: 512MiB, max_age: 168h, overflow: drop-oldest}
 `
 	if _, err := parseConfig("good.yaml", []byte(good)); err != nil {
-		t.Fatalf("DESIGN.md's example is refused: %v", err)
+		t.Fatalf("the documented example is refused: %v", err)
 	}
 	bad := head + `bridges:
   - name: cloud

@@ -44,9 +44,12 @@ type LogConfig struct {
 
 // ListenerConfig is one network listener.
 type ListenerConfig struct {
-	Name           string           `yaml:"name"`
-	Address        string           `yaml:"address"`
-	AllowAnonymous *bool            `yaml:"allow_anonymous"`
+	Name           string `yaml:"name"`
+	Address        string `yaml:"address"`
+	AllowAnonymous *bool  `yaml:"allow_anonymous"`
+	// MaxConnections is edged's key: clients connected through this
+	// listener, within limits.max_connections. 0 = only the global limit.
+	MaxConnections int              `yaml:"max_connections"`
 	TLS            *TLSConfig       `yaml:"tls"`
 	WebSocket      *WebSocketConfig `yaml:"websocket"`
 }
@@ -95,10 +98,18 @@ type LimitsConfig struct {
 	MaxInflight       int           `yaml:"max_inflight"`
 	MaxQueuedMessages int           `yaml:"max_queued_messages"`
 	MaxQueuedBytes    Size          `yaml:"max_queued_bytes"`
+	MaxSubscriptions  int           `yaml:"max_subscriptions"`
 	SessionExpiry     time.Duration `yaml:"session_expiry"`
 	// MaxWriteQueue is edged's key: packets waiting in one connection's
 	// writer before QoS 0 is dropped / the client is a slow consumer.
 	MaxWriteQueue int `yaml:"max_write_queue"`
+	// edged's keys against hostile clients; see broker.Limits.
+	MaxWriteQueueBytes              Size          `yaml:"max_write_queue_bytes"`
+	MaxConnectionsPerAddress        int           `yaml:"max_connections_per_address"`
+	MaxPendingConnections           int           `yaml:"max_pending_connections"`
+	MaxPendingConnectionsPerAddress int           `yaml:"max_pending_connections_per_address"`
+	MaxKeepalive                    time.Duration `yaml:"max_keepalive"`
+	ConnectTimeout                  time.Duration `yaml:"connect_timeout"`
 }
 
 // BridgeConfig is one bridge to an upstream broker.
@@ -221,6 +232,24 @@ func (c *Config) applyDefaults() {
 	if l.MaxWriteQueue == 0 {
 		l.MaxWriteQueue = broker.DefaultMaxWriteQueue
 	}
+	if l.MaxSubscriptions == 0 {
+		l.MaxSubscriptions = broker.DefaultMaxSubscriptions
+	}
+	if l.MaxWriteQueueBytes == 0 {
+		l.MaxWriteQueueBytes = broker.DefaultMaxWriteQueueBytes
+	}
+	if l.MaxConnectionsPerAddress == 0 {
+		l.MaxConnectionsPerAddress = broker.DefaultMaxConnectionsPerAddress
+	}
+	if l.MaxPendingConnections == 0 {
+		l.MaxPendingConnections = broker.DefaultMaxPendingConnections
+	}
+	if l.MaxPendingConnectionsPerAddress == 0 {
+		l.MaxPendingConnectionsPerAddress = broker.DefaultMaxPendingPerAddress
+	}
+	if l.ConnectTimeout == 0 {
+		l.ConnectTimeout = broker.DefaultConnectTimeout
+	}
 	yes := true
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -228,7 +257,8 @@ func (c *Config) applyDefaults() {
 			l.Name = fmt.Sprintf("listener%d", i)
 		}
 		if l.AllowAnonymous == nil {
-			l.AllowAnonymous = &yes
+			v := defaultAllowAnonymous(l.Address)
+			l.AllowAnonymous = &v
 		}
 		if l.WebSocket != nil && l.WebSocket.Path == "" {
 			l.WebSocket.Path = "/mqtt"
@@ -295,6 +325,9 @@ func (c *Config) validate(file string, lines map[string]int) error {
 				bad(p+".tls.key_file", "is required for a TLS listener")
 			}
 		}
+		if l.MaxConnections < 0 {
+			bad(p+".max_connections", "must not be negative, got %d", l.MaxConnections)
+		}
 		if l.WebSocket != nil && !strings.HasPrefix(l.WebSocket.Path, "/") {
 			bad(p+".websocket.path", "must start with /, got %q", l.WebSocket.Path)
 		}
@@ -343,6 +376,9 @@ func (c *Config) validate(file string, lines map[string]int) error {
 			}
 		}
 	}
+	if c.Limits.ConnectTimeout < 0 {
+		bad("limits.connect_timeout", "must not be negative, got %s", c.Limits.ConnectTimeout)
+	}
 	if c.SysInterval < 0 {
 		bad("sys_interval", "must not be negative")
 	}
@@ -387,6 +423,13 @@ func (c *Config) brokerLimits() broker.Limits {
 		MaxQueuedMessages: l.MaxQueuedMessages,
 		MaxQueuedBytes:    int64(l.MaxQueuedBytes),
 		MaxWriteQueue:     l.MaxWriteQueue,
+		MaxSubscriptions:  l.MaxSubscriptions,
 		SessionExpiry:     l.SessionExpiry,
+
+		MaxWriteQueueBytes:       int64(l.MaxWriteQueueBytes),
+		MaxConnectionsPerAddress: l.MaxConnectionsPerAddress,
+		MaxPendingConnections:    l.MaxPendingConnections,
+		MaxPendingPerAddress:     l.MaxPendingConnectionsPerAddress,
+		MaxKeepalive:             l.MaxKeepalive,
 	}
 }

@@ -52,10 +52,12 @@ func TestConfigsGolden(t *testing.T) {
 	}
 }
 
-// TestCheckConfig runs `edged check-config` on every example, as a user
-// would before deploying it.
+// TestCheckConfig runs `edged check-config` on every example and on the
+// configurations the Debian and OpenWrt packages install, as a user would
+// before deploying them.
 func TestCheckConfig(t *testing.T) {
 	files, _ := filepath.Glob("../../configs/*.yaml")
+	files = append(files, "../../build/edged.yaml", "../../build/openwrt/edged.yaml")
 	for _, f := range files {
 		out, err := exec.Command(edgedBin, "check-config", "-c", f).CombinedOutput()
 		if err != nil {
@@ -166,7 +168,7 @@ func TestSubcommands(t *testing.T) {
 	}
 }
 
-// TestBridgeTuningKeys: edged's bridge keys beyond DESIGN.md §4 reach
+// TestBridgeTuningKeys: edged's bridge keys beyond the basic bridge keys reach
 // bridge.Config, and a bad one is reported with its line.
 func TestBridgeTuningKeys(t *testing.T) {
 	base := "listeners: [{address: '127.0.0.1:1'}]\nbridges:\n  - name: cloud\n    address: tcp://up:1883\n" +

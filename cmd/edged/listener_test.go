@@ -72,7 +72,7 @@ func TestWebSocketListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listenWebSocket(tcp, "/mqtt", slog.New(slog.DiscardHandler))
+	ln := listenWebSocket(tcp, "/mqtt", 10*time.Second, slog.New(slog.DiscardHandler))
 	serveListener(t, ln)
 	url := "ws://" + tcp.Addr().String() + "/mqtt"
 	pahoRoundTrip(t, url, nil)
@@ -113,7 +113,7 @@ func TestTLSListener(t *testing.T) {
 	if err := os.WriteFile(cfg.ClientCAFile, ca.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := listen(ListenerConfig{Name: "tls", Address: "127.0.0.1:0", TLS: cfg}, slog.New(slog.DiscardHandler))
+	ln, err := listen(ListenerConfig{Name: "tls", Address: "127.0.0.1:0", TLS: cfg}, nil, 10*time.Second, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

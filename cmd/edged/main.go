@@ -167,11 +167,12 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 	}()
 	bcfg := broker.Config{
-		Limits:      cfg.brokerLimits(),
-		Store:       db,
-		SysInterval: cfg.SysInterval,
-		Version:     version,
-		Logger:      log,
+		Limits:         cfg.brokerLimits(),
+		Store:          db,
+		SysInterval:    cfg.SysInterval,
+		ConnectTimeout: cfg.Limits.ConnectTimeout,
+		Version:        version,
+		Logger:         log,
 	}
 	var reloaders []func() error
 	if cfg.Auth.PasswordFile != "" {
@@ -182,17 +183,26 @@ func serve(cfg *Config, log *slog.Logger) error {
 		bcfg.Auth = pw
 		reloaders = append(reloaders, pw.Reload)
 	}
+	var acl *auth.ACL
 	if cfg.Auth.ACLFile != "" {
-		acl, err := auth.LoadACL(cfg.Auth.ACLFile)
-		if err != nil {
+		if acl, err = auth.LoadACL(cfg.Auth.ACLFile); err != nil {
 			return err
 		}
 		bcfg.ACL = acl
-		reloaders = append(reloaders, acl.Reload)
 	}
 	b, err := broker.New(bcfg)
 	if err != nil {
 		return err
+	}
+	if acl != nil {
+		reloaders = append(reloaders, func() error {
+			if err := acl.Reload(); err != nil {
+				return err
+			}
+			// Granted subscriptions follow the new rules.
+			b.Reauthorize()
+			return nil
+		})
 	}
 	if len(reloaders) > 0 {
 		// SIGHUP re-reads the password and ACL files; a bad file keeps the
@@ -229,7 +239,7 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 	}
 	for _, lc := range cfg.Listeners {
-		ln, err := listen(lc, log)
+		ln, err := listen(lc, b, cfg.Limits.ConnectTimeout, log)
 		if err != nil {
 			closeAll()
 			b.Shutdown(context.Background())
@@ -237,6 +247,7 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 		lns = append(lns, boundListener{ln, lc})
 	}
+	warnListenerAccess(cfg, log)
 	// Bridges register their durable taps before any client is served, so
 	// no message matching an out rule can miss the queue.
 	bridges, err := setupBridges(cfg.Bridges, cfg.SysInterval, b, db, log)
@@ -264,11 +275,13 @@ func serve(cfg *Config, log *slog.Logger) error {
 	log.Info("edged started", "version", version, "data_dir", cfg.DataDir, "pid", os.Getpid())
 
 	g, gctx := errgroup.WithContext(ctx)
-	// allow_anonymous is never nil here: applyDefaults sets it (true for
-	// serial ports too: whoever is wired to a UART has physical access).
+	// allow_anonymous is never nil here: applyDefaults sets it (true on
+	// loopback addresses and serial ports: whoever is wired to a UART has
+	// physical access).
 	for _, l := range lns {
 		g.Go(func() error {
-			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(*l.cfg.AllowAnonymous))
+			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(*l.cfg.AllowAnonymous),
+				broker.WithMaxConnections(l.cfg.MaxConnections))
 		})
 	}
 	for i, ln := range serials {
@@ -520,10 +533,16 @@ func publishSerialStats(ctx context.Context, b *broker.Server, cfg *Config, lns 
 }
 
 // listen opens a listener's socket, with TLS and WebSocket if configured.
-func listen(lc ListenerConfig, log *slog.Logger) (net.Listener, error) {
+// A WebSocket listener counts its HTTP connections as pending with gate
+// (nil: not counted) and closes those that do not upgrade within
+// connectTimeout.
+func listen(lc ListenerConfig, gate pendingGate, connectTimeout time.Duration, log *slog.Logger) (net.Listener, error) {
 	ln, err := net.Listen("tcp", lc.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+	}
+	if lc.WebSocket != nil && gate != nil {
+		ln = &pendingListener{Listener: ln, gate: gate, name: lc.Name}
 	}
 	if lc.TLS != nil {
 		tc, err := serverTLS(lc.TLS)
@@ -534,7 +553,7 @@ func listen(lc ListenerConfig, log *slog.Logger) (net.Listener, error) {
 		ln = tls.NewListener(ln, tc)
 	}
 	if lc.WebSocket != nil {
-		ln = listenWebSocket(ln, lc.WebSocket.Path, log.With("listener", lc.Name))
+		ln = listenWebSocket(ln, lc.WebSocket.Path, connectTimeout, log.With("listener", lc.Name))
 	}
 	return ln, nil
 }

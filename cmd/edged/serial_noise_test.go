@@ -99,7 +99,7 @@ type sensorResult struct {
 	connects, resets, timeouts, resends int
 }
 
-// runLossySensor publishes msgs on channel 0 with the rule of DESIGN.md
+// runLossySensor publishes msgs on channel 0 with the rule of serialio/WIRE.md
 // §3: when an acknowledgement does not arrive within ackTimeout, or a
 // RESET arrives, CONNECT again (clean session 0, same client id) and resend
 // the unacknowledged PUBLISH packets with DUP set (and PUBREL for QoS 2
@@ -233,7 +233,7 @@ func runLossySensor(ctx context.Context, s *sensor, id string, msgs []*noisyMsg,
 
 // TestSerialNoise runs a lossy sensor against the real broker through a
 // relay that corrupts exactly one frame in 100 in each direction. The
-// sensor recovers by the DESIGN.md §3 rule alone; a persistent QoS 2 TCP
+// sensor recovers by the serialio/WIRE.md rule alone; a persistent QoS 2 TCP
 // subscriber gets every QoS 1 message at least once and every QoS 2 message
 // exactly once; the port's counters (and $SYS/broker/serial/...) account
 // for every frame the relay spoilt towards edged, the sensor's decoder for

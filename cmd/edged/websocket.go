@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -28,7 +29,11 @@ type wsListener struct {
 
 var _ net.Listener = (*wsListener)(nil)
 
-func listenWebSocket(ln net.Listener, path string, log *slog.Logger) *wsListener {
+// listenWebSocket serves WebSocket upgrades on ln. timeout bounds reading a
+// request's headers and an idle HTTP keep-alive connection, so that a
+// client which never upgrades is closed like one that never sends CONNECT
+// (the broker's limits.connect_timeout).
+func listenWebSocket(ln net.Listener, path string, timeout time.Duration, log *slog.Logger) *wsListener {
 	l := &wsListener{ln: ln, conns: make(chan net.Conn), closed: make(chan struct{})}
 	up := websocket.Upgrader{
 		// "mqttv3.1" is what some MQTT 3.1 clients offer.
@@ -63,8 +68,20 @@ func listenWebSocket(ln net.Listener, path string, log *slog.Logger) *wsListener
 	})
 	l.srv = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: timeout,
+		// Without it an idle keep-alive connection stays open forever.
+		IdleTimeout: timeout,
+		// A WebSocket handshake is a few hundred bytes (plus cookies); the
+		// default of 1 MiB would let each pending connection hold that much.
+		MaxHeaderBytes: wsMaxHeaderBytes,
+		// A connection counted by pendingListener stops counting when it is
+		// upgraded (the broker counts it from then until CONNECT) or closed.
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateHijacked || st == http.StateClosed {
+				releasePending(c)
+			}
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	l.wg.Add(1)
 	go func() {
@@ -72,6 +89,63 @@ func listenWebSocket(ln net.Listener, path string, log *slog.Logger) *wsListener
 		l.srv.Serve(ln)
 	}()
 	return l
+}
+
+// wsMaxHeaderBytes bounds an HTTP request's headers on a WebSocket listener.
+const wsMaxHeaderBytes = 16 << 10
+
+// pendingGate counts connections that have not sent CONNECT yet;
+// *broker.Server implements it.
+type pendingGate interface {
+	HoldPending(listener string, addr net.Addr) (release func(), ok bool)
+}
+
+// pendingListener counts each accepted connection as pending with gate
+// until it is released (see releasePending) or closed; one over the
+// broker's pending limits is closed at once. It wraps the TCP listener of
+// a WebSocket listener, below TLS, so that HTTP connections that never
+// upgrade count against limits.max_pending_connections.
+type pendingListener struct {
+	net.Listener
+	gate pendingGate
+	name string
+}
+
+func (l *pendingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		release, ok := l.gate.HoldPending(l.name, c.RemoteAddr())
+		if !ok {
+			c.Close()
+			continue
+		}
+		return &pendingConn{Conn: c, release: release}, nil
+	}
+}
+
+// pendingConn is a connection counted as pending until release is called
+// (it may be called more than once).
+type pendingConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *pendingConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
+
+// releasePending stops counting c, a pendingConn possibly under TLS.
+func releasePending(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if pc, ok := c.(*pendingConn); ok {
+		pc.release()
+	}
 }
 
 // Accept returns the next upgraded connection.

@@ -24,6 +24,9 @@ type MosquittoOptions struct {
 	// LogAll logs everything (log_type all) instead of errors and
 	// warnings only.
 	LogAll bool
+	// ACLFile and PasswordFile, if set, are mosquitto's acl_file and
+	// password_file (anonymous clients are still allowed).
+	ACLFile, PasswordFile string
 }
 
 // Mosquitto is a real mosquitto process (the Debian package) on a free
@@ -60,6 +63,12 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 		c.WriteString("user root\n")
 	}
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\nallow_anonymous true\n", port)
+	if opts.ACLFile != "" {
+		fmt.Fprintf(&c, "acl_file %s\n", opts.ACLFile)
+	}
+	if opts.PasswordFile != "" {
+		fmt.Fprintf(&c, "password_file %s\n", opts.PasswordFile)
+	}
 	if opts.Persistence {
 		fmt.Fprintf(&c, "persistence true\npersistence_location %s/\npersistence_file mosquitto.db\n"+
 			"autosave_interval 1\nautosave_on_changes true\n", m.Dir)

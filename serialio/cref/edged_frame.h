@@ -1,5 +1,5 @@
 /*
- * edged_frame.h - the cobs-crc16 serial frame format of edged (DESIGN.md §3),
+ * edged_frame.h - the cobs-crc16 serial frame format of edged (serialio/WIRE.md),
  * sensor side. Portable C99, no malloc, no I/O.
  *
  * A frame is channel(1) + body(N) + CRC-16/CCITT-FALSE(2, big-endian) over

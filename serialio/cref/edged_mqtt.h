@@ -1,6 +1,6 @@
 /*
  * edged_mqtt.h - a minimal MQTT 3.1.1 client for sensors talking to edged
- * over a serial line with cobs-crc16 framing (DESIGN.md §3). Portable C99,
+ * over a serial line with cobs-crc16 framing (serialio/WIRE.md). Portable C99,
  * no malloc: all buffers are in the edged_mqtt struct, sized at compile time.
  *
  * What it does: CONNECT with clean session 0, a client id and a keepalive;
