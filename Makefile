@@ -49,7 +49,7 @@ FUZZ_TARGETS := \
 	./broker/packet:FuzzDecode ./broker/packet:FuzzMatchTopic \
 	./serialio:FuzzDecoder ./serialio:FuzzCOBS \
 	./persist:FuzzQueue ./persist:FuzzDecodeMessage ./persist:FuzzDecodeSession \
-	./persist:FuzzDecodeRef ./persist:FuzzDecodeQStats \
+	./persist:FuzzDecodeRef ./persist:FuzzDecodeQStats ./persist:FuzzUnseal ./persist:FuzzNameOfKey \
 	./broker/auth:FuzzACL ./broker/auth:FuzzPasswords \
 	./bridge:FuzzTopicRules ./cmd/edged:FuzzParseConfig
 

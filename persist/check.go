@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -60,8 +62,9 @@ func readMeta(f *os.File, off int64) (boltMeta, bool) {
 // bbolt reads anything but the meta pages. It catches the damage that would
 // make bbolt fault on its memory map, hang, or reuse live pages: a file
 // that is not bbolt, or is shorter than its meta page says (precheck), and
-// a damaged page tree (verifyPages). An empty file is fine: Open creates the
-// store.
+// a damaged page tree (verifyPages). An empty file is damage: Open creates
+// a new store whole (createStore), so an empty one was cut short or
+// truncated.
 func checkFile(f *os.File, path string) error {
 	m, ok, err := precheck(f, path)
 	if err != nil || !ok {
@@ -74,19 +77,18 @@ func checkFile(f *os.File, path string) error {
 }
 
 // precheck reads the meta page bbolt will use (the valid one with the
-// highest txid) and checks it against the file size. ok is false for an
-// empty file.
+// highest txid) and checks it against the file size.
 func precheck(f *os.File, path string) (best boltMeta, ok bool, err error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return best, false, fmt.Errorf("opening store %s: %w", path, err)
 	}
-	size := fi.Size()
-	if size == 0 {
-		return best, false, nil
-	}
 	if !fi.Mode().IsRegular() {
 		return best, false, fmt.Errorf("opening store %s: not a regular file", path)
+	}
+	size := fi.Size()
+	if size < 2*1024 {
+		return best, false, corruptErr(path, fmt.Errorf("the file has %d bytes, less than the two meta pages of a store", size))
 	}
 	m0, ok0 := readMeta(f, 0)
 	found := false
@@ -110,25 +112,41 @@ func precheck(f *os.File, path string) (best boltMeta, ok bool, err error) {
 	if best.pageSize < 1024 || best.pageSize&(best.pageSize-1) != 0 {
 		return best, false, corruptErr(path, fmt.Errorf("bad page size %d", best.pageSize))
 	}
+	if size < 2*int64(best.pageSize) {
+		return best, false, corruptErr(path, fmt.Errorf("the file has %d bytes, less than two pages of %d", size, best.pageSize))
+	}
 	if need := int64(best.pgid) * int64(best.pageSize); best.pgid > 1<<40 || need > size {
 		return best, false, corruptErr(path, fmt.Errorf("file is truncated: %d bytes, its meta page needs %d", size, need))
 	}
 	return best, true, nil
 }
 
-// Check opens the store at path read-only and checks it: bbolt's own
-// consistency check (page structure, freelist, key order), the format
-// version, that every record decodes, that message reference counts match
-// the session queues with no orphaned or missing message, and that queue
-// statistics match their entries. It returns nil for a sound store, or an
-// error wrapping ErrCorrupt that lists the problems (at most 100). Run it
-// while edged is stopped: a running edged holds the lock (ErrLocked).
-func Check(path string) (err error) {
+// Check opens the store at path read-only and checks it: the meta pages
+// (a damaged one next to a valid one is a silent rollback, see inspectMeta),
+// bbolt's own consistency check (page structure, freelist, key order), the
+// format version, every record's checksum and encoding, that every key
+// matches its name, that message reference counts match the session queues
+// with no orphaned or missing message, and that queue statistics match
+// their entries. It returns nil for a sound store, or an error wrapping
+// ErrCorrupt that lists the problems (at most 100), each naming its
+// session, queue or topic. Run it while edged is stopped: a running edged
+// holds the lock (ErrLocked). A store of an older format is checked as it
+// is; Open migrates it.
+func Check(path string) error {
+	_, err := CheckReport(path)
+	return err
+}
+
+// CheckReport is Check, and also returns notes about a store that is
+// sound: the damaged records edged found and set aside earlier (see
+// doc.go, Damage), oldest first, and the format version if Open is yet to
+// migrate it.
+func CheckReport(path string) (notes []string, err error) {
 	opts := Options{Path: path}
 	opts.setDefaults()
 	b, _, err := openBolt(path, boltOptions(&opts, true))
 	if err != nil {
-		return fmt.Errorf("checking store: %w", err)
+		return nil, fmt.Errorf("checking store: %w", err)
 	}
 	defer b.Close()
 	var problems []error
@@ -137,6 +155,9 @@ func Check(path string) (err error) {
 			problems = append(problems, e)
 		}
 		return len(problems) < 100
+	}
+	if d := inspectMeta(path); d != nil {
+		add(errors.New(d.String()))
 	}
 	func() {
 		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -149,53 +170,147 @@ func Check(path string) (err error) {
 			// Open ran verifyPages, so bbolt's checker goroutine cannot
 			// loop or fault. After 100 problems stop reading: the checker
 			// then stays blocked on its send and reads no more.
+			n := len(problems)
 			for e := range tx.Check() {
 				if !add(e) {
 					break
 				}
 			}
-			if len(problems) > 0 {
+			if len(problems) > n {
 				return nil // the page structure is broken; the record checks would fault
 			}
 			if err := checkFormat(tx, path); err != nil {
 				add(err)
 				return nil
 			}
-			checkRecords(tx, add)
+			r := reader{v1: formatOf(tx) < 2}
+			if r.v1 {
+				notes = append(notes, fmt.Sprintf("format version %d: edged migrates it to %d when it starts", formatOf(tx), formatVersion))
+			}
+			checkRecords(tx, add, r)
+			if v := tx.Bucket(bucketMeta).Get(keyRollback); v != nil {
+				body, err := unseal(keyRollback, v)
+				t, k := binary.Varint(body)
+				if err != nil || k <= 0 {
+					add(fmt.Errorf("meta rollback: bad record (%v)", err))
+				} else {
+					notes = append(notes, fmt.Sprintf("edged started on %s after a rollback: %s",
+						time.Unix(t, 0).UTC().Format(time.RFC3339), body[k:]))
+				}
+			}
+			notes = append(notes, asideNotes(tx, add)...)
 			return nil
 		})
 	}()
 	if len(problems) > 0 {
-		return fmt.Errorf("checking store %s: %w: %w", path, ErrCorrupt, errors.Join(problems...))
+		return notes, fmt.Errorf("checking store %s: %w: %w", path, ErrCorrupt, errors.Join(problems...))
 	}
-	return nil
+	return notes, nil
 }
 
-// checkRecords checks edged's invariants inside tx.
-func checkRecords(tx *bolt.Tx, add func(error) bool) {
-	msgs, refs := tx.Bucket(bucketMessages), tx.Bucket(bucketRefs)
-	counted := make(map[uint64]uint64)
-	_ = tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-		sb := tx.Bucket(bucketSessions).Bucket(k)
-		if sb == nil {
-			add(fmt.Errorf("session %q is not a bucket", k))
+// asideNotes describes the records of the damaged bucket.
+func asideNotes(tx *bolt.Tx, add func(error) bool) []string {
+	b := tx.Bucket(bucketDamaged)
+	if b == nil {
+		return nil
+	}
+	var notes []string
+	_ = b.ForEach(func(k, v []byte) error {
+		body, err := unseal(k, v)
+		var when time.Time
+		var what string
+		var raw []byte
+		if err == nil {
+			when, what, raw, err = decodeAside(body)
+		}
+		if err != nil {
+			add(fmt.Errorf("set-aside record %x: %w", k, err))
 			return nil
 		}
-		if _, _, err := decodeSession(sb.Get(keyInfo)); err != nil {
-			add(fmt.Errorf("session %q: %w", k, err))
+		notes = append(notes, fmt.Sprintf("set aside as damaged on %s: %s (%d bytes kept)",
+			when.UTC().Format(time.RFC3339), what, len(raw)))
+		return nil
+	})
+	return notes
+}
+
+// checkRecords checks edged's invariants inside tx, reading records with
+// r (format 1 or the current one).
+func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
+	open := r.open
+	msgs, refs := tx.Bucket(bucketMessages), tx.Bucket(bucketRefs)
+	if v := tx.Bucket(bucketMeta).Get(keyNextMsgID); v != nil {
+		if body, err := open(keyNextMsgID, v); err != nil || len(body) != 8 {
+			add(fmt.Errorf("meta next_msg_id: bad record (%v)", err))
 		}
-		if _, err := decodeOwner(sb.Get(keyOwner)); err != nil {
-			add(fmt.Errorf("session %q: %w", k, err))
+	}
+	// sizes of the messages whose record is sound, for the queue checks
+	sound := make(map[uint64]bool)
+	_ = msgs.ForEach(func(k, v []byte) error {
+		body, err := open(k, v)
+		if err == nil {
+			_, err = decodeMessage(body)
+		}
+		if err != nil || len(k) != 8 {
+			add(fmt.Errorf("message %x: %w", k, cmp.Or(err, errors.New("bad key"))))
+			return nil
+		}
+		sound[binary.BigEndian.Uint64(k)] = true
+		return nil
+	})
+	counted := make(map[uint64]uint64)
+	sessions := tx.Bucket(bucketSessions)
+	_ = sessions.ForEach(func(k, v []byte) error {
+		sb := sessions.Bucket(k)
+		if sb == nil {
+			add(fmt.Errorf("session %s is not a bucket", keyString(k)))
+			return nil
+		}
+		name, err := r.name(k, func() (string, error) {
+			v, err := open(keyName, sb.Get(keyName))
+			if err == nil && v == nil {
+				err = errors.New("hashed key without its name record")
+			}
+			return string(v), err
+		})
+		where := "session " + quote(name)
+		if err != nil {
+			where = "session " + keyString(k)
+			add(fmt.Errorf("%s: name: %w", where, err))
+		}
+		info, err := open(keyInfo, sb.Get(keyInfo))
+		if err == nil {
+			var subs []Subscription
+			subs, _, err = decodeSession(info)
+			if err == nil && len(subs) > 0 && !r.v1 {
+				// Format 2 keeps them in the subs bucket; format 1 in
+				// the info record (Open moves them).
+				err = errors.New("subscriptions in the info record")
+			}
+		}
+		if err != nil {
+			add(fmt.Errorf("%s: info: %w", where, err))
+		}
+		owner, err := open(keyOwner, sb.Get(keyOwner))
+		if err == nil {
+			_, err = decodeOwner(owner)
+		}
+		if err != nil {
+			add(fmt.Errorf("%s: owner: %w", where, err))
 		}
 		qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)
 		if qb == nil || ib == nil {
-			add(fmt.Errorf("session %q: queue or inbound bucket missing", k))
+			add(fmt.Errorf("%s: queue or inbound bucket missing", where))
 			return nil
 		}
 		if b := sb.Bucket(keySubs); b != nil {
 			_ = b.ForEach(func(sk, sv []byte) error {
-				if _, err := decodeSub(sk, sv); err != nil {
-					add(fmt.Errorf("session %q: %w", k, err))
+				body, err := open(sk, sv)
+				if err == nil {
+					_, err = decodeSub(sk, body)
+				}
+				if err != nil {
+					add(fmt.Errorf("%s: subscription %x: %w", where, sk, err))
 				}
 				return nil
 			})
@@ -203,53 +318,72 @@ func checkRecords(tx *bolt.Tx, add func(error) bool) {
 		var n, size int64
 		_ = qb.ForEach(func(mk, mv []byte) error {
 			if len(mk) != 8 {
-				add(fmt.Errorf("session %q: bad queue key %x", k, mk))
+				add(fmt.Errorf("%s: bad queue key %x", where, mk))
 				return nil
 			}
-			if err := decodeRef(mv, &Queued{}); err != nil {
-				add(fmt.Errorf("session %q: %w", k, err))
-			}
 			id := binary.BigEndian.Uint64(mk)
+			body, err := open(mk, mv)
+			if err == nil {
+				err = decodeRef(body, &Queued{})
+			}
+			if err != nil {
+				add(fmt.Errorf("%s: queued message %d: %w", where, id, err))
+			}
 			n++
-			size += messageSize(msgs.Get(mk))
+			if v := msgs.Get(mk); r.v1 {
+				size += messageSize(v)
+			} else {
+				size += messageSize(strip(v))
+			}
 			counted[id]++
 			if msgs.Get(mk) == nil {
-				add(fmt.Errorf("session %q: queued message %d missing", k, id))
+				add(fmt.Errorf("%s: queued message %d missing", where, id))
+			} else if !sound[id] {
+				add(fmt.Errorf("%s: queued message %d is damaged", where, id))
 			}
 			return nil
 		})
-		// A file of format 1 has no stats yet; Open adds them.
+		// A file of format 1 has no stats yet; Open adds them. In format
+		// 2 a session gets them with its first Enqueue.
 		if v := sb.Get(keyStats); v != nil {
-			if st, err := decodeQStats(v); err != nil {
-				add(fmt.Errorf("session %q: %w", k, err))
-			} else if st.count != n || st.bytes != size {
-				add(fmt.Errorf("session %q: queue stats say %d messages, %d bytes; the queue holds %d, %d bytes", k, st.count, st.bytes, n, size))
+			body, err := open(keyStats, v)
+			var st qstats
+			if err == nil {
+				st, err = decodeQStats(body)
 			}
+			if err != nil {
+				add(fmt.Errorf("%s: queue stats: %w", where, err))
+			} else if st.count != n || st.bytes != size {
+				add(fmt.Errorf("%s: queue stats say %d messages, %d bytes; the queue holds %d, %d bytes", where, st.count, st.bytes, n, size))
+			}
+		} else if n > 0 && !r.v1 {
+			add(fmt.Errorf("%s: no queue stats; the queue holds %d messages", where, n))
 		}
-		_ = ib.ForEach(func(pk, _ []byte) error {
-			if len(pk) != 2 {
-				add(fmt.Errorf("session %q: bad inbound key %x", k, pk))
+		_ = ib.ForEach(func(pk, pv []byte) error {
+			if _, err := open(pk, pv); err != nil || len(pk) != 2 {
+				add(fmt.Errorf("%s: inbound packet id %x: %w", where, pk, cmp.Or(err, errors.New("bad key"))))
 			}
 			return nil
 		})
 		return nil
 	})
 	_ = msgs.ForEach(func(k, v []byte) error {
-		if _, err := decodeMessage(v); err != nil {
-			add(fmt.Errorf("message %x: %w", k, err))
-		}
 		if len(k) == 8 && counted[binary.BigEndian.Uint64(k)] == 0 {
 			add(fmt.Errorf("message %d is referenced by no session (orphan)", binary.BigEndian.Uint64(k)))
 		}
 		return nil
 	})
 	_ = refs.ForEach(func(k, v []byte) error {
-		if len(k) != 8 || len(v) != 8 {
-			add(fmt.Errorf("bad refcount record %x", k))
+		body, err := open(k, v)
+		if err != nil || len(k) != 8 || len(body) != 8 {
+			add(fmt.Errorf("refcount record %x: %w", k, cmp.Or(err, errors.New("bad record"))))
+			if len(k) == 8 {
+				delete(counted, binary.BigEndian.Uint64(k))
+			}
 			return nil
 		}
 		id := binary.BigEndian.Uint64(k)
-		if n := binary.BigEndian.Uint64(v); n != counted[id] {
+		if n := binary.BigEndian.Uint64(body); n != counted[id] {
 			add(fmt.Errorf("message %d: refcount %d, queued %d times", id, n, counted[id]))
 		}
 		delete(counted, id)
@@ -259,34 +393,55 @@ func checkRecords(tx *bolt.Tx, add func(error) bool) {
 		add(fmt.Errorf("message %d: no refcount, queued %d times", id, n))
 	}
 	_ = tx.Bucket(bucketRetained).ForEach(func(k, v []byte) error {
-		if m, err := decodeMessage(v); err != nil || m.Topic != string(k) {
-			add(fmt.Errorf("retained %q: bad record", k))
+		if _, err := r.decodeRetained(k, v); err != nil {
+			add(fmt.Errorf("retained %s: %w", keyString(k), err))
 		}
 		return nil
 	})
-	_ = tx.Bucket(bucketQueues).ForEach(func(k, v []byte) error {
-		qb := tx.Bucket(bucketQueues).Bucket(k)
+	queues := tx.Bucket(bucketQueues)
+	_ = queues.ForEach(func(k, v []byte) error {
+		qb := queues.Bucket(k)
 		if qb == nil || qb.Bucket(keyEntries) == nil {
-			add(fmt.Errorf("queue %q: not a bucket", k))
+			add(fmt.Errorf("queue %s: not a bucket", keyString(k)))
 			return nil
 		}
-		st, err := decodeQStats(qb.Get(keyStats))
+		name, err := r.name(k, func() (string, error) {
+			v, err := open(keyName, qb.Get(keyName))
+			if err == nil && v == nil {
+				err = errors.New("hashed key without its name record")
+			}
+			return string(v), err
+		})
+		where := "queue " + quote(name)
 		if err != nil {
-			add(fmt.Errorf("queue %q: %w", k, err))
+			where = "queue " + keyString(k)
+			add(fmt.Errorf("%s: name: %w", where, err))
+		}
+		var st qstats
+		body, err := open(keyStats, qb.Get(keyStats))
+		if err == nil {
+			st, err = decodeQStats(body)
+		}
+		if err != nil {
+			add(fmt.Errorf("%s: stats: %w", where, err))
 		}
 		var n, size int64
 		_ = qb.Bucket(keyEntries).ForEach(func(ek, ev []byte) error {
-			if _, err := decodeMessage(ev); err != nil || len(ek) != 8 {
-				add(fmt.Errorf("queue %q: entry %x: bad record", k, ek))
+			body, err := open(ek, ev)
+			if err == nil {
+				_, err = decodeMessage(body)
+			}
+			if err != nil || len(ek) != 8 {
+				add(fmt.Errorf("%s: entry %x: %w", where, ek, cmp.Or(err, errors.New("bad key"))))
 			} else if binary.BigEndian.Uint64(ek) > qb.Sequence() {
-				add(fmt.Errorf("queue %q: entry %d above the sequence %d", k, binary.BigEndian.Uint64(ek), qb.Sequence()))
+				add(fmt.Errorf("%s: entry %d above the sequence %d", where, binary.BigEndian.Uint64(ek), qb.Sequence()))
 			}
 			n++
-			size += messageSize(ev)
+			size += messageSize(body)
 			return nil
 		})
 		if n != st.count || size != st.bytes {
-			add(fmt.Errorf("queue %q: stats say %d entries of %d bytes, found %d of %d", k, st.count, st.bytes, n, size))
+			add(fmt.Errorf("%s: stats say %d entries of %d bytes, found %d of %d", where, st.count, st.bytes, n, size))
 		}
 		return nil
 	})

@@ -13,6 +13,9 @@ import (
 type group struct {
 	ops  []Op
 	done func(error)
+	// err refuses the group before it is applied: an op is invalid
+	// (validate). Its ops are not applied and done gets err.
+	err error
 }
 
 // committer is the write-behind queue shared by DB and Memory: Commit
@@ -67,7 +70,14 @@ func (c *committer) commit(ops []Op, done func(error)) {
 		}
 		return
 	}
-	c.queue = append(c.queue, group{ops: ops, done: done})
+	g := group{ops: ops, done: done}
+	for _, op := range ops {
+		if err := validate(op); err != nil {
+			g.err = fmt.Errorf("committing: %w", err)
+			break
+		}
+	}
+	c.queue = append(c.queue, g)
 	c.mu.Unlock()
 	c.pending.Add(1)
 	select {
@@ -160,8 +170,15 @@ func (c *committer) tx(batch []group) error {
 func (c *committer) finish(batch []group, err error) {
 	for i := range batch {
 		c.pending.Add(-1)
+		e := err
+		if batch[i].err != nil {
+			e = batch[i].err
+			c.warn.do(func(suppressed int) {
+				c.log.Warn("store commit refused", "err", e, "suppressed", suppressed)
+			})
+		}
 		if batch[i].done != nil {
-			batch[i].done(err)
+			batch[i].done(e)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +42,8 @@ var (
 	keyOwner     = []byte("owner")
 	keyStats     = []byte("stats")
 	keyEntries   = []byte("entries")
+	keyName      = []byte("name")
+	keyRollback  = []byte("rollback")
 
 	topBuckets = [][]byte{bucketMeta, bucketMessages, bucketRefs, bucketSessions, bucketRetained, bucketQueues}
 )
@@ -53,7 +57,8 @@ const (
 
 // DB is a Store in a bbolt file. Commit may be called from any goroutine;
 // one writer goroutine owned by the DB applies the ops. The read methods
-// (Load, ReadQueue, QueueStats, Stats) may run concurrently with it.
+// (Load, ReadSessionQueue, ReadQueue, QueueStats, Stats) may run
+// concurrently with it.
 type DB struct {
 	opts Options
 	bolt *bolt.DB
@@ -69,6 +74,13 @@ type DB struct {
 
 	dropWarn    rateLimiter
 	invalidWarn rateLimiter
+	damageWarn  rateLimiter
+	// damaged counts the damaged records found (Stats.Damaged).
+	damaged atomic.Uint64
+	// asidePending holds the damaged records already handed to the writer
+	// to be set aside (aside.go).
+	asideMu      sync.Mutex
+	asidePending map[string]bool
 	// broken holds the error that stopped the store; every later commit
 	// fails with it. See commitFailed.
 	broken   atomic.Pointer[error]
@@ -93,16 +105,31 @@ func Open(opts Options) (*DB, error) {
 		opts.Logger.Warn("store size limit lowered on this 32-bit system",
 			"max_db_size", requested, "effective", clamped)
 	}
+	made, err := createStore(opts.Path)
+	if err != nil {
+		return nil, err
+	}
 	b, created, err := openBolt(opts.Path, boltOptions(&opts, false))
 	if err != nil {
 		return nil, err
 	}
-	next, fresh, err := initialize(b, opts.Path)
+	// bbolt has read the meta pages by now; a damaged one made it fall
+	// back a transaction (see doc.go, Damage).
+	var rollback string
+	if d := inspectMeta(opts.Path); d != nil {
+		if d.lost {
+			rollback = d.String()
+			opts.Logger.Error("store rolled back: "+d.String(), "path", opts.Path, "lost_txid", d.used+1, "txid", d.used)
+		} else {
+			opts.Logger.Warn("store meta page damaged: "+d.String(), "path", opts.Path, "txid", d.used)
+		}
+	}
+	next, fresh, err := initialize(b, opts.Path, opts.Logger, rollback)
 	if err != nil {
 		_ = b.Close()
 		return nil, err
 	}
-	if created || fresh {
+	if made || created || fresh {
 		// The file's directory entry must be durable before the first
 		// commit is acknowledged.
 		if err := syncFile(filepath.Dir(opts.Path)); err != nil {
@@ -135,6 +162,7 @@ func Open(opts Options) (*DB, error) {
 	}
 	db.dropWarn.every = 10 * time.Second
 	db.invalidWarn.every = 10 * time.Second
+	db.damageWarn.every = 10 * time.Second
 	batch := opts.BatchSize
 	if opts.Sync == SyncAlways {
 		batch = 1
@@ -177,6 +205,50 @@ func clampMaxSizeFor(size int64, small bool) int64 {
 	return size
 }
 
+// createStore creates a new store file at path, if there is none, with its
+// buckets, in a temporary file renamed into place, so that a crash never
+// leaves an empty or half-created file at path: an existing file that is
+// empty is damage (precheck). made reports that it created the file; the
+// caller syncs the directory.
+func createStore(path string) (made bool, err error) {
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return false, nil // exists, or cannot tell: openBolt reports it
+	}
+	tmp := path + ".new"
+	_ = os.Remove(tmp)
+	b, err := bolt.Open(tmp, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return false, fmt.Errorf("creating store %s: %w", path, err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error { return createBuckets(tx) })
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return false, fmt.Errorf("creating store %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// createBuckets creates the top-level buckets and the format version of a
+// new store.
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range topBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	m := tx.Bucket(bucketMeta)
+	if m.Get(keyFormat) == nil {
+		return m.Put(keyFormat, u64key(formatVersion))
+	}
+	return nil
+}
+
 // openBolt opens a bbolt file after checking it (checkFile, under the file
 // lock, before bbolt reads more than the meta pages), and maps bbolt's
 // errors (and panics on damaged pages) to ErrCorrupt and ErrLocked. created
@@ -203,9 +275,12 @@ func openBolt(path string, bopts *bolt.Options) (b *bolt.DB, created bool, err e
 			_ = nf.Close()
 			return nil, err
 		}
-		if err := checkFile(nf, path); err != nil {
-			_ = nf.Close()
-			return nil, err
+		// A file created just now is empty; any other is checked.
+		if !created {
+			if err := checkFile(nf, path); err != nil {
+				_ = nf.Close()
+				return nil, err
+			}
 		}
 		f = nf
 		return nf, nil
@@ -243,7 +318,11 @@ func corruptErr(path string, cause error) error {
 // initialize creates the buckets of a new file, checks the format version
 // of an existing one and returns the next message id. fresh reports that it
 // initialised a new file.
-func initialize(b *bolt.DB, path string) (next uint64, fresh bool, err error) {
+//
+// rollback, if not empty, describes a silent rollback Open found; it is
+// kept in the meta bucket (keyRollback) for Check, as the first commit
+// rewrites the damaged meta page.
+func initialize(b *bolt.DB, path string, log *slog.Logger, rollback string) (next uint64, fresh bool, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -272,18 +351,19 @@ func initialize(b *bolt.DB, path string) (next uint64, fresh bool, err error) {
 	if b.IsReadOnly() {
 		return 0, false, b.View(func(tx *bolt.Tx) error { next = loadNextID(tx); return nil })
 	}
+	var from uint64
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range topBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		if err := migrateSessions(tx); err != nil {
+		if err := createBuckets(tx); err != nil {
 			return err
 		}
-		m := tx.Bucket(bucketMeta)
-		if v := m.Get(keyFormat); len(v) != 8 || binary.BigEndian.Uint64(v) < formatVersion {
-			if err := m.Put(keyFormat, u64key(formatVersion)); err != nil {
+		if from = formatOf(tx); from < formatVersion {
+			if err := migrate(tx, from); err != nil {
+				return fmt.Errorf("migrating from format %d: %w", from, err)
+			}
+		}
+		if rollback != "" {
+			v := binary.AppendVarint(nil, time.Now().Unix())
+			if err := putRec(tx.Bucket(bucketMeta), keyRollback, append(v, rollback...)); err != nil {
 				return err
 			}
 		}
@@ -291,10 +371,13 @@ func initialize(b *bolt.DB, path string) (next uint64, fresh bool, err error) {
 		return nil
 	})
 	if errors.Is(err, ErrCorrupt) {
-		return 0, false, err
+		return 0, false, corruptErr(path, err)
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("opening store %s: initializing: %w", path, err)
+	}
+	if from < formatVersion && !fresh {
+		log.Info("store migrated", "path", path, "from_format", from, "to_format", formatVersion)
 	}
 	return next, fresh, nil
 }
@@ -320,11 +403,21 @@ func checkFormat(tx *bolt.Tx, path string) error {
 	return nil
 }
 
-// loadNextID returns a message id larger than every stored one.
+// formatOf returns the format version of a store with a meta bucket.
+func formatOf(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(keyFormat); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// loadNextID returns a message id larger than every stored one. A damaged
+// next_msg_id record is ignored: the largest message id bounds it, and
+// Check reports the record.
 func loadNextID(tx *bolt.Tx) uint64 {
 	next := uint64(1)
 	if m := tx.Bucket(bucketMeta); m != nil {
-		if v := m.Get(keyNextMsgID); len(v) == 8 {
+		if v, err := getRec(m, keyNextMsgID); err == nil && len(v) == 8 {
 			next = max(next, binary.BigEndian.Uint64(v))
 		}
 	}
@@ -392,6 +485,7 @@ func (db *DB) Close() error {
 func (db *DB) Stats() Stats {
 	s := db.c.stats()
 	s.FileSize = fileSize(db.opts.Path)
+	s.Damaged = db.damaged.Load()
 	bs := db.bolt.Stats()
 	s.Written = bs.TxStats.GetPageAlloc() + int64(s.Commits)*int64(db.pageSize)
 	return s
@@ -469,6 +563,9 @@ func (a *applier) applyGroups(tx *bolt.Tx, groups []group) error {
 	}
 	a.begin(tx)
 	for i := range groups {
+		if groups[i].err != nil {
+			continue
+		}
 		for _, op := range groups[i].ops {
 			if err := a.apply(op); err != nil {
 				return err
@@ -571,7 +668,7 @@ func growing(groups []group) bool {
 	for i := range groups {
 		for _, op := range groups[i].ops {
 			switch op.(type) {
-			case PutMessage, Enqueue, PutSession, PutSubscription, PutInbound, PutRetained, QueueAppend:
+			case PutMessage, Enqueue, PutSession, PutSubscription, SetOwner, PutInbound, PutRetained, QueueAppend:
 				return true
 			}
 		}
@@ -632,13 +729,13 @@ func (a *applier) endGroup() error {
 
 func (a *applier) end() error {
 	if a.nextDirty {
-		if err := a.meta.Put(keyNextMsgID, u64key(a.next)); err != nil {
+		if err := putRec(a.meta, keyNextMsgID, u64key(a.next)); err != nil {
 			return err
 		}
 	}
 	for _, q := range a.qs {
 		if q.dirty {
-			if err := q.b.Put(keyStats, q.st.encode()); err != nil {
+			if err := putRec(q.b, keyStats, q.st.encode()); err != nil {
 				return err
 			}
 		}
@@ -652,26 +749,30 @@ func (a *applier) session(id string, create bool) (*bolt.Bucket, error) {
 	if b, ok := a.sessions[id]; ok {
 		return b, nil
 	}
-	b := a.sess.Bucket([]byte(id))
-	if b == nil {
-		if !create {
-			return nil, nil
-		}
-		var err error
-		if b, err = a.sess.CreateBucket([]byte(id)); err != nil {
+	var b *bolt.Bucket
+	var err error
+	if !create {
+		if _, b, err = findBucket(a.sess, id); b == nil || err != nil {
 			return nil, err
 		}
-		if _, err := b.CreateBucket(keyQueue); err != nil {
+	} else {
+		var created bool
+		if b, created, err = createBucket(a.sess, id); err != nil {
 			return nil, err
 		}
-		if _, err := b.CreateBucket(keyInbound); err != nil {
-			return nil, err
-		}
-		if _, err := b.CreateBucket(keySubs); err != nil {
-			return nil, err
-		}
-		if err := b.Put(keyInfo, encodeSession(nil, 0)); err != nil {
-			return nil, err
+		if created {
+			if _, err := b.CreateBucket(keyQueue); err != nil {
+				return nil, err
+			}
+			if _, err := b.CreateBucket(keyInbound); err != nil {
+				return nil, err
+			}
+			if _, err := b.CreateBucket(keySubs); err != nil {
+				return nil, err
+			}
+			if err := putRec(b, keyInfo, encodeSession(nil, 0)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if a.sessions == nil {
@@ -685,7 +786,7 @@ func (a *applier) queue(name string) (*qtx, error) {
 	if q, ok := a.qs[name]; ok {
 		return q, nil
 	}
-	b, err := a.queues.CreateBucketIfNotExists([]byte(name))
+	b, _, err := createBucket(a.queues, name)
 	if err != nil {
 		return nil, err
 	}
@@ -693,11 +794,14 @@ func (a *applier) queue(name string) (*qtx, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := decodeQStats(b.Get(keyStats))
+	st, err := queueStats(b, e)
+	dirty := false
 	if err != nil {
-		return nil, err
+		// The stats are derived from the entries: count them again.
+		a.db.damage("queue "+quote(name)+" stats", err)
+		dirty = true
 	}
-	q := &qtx{b: b, entries: e, st: st}
+	q := &qtx{b: b, entries: e, st: st, dirty: dirty}
 	if a.qs == nil {
 		a.qs = make(map[string]*qtx)
 	}
@@ -707,7 +811,12 @@ func (a *applier) queue(name string) (*qtx, error) {
 
 func (a *applier) decRef(id uint64) error {
 	k := u64key(id)
-	v := a.refs.Get(k)
+	v, err := getRec(a.refs, k)
+	if err != nil {
+		// The count is lost: count the queues holding the message.
+		a.db.damage(fmt.Sprintf("refcount of message %d", id), err)
+		return a.recount(id)
+	}
 	if len(v) != 8 {
 		return nil
 	}
@@ -718,7 +827,7 @@ func (a *applier) decRef(id uint64) error {
 		}
 		return a.msgs.Delete(k)
 	}
-	return a.refs.Put(k, u64key(n-1))
+	return putRec(a.refs, k, u64key(n-1))
 }
 
 func (a *applier) skip(op Op, err error) {
@@ -738,7 +847,7 @@ func (a *applier) apply(op Op) error {
 			a.next, a.nextDirty = o.ID+1, true
 		}
 		a.puts = append(a.puts, o.ID)
-		return a.msgs.Put(u64key(o.ID), encodeMessage(&o.Msg))
+		return putRec(a.msgs, u64key(o.ID), encodeMessage(&o.Msg))
 
 	case Enqueue:
 		return a.enqueue(o)
@@ -750,16 +859,20 @@ func (a *applier) apply(op Op) error {
 		}
 		q := s.Bucket(keyQueue)
 		k := u64key(o.MsgID)
-		v := q.Get(k)
-		if v == nil {
+		v, err := getRec(q, k)
+		if v == nil && err == nil {
 			return nil
 		}
 		var ref Queued
-		if err := decodeRef(v, &ref); err != nil {
-			return err
+		if err == nil {
+			err = decodeRef(v, &ref)
+		}
+		if err != nil {
+			a.db.damage(fmt.Sprintf("session %s: queued message %d", quote(o.ClientID), o.MsgID), err)
+			return nil
 		}
 		ref.PacketID, ref.Pubrel = o.PacketID, o.Pubrel
-		return q.Put(k, encodeRef(&ref))
+		return putRec(q, k, encodeRef(&ref))
 
 	case Dequeue:
 		return a.dequeue(o)
@@ -769,7 +882,7 @@ func (a *applier) apply(op Op) error {
 		if err != nil {
 			return err
 		}
-		return s.Put(keyInfo, encodeSession(nil, o.LastSeen))
+		return putRec(s, keyInfo, encodeSession(nil, o.LastSeen))
 
 	case PutSubscription:
 		return a.putSubscription(o)
@@ -782,10 +895,10 @@ func (a *applier) apply(op Op) error {
 		if err != nil {
 			return err
 		}
-		return s.Put(keyOwner, encodeOwner(o.Owner))
+		return putRec(s, keyOwner, encodeOwner(o.Owner))
 
 	case DeleteSession:
-		s, err := a.session(o.ClientID, false)
+		key, s, err := findBucket(a.sess, o.ClientID)
 		if s == nil || err != nil {
 			return err
 		}
@@ -797,14 +910,14 @@ func (a *applier) apply(op Op) error {
 		}
 		delete(a.sessions, o.ClientID)
 		delete(a.sstats, o.ClientID)
-		return a.sess.DeleteBucket([]byte(o.ClientID))
+		return a.sess.DeleteBucket(key)
 
 	case PutInbound:
 		s, err := a.session(o.ClientID, true)
 		if err != nil {
 			return err
 		}
-		return s.Bucket(keyInbound).Put(u16key(o.PacketID), []byte{0})
+		return putRec(s.Bucket(keyInbound), u16key(o.PacketID), []byte{0})
 
 	case DeleteInbound:
 		s, err := a.session(o.ClientID, false)
@@ -814,10 +927,18 @@ func (a *applier) apply(op Op) error {
 		return s.Bucket(keyInbound).Delete(u16key(o.PacketID))
 
 	case PutRetained:
-		return a.retained.Put([]byte(o.Msg.Topic), encodeMessage(&o.Msg))
+		k, _, err := nameKey(a.retained, o.Msg.Topic, retainedNameOf(a.retained))
+		if err != nil {
+			return err
+		}
+		return putRec(a.retained, k, encodeMessage(&o.Msg))
 
 	case DeleteRetained:
-		return a.retained.Delete([]byte(o.Topic))
+		k, found, err := nameKey(a.retained, o.Topic, retainedNameOf(a.retained))
+		if !found || err != nil {
+			return err
+		}
+		return a.retained.Delete(k)
 
 	case QueueAppend:
 		return a.queueAppend(o)
@@ -832,7 +953,7 @@ func (a *applier) apply(op Op) error {
 		if v == nil {
 			return nil
 		}
-		size := messageSize(v)
+		size := messageSize(strip(v))
 		if err := q.entries.Delete(k); err != nil {
 			return err
 		}
@@ -840,6 +961,9 @@ func (a *applier) apply(op Op) error {
 		q.st.bytes -= size
 		q.dirty = true
 		return nil
+
+	case asideOp:
+		return a.applyAside(o)
 
 	case expireOp:
 		a.db.limitsMu.RLock()
@@ -851,7 +975,10 @@ func (a *applier) apply(op Op) error {
 		}
 		a.db.limitsMu.RUnlock()
 		for _, name := range names {
-			if a.queues.Bucket([]byte(name)) == nil {
+			if _, b, err := findBucket(a.queues, name); b == nil || err != nil {
+				if err != nil {
+					return err
+				}
 				continue
 			}
 			q, err := a.queue(name)
@@ -877,7 +1004,7 @@ func (a *applier) expire(q *qtx, before int64) (int64, error) {
 	var n int64
 	c := q.entries.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.First() {
-		t, _ := messageTime(v)
+		t, _ := messageTime(strip(v)) // unverified: a damaged head may go early
 		if !isExpired(t, before) {
 			break
 		}
@@ -892,7 +1019,7 @@ func (a *applier) expire(q *qtx, before int64) (int64, error) {
 
 // dropHead deletes the entry under c (value v) and counts it as dropped.
 func (a *applier) dropHead(q *qtx, c *bolt.Cursor, v []byte) error {
-	size := messageSize(v)
+	size := messageSize(strip(v))
 	if err := c.Delete(); err != nil {
 		return err
 	}
@@ -944,7 +1071,7 @@ func (a *applier) queueAppend(o QueueAppend) error {
 	if err != nil {
 		return err
 	}
-	if err := q.entries.Put(u64key(seq), encodeMessage(&o.Msg)); err != nil {
+	if err := putRec(q.entries, u64key(seq), encodeMessage(&o.Msg)); err != nil {
 		return err
 	}
 	q.st.count++
@@ -966,10 +1093,19 @@ func fits(l QueueLimits, st qstats, size int64) bool {
 }
 
 // Load returns the durable state: sessions (ascending client id) with
-// their queues in MsgID order, retained messages (ascending topic), and a
+// their subscriptions, owner, the sent entries at the head of their queues
+// (MsgID order) and the count and bytes of the rest (Session.Waiting, read
+// with ReadSessionQueue), retained messages (ascending topic), and a
 // NextMsgID above every committed id. Messages queued to several sessions
-// share one Payload slice. A record that does not decode fails Load with
-// ErrCorrupt.
+// share one Payload slice.
+//
+// A damaged record (checksum mismatch, or a record that does not decode)
+// is never returned as if whole: it is logged with its session or topic,
+// counted in Stats.Damaged and set aside (aside.go; see doc.go, Damage).
+// A queued message, a subscription or a retained message is then skipped;
+// a session whose info record is damaged loads with LastSeen 0 (the broker
+// stores it again), one whose owner record is damaged without an owner.
+// Damage to the bucket structure fails Load with ErrCorrupt.
 func (db *DB) Load() (snap *Snapshot, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -978,27 +1114,36 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 		}
 	}()
 	snap = &Snapshot{}
+	var aside []asideItem
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		msgs := tx.Bucket(bucketMessages)
-		cache := make(map[uint64]Message)
-		sc := tx.Bucket(bucketSessions).Cursor()
+		cache := make(map[uint64]*Message)
+		sessions := tx.Bucket(bucketSessions)
+		sc := sessions.Cursor()
 		for k, v := sc.First(); k != nil; k, v = sc.Next() {
 			if v != nil {
-				return fmt.Errorf("session %q is not a bucket", k)
+				return fmt.Errorf("session key %x is not a bucket", k)
 			}
-			sb := tx.Bucket(bucketSessions).Bucket(k)
-			s, err := loadSession(sb, msgs, cache)
+			sb := sessions.Bucket(k)
+			id, err := bucketName(k, sb)
 			if err != nil {
-				return fmt.Errorf("session %q: %w", k, err)
+				db.found(&aside, asideItem{what: fmt.Sprintf("session key %x (name unreadable)", k), kind: asideSession,
+					key: k, raw: sb.Get(keyName)}, err)
+				continue
 			}
-			s.ClientID = string(k)
+			s, err := db.loadSession(id, sb, msgs, cache, &aside)
+			if err != nil {
+				return fmt.Errorf("session %s: %w", quote(id), err)
+			}
 			snap.Sessions = append(snap.Sessions, s)
 		}
-		rc := tx.Bucket(bucketRetained).Cursor()
+		retained := tx.Bucket(bucketRetained)
+		rc := retained.Cursor()
 		for k, v := rc.First(); k != nil; k, v = rc.Next() {
-			m, err := decodeMessage(v)
+			m, err := current.decodeRetained(k, v)
 			if err != nil {
-				return fmt.Errorf("retained %q: %w", k, err)
+				db.found(&aside, asideItem{what: "retained " + keyString(k), kind: asideRetained, key: k, raw: v}, err)
+				continue
 			}
 			snap.Retained = append(snap.Retained, m)
 		}
@@ -1008,14 +1153,111 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading store: %w: %w", ErrCorrupt, err)
 	}
+	if len(aside) > 0 {
+		db.setAside(aside)
+	}
+	// Hashed keys (long names) sort apart from raw ones.
+	slices.SortFunc(snap.Sessions, func(a, b Session) int { return strings.Compare(a.ClientID, b.ClientID) })
+	slices.SortFunc(snap.Retained, func(a, b Message) int { return strings.Compare(a.Topic, b.Topic) })
 	return snap, nil
+}
+
+// reader reads the records of one format version: format 1 had no
+// checksums and raw keys only. Check reads both; everything else reads
+// the current format (Open migrates).
+type reader struct{ v1 bool }
+
+var current = reader{}
+
+// open verifies and strips a record's checksum.
+func (r reader) open(k, v []byte) ([]byte, error) {
+	if r.v1 {
+		return v, nil
+	}
+	return unseal(k, v)
+}
+
+// name returns the name under key k, as nameOfKey.
+func (r reader) name(k []byte, stored func() (string, error)) (string, error) {
+	if r.v1 {
+		return string(k), nil
+	}
+	return nameOfKey(k, stored)
+}
+
+// decodeRetained decodes the retained record v under key k and checks
+// that its topic is the key's name.
+func (r reader) decodeRetained(k, v []byte) (Message, error) {
+	body, err := r.open(k, v)
+	if err != nil {
+		return Message{}, err
+	}
+	m, err := decodeMessage(body)
+	if err != nil {
+		return Message{}, err
+	}
+	name, err := r.name(k, func() (string, error) { return m.Topic, nil })
+	if err == nil && name != m.Topic {
+		err = fmt.Errorf("holds topic %s", quote(m.Topic))
+	}
+	return m, err
+}
+
+// loadMessage reads message k, or returns nil and why it cannot.
+func loadMessage(msgs *bolt.Bucket, k []byte) (*Message, error) {
+	v := msgs.Get(k)
+	if v == nil {
+		return nil, errors.New("missing")
+	}
+	body, err := unseal(k, v)
+	if err != nil {
+		return nil, err
+	}
+	m, err := decodeMessage(body)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// damage reports a damaged record found while reading (what names it with
+// its session or queue) and counts it. The first maxDamageLogs are logged
+// each, later ones rate-limited.
+func (db *DB) damage(what string, err error) {
+	if n := db.damaged.Add(1); n <= maxDamageLogs {
+		db.log.Error("store record damaged, set aside", "record", what, "err", err)
+		return
+	}
+	db.damageWarn.do(func(suppressed int) {
+		db.log.Error("store record damaged, set aside", "record", what, "err", err, "suppressed", suppressed,
+			"damaged", db.damaged.Load())
+	})
+}
+
+const maxDamageLogs = 100
+
+// quote quotes a name for messages, shortened if long.
+func quote(name string) string {
+	if len(name) > 64 {
+		return fmt.Sprintf("%q... (%d bytes)", name[:64], len(name))
+	}
+	return fmt.Sprintf("%q", name)
+}
+
+// keyString formats a key for messages: its name if raw, else hex.
+func keyString(k []byte) string {
+	if len(k) > 0 && k[0] == longKeyTag {
+		return fmt.Sprintf("key %x", k)
+	}
+	return quote(string(k))
 }
 
 // ReadQueue returns up to max entries of the durable FIFO name with Seq
 // greater than afterSeq, in ascending Seq order, from the durable state.
 // Entries past the queue's MaxAge are skipped (ExpireQueues or the next
 // QueueAppend deletes them). max ≤ 0 returns none. An unknown queue is
-// empty.
+// empty. A damaged entry is set aside as in Load: skipped, logged and
+// counted.
 func (db *DB) ReadQueue(name string, afterSeq uint64, max int) (entries []Entry, err error) {
 	if max <= 0 || afterSeq == math.MaxUint64 {
 		return nil, nil
@@ -1027,19 +1269,26 @@ func (db *DB) ReadQueue(name string, afterSeq uint64, max int) (entries []Entry,
 			entries, err = nil, fmt.Errorf("reading queue %q: %w: %v", name, ErrCorrupt, r)
 		}
 	}()
+	var aside []asideItem
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		qb := tx.Bucket(bucketQueues).Bucket([]byte(name))
-		if qb == nil {
-			return nil
+		_, qb, err := findBucket(tx.Bucket(bucketQueues), name)
+		if qb == nil || err != nil {
+			return err
 		}
 		c := qb.Bucket(keyEntries).Cursor()
 		for k, v := c.Seek(u64key(afterSeq + 1)); k != nil && len(entries) < max; k, v = c.Next() {
-			if t, _ := messageTime(v); isExpired(t, before) {
-				continue
+			body, err := unseal(k, v)
+			var m Message
+			if err == nil {
+				if t, _ := messageTime(body); isExpired(t, before) {
+					continue
+				}
+				m, err = decodeMessage(body)
 			}
-			m, err := decodeMessage(v)
-			if err != nil {
-				return fmt.Errorf("%w: entry %x: %w", ErrCorrupt, k, err)
+			if err != nil || len(k) != 8 {
+				db.found(&aside, asideItem{what: fmt.Sprintf("queue %s: entry %x", quote(name), k), kind: asideEntry, name: name, key: k, raw: v},
+					cmp.Or(err, errors.New("bad key")))
+				continue
 			}
 			entries = append(entries, Entry{Seq: binary.BigEndian.Uint64(k), Msg: m})
 		}
@@ -1048,11 +1297,41 @@ func (db *DB) ReadQueue(name string, afterSeq uint64, max int) (entries []Entry,
 	if err != nil {
 		return nil, fmt.Errorf("reading queue %q: %w", name, err)
 	}
+	if len(aside) > 0 {
+		db.setAside(aside)
+	}
 	return entries, nil
 }
 
+// queueStats returns the stats of the queue bucket qb with entries e. If
+// the stats record is damaged it returns the count and bytes of the
+// entries (dropped and expired are lost) and the error.
+func queueStats(qb, e *bolt.Bucket) (qstats, error) {
+	v, err := getRec(qb, keyStats)
+	var st qstats
+	if err == nil {
+		if st, err = decodeQStats(v); err == nil {
+			return st, nil
+		}
+	}
+	st = qstats{}
+	st.count, st.bytes = countEntries(e)
+	return st, err
+}
+
+// countEntries returns the number and bytes of the entries of a queue.
+func countEntries(e *bolt.Bucket) (n, size int64) {
+	_ = e.ForEach(func(_, v []byte) error {
+		n++
+		size += messageSize(strip(v))
+		return nil
+	})
+	return n, size
+}
+
 // QueueStats returns the durable state of the FIFO name. An unknown queue
-// has zero stats; a damaged one also (Check reports it).
+// has zero stats; one with damaged stats has its entries counted (Check
+// reports it).
 func (db *DB) QueueStats(name string) (qs QueueStats) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -1061,17 +1340,15 @@ func (db *DB) QueueStats(name string) (qs QueueStats) {
 		}
 	}()
 	_ = db.bolt.View(func(tx *bolt.Tx) error {
-		qb := tx.Bucket(bucketQueues).Bucket([]byte(name))
-		if qb == nil {
-			return nil
-		}
-		st, err := decodeQStats(qb.Get(keyStats))
-		if err != nil {
+		_, qb, err := findBucket(tx.Bucket(bucketQueues), name)
+		if qb == nil || err != nil {
 			return err
 		}
+		e := qb.Bucket(keyEntries)
+		st, _ := queueStats(qb, e)
 		qs = QueueStats{Len: st.count, Bytes: st.bytes, Dropped: st.dropped, Expired: st.expired}
-		if _, v := qb.Bucket(keyEntries).Cursor().First(); v != nil {
-			if t, ok := messageTime(v); ok && t != 0 {
+		if _, v := e.Cursor().First(); v != nil {
+			if t, ok := messageTime(strip(v)); ok && t != 0 {
 				qs.Oldest = time.Unix(0, t)
 			}
 		}

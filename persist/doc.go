@@ -36,15 +36,18 @@
 //     fails with an error wrapping that cause until edged is restarted, so
 //     nothing more is acknowledged.
 //
-// Load, ReadSessionQueue, ReadQueue, QueueStats and Stats read in bbolt read-only
-// transactions and may run concurrently with the writer; they see the
-// durable state, not ops still queued.
+// Load, ReadSessionQueue, ReadQueue, QueueStats and Stats read in bbolt
+// read-only transactions and may run concurrently with the writer; they
+// see the durable state, not ops still queued.
 //
 // Ops are applied leniently so that one client's bad op never fails the
 // batch of others: an op that refers to something absent (a Dequeue of a
-// message not queued, an Enqueue of a message never stored) is a no-op, and
-// an invalid op (an empty or over-long client id or topic, a QoS above 2)
-// is skipped and logged, rate-limited.
+// message not queued, an Enqueue of a message never stored) is a no-op.
+// An invalid op (an empty client id, topic or queue name, one longer than
+// 65,535 bytes, a QoS above 2) refuses its whole Commit call with
+// ErrInvalidOp before anything of it is applied, so a caller that waits for
+// done never acknowledges what was not stored; other calls in the same
+// transaction are not affected. MQTT's codec cannot produce such an op.
 //
 // # Durability
 //
@@ -56,9 +59,9 @@
 // is in the page cache, so a crash of edged (kill -9) loses nothing, but a
 // power loss can lose recent commits and can leave the file damaged (bbolt
 // may write a meta page before the pages it refers to). Open fails with
-// ErrCorrupt on the damage it detects (page structure, records Load
-// decodes), never starts empty, and Check lists it; stale but well-formed
-// records can go unnoticed. Close syncs.
+// ErrCorrupt on damage to the page structure and never starts empty;
+// damaged records are set aside (see Damage); Check lists both. Stale but
+// well-formed records (checksums included) can go unnoticed. Close syncs.
 //
 // When Open creates the file it also fsyncs its directory, so the file
 // itself survives a power loss after the first acknowledged commit. (The
@@ -68,21 +71,27 @@
 //
 // All integer keys are big-endian, so key order is numeric order.
 //
-//	meta/        format → uint64 version; next_msg_id → uint64
+//	meta/        format → uint64 version (never sealed); next_msg_id → uint64;
+//	             rollback → varint time, the last silent rollback found by Open
 //	messages/    msg id (uint64) → message (flags, time, topic, payload)
 //	refs/        msg id (uint64) → uint64 count of session queues holding it
-//	sessions/    client id → bucket
+//	sessions/    name key(client id) → bucket
+//	               name → client id (hashed keys only)
 //	               info → LastSeen (and an empty subscription list)
 //	               owner → 0 (no user name) or 1 + user name; absent in
 //	                        sessions stored before owners were recorded
-//	               stats → count and bytes of the queue (as a queue's stats)
+//	               stats → count and bytes of the queue (as a queue's
+//	                        stats); absent until the first Enqueue
 //	               subs/    seq (uint64) → QoS, filter
 //	               queue/   msg id (uint64) → QoS, packet id, flags (pubrel, retain)
 //	               inbound/ packet id (uint16) → (unused byte)
-//	retained/    topic → message
-//	queues/      queue name → bucket (its bbolt sequence is the last Seq)
+//	retained/    name key(topic) → message (holds the topic)
+//	queues/      name key(queue name) → bucket (its bbolt sequence is the last Seq)
+//	               name → queue name (hashed keys only)
 //	               stats → count, bytes, dropped, expired
 //	               entries/ seq (uint64) → message
+//	damaged/     seq (uint64) → time, what, the record as read (created when
+//	             a damaged record is first set aside)
 //
 // A message is stored once and referenced from every session queue it was
 // routed to; it is deleted with its last reference. Check verifies the
@@ -96,21 +105,87 @@
 // each queue (to be re-sent), not the queued messages, which the broker
 // reads with ReadSessionQueue as a client drains them.
 //
-// Format 1 kept a session's subscriptions as a list in its info record and
-// had no queue stats; Open migrates such a file in place (and writes
-// version 2, which an older edged refuses with ErrNewerFormat).
+// Name keys (key.go, nameKey): a client id, topic or queue name of at most
+// 1,024 bytes is its own key, as in format 1. A longer one (bbolt's keys
+// stop at 32 KiB, MQTT strings at 65,535 bytes) is keyed by 0xFF, the first
+// 16 bytes of its SHA-256 and a probe byte; 0xFF never starts a UTF-8
+// name. The full name is kept with the record and checked against the key
+// on every read; names whose hashes collide take the next free probe byte,
+// and a lookup compares the stored name of every key with the hash.
+//
+// Checksums (checksum.go): every value but meta/format is sealed, that is
+// followed by the CRC-32C (Castagnoli) of its key and value, 4 bytes
+// big-endian. bbolt checksums only its meta pages, so without the seal a
+// damaged data page is read as a valid record. The seal wraps the record
+// encodings (encoding.go), which do not know about it.
+//
+// Format 1 (no checksums, every name its own key, up to 32 KiB, a
+// session's subscriptions as a list in its info record, no session queue
+// stats) is migrated by Open in one write transaction (migrate.go), in
+// this order: each session's subscriptions move to its subs bucket (Seq 1,
+// 2, ...) and its queue is counted into a stats record, reading the
+// records as format 1 wrote them; then every record is sealed; then names
+// over 1,024 bytes move to their hashed keys. Check reads both formats.
+// Open refuses a format newer than its own with ErrNewerFormat, so an
+// older edged refuses a migrated file.
 //
 // # Damage and maintenance
 //
 // Open refuses a damaged, truncated or foreign file with ErrCorrupt and
 // never starts empty in its place: only a file of exactly bbolt's 4 initial
-// pages may have no buckets. Before bbolt reads the page tree, Open (and
-// Check and Compact) walk it with plain reads under the file lock
-// (verifyPages: page ids, types, element bounds, no page reached twice, the
-// freelist), so a damaged file cannot fault the process or loop. Check
-// (`edged db check`) lists the problems and Compact (`edged db compact`)
-// rewrites the file without free pages. Open compacts by itself when more
-// than half of a file over 16 MiB is free.
+// pages may have no buckets. An existing file that is empty or shorter than
+// two pages is damage too; Open creates a missing file whole (in a
+// temporary file renamed into place), so a crash never leaves an empty one.
+// Before bbolt reads the page tree, Open (and Check and Compact) walk it
+// with plain reads under the file lock (verifyPages: page ids, types,
+// element bounds, no page reached twice, the freelist), so a damaged file
+// cannot fault the process or loop.
+//
+// Damaged records. bbolt's page structure is checked as above; inside it,
+// a record whose checksum does not match (or that does not decode) is never
+// delivered as if whole. Load, ReadSessionQueue and ReadQueue skip it, log
+// it at Error level with its session, topic or queue, count it in
+// Stats.Damaged, and set it
+// aside (aside.go): the writer moves the record, as read, into the damaged
+// bucket (at most 1,000, oldest dropped first) with what it was and when,
+// and removes it from its place, so the store is consistent again. Check
+// lists damage still in place as problems and set-aside records as notes
+// (CheckReport). A damaged queued message or queue entry is dropped from
+// its queue (the broker, finding a session queue shorter than counted,
+// carries on with what is stored); a damaged retained message is dropped;
+// a damaged subscription is dropped; a session with a damaged info record
+// keeps its queue and subscriptions and loads with LastSeen 0 (the broker
+// stores it again); a session with a damaged owner record loads without
+// an owner, like one stored before owners were recorded, so the next
+// client to resume it adopts it; a damaged inbound packet id is forgotten
+// (a resent QoS 2 PUBLISH with it may be delivered twice); a session under
+// a hashed key whose name record is damaged is set aside whole, with its
+// queue. A record rewritten since it was read is sound and stays. Derived
+// records are repaired: damaged queue stats (of a FIFO or a session) are
+// counted again from the entries (a FIFO's dropped and expired restart at
+// 0), and so are a session's stats when one of its queue entries is set
+// aside; a damaged reference count is counted again from the session
+// queues. Open starts on
+// such a file: what is intact is delivered, and nothing more can be
+// recovered from a damaged record.
+//
+// Silent rollback. bbolt writes the meta page of transaction t to page
+// t%2 and opens a file with a damaged newest meta page from the other one,
+// one transaction back, without an error. Open detects a damaged meta page
+// next to a valid one (meta.go) and logs, at Error level, which
+// transaction was lost ("store rolled back", lost_txid), or at Warn level
+// if the damaged page was the older one. It then starts rather than
+// refusing: the same state follows a power loss while bbolt wrote the meta
+// page, when the lost transaction was never acknowledged, and refusing
+// would leave the operator only the choice of moving the whole file aside.
+// Check reports the damaged page, and the lost transaction, as a problem
+// while it is on disk. Open's own first commit rewrites it, so Open also
+// keeps the description in meta/rollback (the latest one), which Check
+// reports as a note from then on.
+//
+// Check (`edged db check`) lists the problems and Compact (`edged db
+// compact`) rewrites the file without free pages. Open compacts by itself
+// when more than half of a file over 16 MiB is free.
 //
 // # Caveats
 //
@@ -119,4 +194,9 @@
 // MiB (and logs it): a larger file needs one contiguous 1 GiB mapping. If
 // mapping a larger file still fails, the commit fails with ErrFull, and the
 // store stops if bbolt lost its mapping.
+//
+// Migrating a format 1 file rewrites every record in one transaction: it
+// needs free disk space (and memory) of the order of the live data, and
+// MaxSize room for the copy-on-write pages; if that fails, Open fails and
+// the file is unchanged.
 package persist

@@ -8,7 +8,8 @@ import (
 
 // On-disk encodings. All integers in keys are big-endian so that bbolt's
 // byte order is numeric order. Values are versioned by the format version
-// in the meta bucket, not per record.
+// in the meta bucket, not per record. Each is stored sealed with a
+// checksum (checksum.go); the functions here see the record without it.
 
 var errShort = errors.New("record too short")
 
@@ -29,7 +30,7 @@ func u16key(v uint16) []byte {
 const msgFixed = 1 + 8
 
 func encodeMessage(m *Message) []byte {
-	b := make([]byte, 0, msgFixed+binary.MaxVarintLen32+len(m.Topic)+len(m.Payload))
+	b := make([]byte, 0, msgFixed+binary.MaxVarintLen32+len(m.Topic)+len(m.Payload)+sumLen)
 	flags := m.QoS & 3
 	if m.Retain {
 		flags |= 4
@@ -62,6 +63,20 @@ func decodeMessage(v []byte) (Message, error) {
 	m.Payload = make([]byte, len(rest)-int(n))
 	copy(m.Payload, rest[n:])
 	return m, nil
+}
+
+// messageTopic returns the topic of an encoded message without copying its
+// payload.
+func messageTopic(v []byte) (string, bool) {
+	if len(v) < msgFixed+1 {
+		return "", false
+	}
+	rest := v[msgFixed:]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return "", false
+	}
+	return string(rest[k : k+int(n)]), true
 }
 
 // messageTime returns the time of an encoded message without decoding it.

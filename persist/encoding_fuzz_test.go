@@ -31,6 +31,9 @@ func FuzzDecodeMessage(f *testing.F) {
 			if !tok || tm != m.Time {
 				t.Fatalf("messageTime %d,%v, decoded %d", tm, tok, m.Time)
 			}
+			if topic, ok := messageTopic(raw); !ok || topic != m.Topic {
+				t.Fatalf("messageTopic %q,%v, decoded %q", topic, ok, m.Topic)
+			}
 			if s := messageSize(raw); s != m.Size() {
 				t.Fatalf("messageSize %d, decoded size %d", s, m.Size())
 			}
@@ -165,6 +168,75 @@ func FuzzDecodeQStats(f *testing.F) {
 		}
 		if binary.BigEndian.Uint64(want.encode()) != uint64(count) {
 			t.Fatal("count is not the first big-endian field")
+		}
+	})
+}
+
+// FuzzUnseal fuzzes the checksum layer: arbitrary bytes unseal or fail,
+// never panic; a sealed record unseals to itself under its key and to an
+// error under any other key or with any one byte changed.
+func FuzzUnseal(f *testing.F) {
+	f.Add([]byte("info"), []byte{0, 1, 2, 3, 4, 5}, uint16(2), uint8(1))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1}, []byte{}, uint16(0), uint8(0x80))
+	f.Add([]byte{}, []byte("\x01\x02\x03"), uint16(9), uint8(255))
+	f.Fuzz(func(t *testing.T, k, v []byte, at uint16, flip uint8) {
+		if body, err := unseal(k, v); err == nil && (len(body) != len(v)-sumLen || !bytes.Equal(body, v[:len(body)])) {
+			t.Fatalf("unseal returned %x for %x", body, v)
+		}
+		sealed := seal(k, v)
+		body, err := unseal(k, sealed)
+		if err != nil || !bytes.Equal(body, v) {
+			t.Fatalf("sealed %x unseals to %x, %v", v, body, err)
+		}
+		if flip != 0 {
+			bad := bytes.Clone(sealed)
+			bad[int(at)%len(bad)] ^= flip
+			if _, err := unseal(k, bad); err == nil {
+				t.Fatalf("byte %d changed by %#x went unnoticed", int(at)%len(bad), flip)
+			}
+			other := append(bytes.Clone(k), flip)
+			if _, err := unseal(other, sealed); err == nil {
+				t.Fatal("a record moved to another key went unnoticed")
+			}
+		}
+		// putRec's in-place append seals alike.
+		own := append(make([]byte, 0, len(v)+sumLen), v...)
+		if got := binary.BigEndian.AppendUint32(own, recordSum(k, own)); !bytes.Equal(got, sealed) {
+			t.Fatal("seal and putRec's encoding differ")
+		}
+	})
+}
+
+// FuzzNameOfKey fuzzes the name keys: arbitrary keys and stored names
+// never panic; a name's key maps back to it and to no other name.
+func FuzzNameOfKey(f *testing.F) {
+	f.Add([]byte("a/b"), "a/b", uint8(0))
+	f.Add([]byte{0xff, 1, 2}, "x", uint8(3))
+	f.Add([]byte{}, "\xff"+string(make([]byte, 1100)), uint8(255))
+	f.Fuzz(func(t *testing.T, k []byte, name string, probe uint8) {
+		if got, err := nameOfKey(k, func() (string, error) { return name, nil }); err == nil {
+			if len(k) > 0 && k[0] == longKeyTag {
+				if got != name || !bytes.HasPrefix(k, hashPrefix(name)) || len(k) != 1+hashLen+1 {
+					t.Fatalf("hashed key %x accepted for %.40q", k, name)
+				}
+			} else if got != string(k) || len(k) > maxRawName {
+				t.Fatalf("raw key %.40q gave %.40q", k, got)
+			}
+		}
+		var key []byte
+		if isRawName(name) {
+			key = []byte(name)
+		} else {
+			key = append(hashPrefix(name), probe)
+		}
+		got, err := nameOfKey(key, func() (string, error) { return name, nil })
+		if err != nil || got != name {
+			t.Fatalf("the key of %.40q maps back to %.40q, %v", name, got, err)
+		}
+		if !isRawName(name) {
+			if _, err := nameOfKey(key, func() (string, error) { return name + "x", nil }); err == nil {
+				t.Fatal("a different name was accepted for a hashed key")
+			}
 		}
 	})
 }

@@ -2,9 +2,12 @@ package persist_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/edged/edged/persist"
@@ -173,7 +176,8 @@ func TestCheckFindsBadRefcount(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = b.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("refs")).Put([]byte{0, 0, 0, 0, 0, 0, 0, 1}, []byte{0, 0, 0, 0, 0, 0, 0, 5})
+		k := []byte{0, 0, 0, 0, 0, 0, 0, 1}
+		return tx.Bucket([]byte("refs")).Put(k, sealed(k, []byte{0, 0, 0, 0, 0, 0, 0, 5}))
 	})
 	_ = b.Close()
 	err = persist.Check(path)
@@ -243,4 +247,11 @@ func TestAutoCompact(t *testing.T) {
 	if small := db.Stats().FileSize; small*4 > big {
 		t.Errorf("no compaction at Open: %d → %d bytes", big, small)
 	}
+}
+
+// sealed is a record as format 2 stores it: v and the CRC-32C of its key
+// and v, big-endian (written out here, to test the format itself).
+func sealed(k, v []byte) []byte {
+	c := crc32.MakeTable(crc32.Castagnoli)
+	return binary.BigEndian.AppendUint32(slices.Clone(v), crc32.Update(crc32.Checksum(k, c), c, v))
 }

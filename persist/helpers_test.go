@@ -109,6 +109,11 @@ func mustLoad(t testing.TB, s persist.Store) *persist.Snapshot {
 			}
 			ss.Queue = append(ss.Queue, qs...)
 		}
+		// A damaged entry is counted by Load and skipped by
+		// ReadSessionQueue (then set aside).
+		if db, ok := s.(*persist.DB); ok && db.Stats().Damaged > 0 && n <= ss.Waiting {
+			continue
+		}
 		if n != ss.Waiting || size != ss.WaitingBytes {
 			t.Fatalf("session %q: Load says %d waiting, %d bytes; ReadSessionQueue reads %d, %d bytes", ss.ClientID, ss.Waiting, ss.WaitingBytes, n, size)
 		}

@@ -99,11 +99,11 @@ func (m *Memory) applyBatch(groups []group) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i := range groups {
+		if groups[i].err != nil {
+			continue
+		}
 		var puts []uint64
 		for _, op := range groups[i].ops {
-			if validate(op) != nil {
-				continue
-			}
 			if p, ok := op.(PutMessage); ok {
 				puts = append(puts, p.ID)
 			}

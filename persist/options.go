@@ -176,4 +176,7 @@ type Stats struct {
 	// BatchLatency is how long the most recent transaction took, from its
 	// start to durability.
 	BatchLatency time.Duration
+	// Damaged is the number of damaged records (checksum mismatch) the
+	// store found and set aside since it was opened; see DB.Load.
+	Damaged uint64
 }

@@ -1,8 +1,10 @@
 package persist_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,15 +25,17 @@ type scenario struct {
 	pending []chan error
 }
 
+// The last client, topic and queue name are long enough to be stored under
+// hashed keys (over 1,024 bytes; TestLongNames goes past bbolt's 32 KiB).
 var (
-	clients = []string{"c1", "c2", "c3"}
-	topics  = []string{"t/1", "t/2", "t/3"}
-	fifos   = []string{"q1", "q2"}
+	clients = []string{"c1", "c2", "c3/" + strings.Repeat("c", 1100)}
+	topics  = []string{"t/1", "t/2", "t/3/" + strings.Repeat("t", 1100)}
+	fifos   = []string{"q1", "q2/" + strings.Repeat("q", 1100)}
 )
 
 func (s *scenario) setLimits(qs queueStore) {
 	qs.SetQueueLimits("q1", persist.QueueLimits{MaxMessages: 4, MaxBytes: 60})
-	qs.SetQueueLimits("q2", persist.QueueLimits{MaxMessages: 3, MaxAge: time.Hour, DropNewest: true})
+	qs.SetQueueLimits(fifos[1], persist.QueueLimits{MaxMessages: 3, MaxAge: time.Hour, DropNewest: true})
 }
 
 func (s *scenario) message(i int) persist.Message {
@@ -85,7 +89,17 @@ func (s *scenario) group() []persist.Op {
 	case 12:
 		return []persist.Op{persist.QueueDelete{Queue: fifos[max(0, s.pick(2))], Seq: uint64(max(0, s.pick(12)))}}
 	case 13:
-		return []persist.Op{persist.PutSession{ClientID: ""}, persist.Enqueue{ClientID: c, MsgID: id, QoS: 4}} // invalid, skipped
+		// invalid: refused as a whole by both stores, nothing applied
+		s.flush()
+		ops := []persist.Op{persist.PutSession{ClientID: c}, persist.PutSession{ClientID: ""}, persist.Enqueue{ClientID: c, MsgID: id, QoS: 4}}
+		s.commit(ops)
+		for _, ch := range s.pending {
+			if err := <-ch; !errors.Is(err, persist.ErrInvalidOp) {
+				s.t.Fatalf("invalid commit: %v, want ErrInvalidOp", err)
+			}
+		}
+		s.pending = s.pending[:0]
+		return []persist.Op{}
 	case 14:
 		s.flush()
 		n1, err1 := s.db.ExpireQueues(time.Now())
@@ -172,7 +186,7 @@ func runScenario(t *testing.T, steps int, pick func(int) int, more func() bool) 
 		snap := mustLoad(t, s.db)
 		st := s.db.Stats()
 		t.Logf("end: %d sessions, %d retained, next id %d, q1 %+v, q2 %+v, commits %d",
-			len(snap.Sessions), len(snap.Retained), snap.NextMsgID, s.db.QueueStats("q1"), s.db.QueueStats("q2"), st.Commits)
+			len(snap.Sessions), len(snap.Retained), snap.NextMsgID, s.db.QueueStats("q1"), s.db.QueueStats(fifos[1]), st.Commits)
 	}
 }
 

@@ -1,6 +1,8 @@
 package persist
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,7 +15,9 @@ import (
 // outbound queue on disk without reading or rewriting them whole: one record
 // per subscription, and the queue's count and bytes in a stats record kept
 // in the same transaction as its entries, so start-up reads sessions and
-// the messages in flight, not every queued message.
+// the messages in flight, not every queued message. Like every record of
+// format 2 they are sealed (checksum.go), and a damaged one is set aside
+// (aside.go), never delivered.
 
 // keySubs names a session's sub-bucket of subscriptions: Seq (uint64) →
 // QoS | filter. The session's stats key (keyStats) holds the count and
@@ -22,7 +26,7 @@ var keySubs = []byte("subs")
 
 // subscription record: QoS | filter.
 func encodeSub(s *Subscription) []byte {
-	b := make([]byte, 0, 1+len(s.Filter))
+	b := make([]byte, 0, 1+len(s.Filter)+sumLen)
 	b = append(b, s.QoS)
 	return append(b, s.Filter...)
 }
@@ -42,15 +46,19 @@ type sessQ struct {
 	dirty bool
 }
 
+// sessionQueue returns the stats of session id (bucket b) in this
+// transaction. Damaged stats are derived again from the queue.
 func (a *applier) sessionQueue(id string, b *bolt.Bucket) (*sessQ, error) {
 	if q, ok := a.sstats[id]; ok {
 		return q, nil
 	}
-	st, err := decodeQStats(b.Get(keyStats))
+	st, err := sessionStats(b, a.msgs)
+	dirty := false
 	if err != nil {
-		return nil, fmt.Errorf("session %q: %w", id, err)
+		a.db.damage("session "+quote(id)+": queue stats", err)
+		dirty = true
 	}
-	q := &sessQ{b: b, st: st}
+	q := &sessQ{b: b, st: st, dirty: dirty}
 	if a.sstats == nil {
 		a.sstats = make(map[string]*sessQ)
 	}
@@ -58,15 +66,61 @@ func (a *applier) sessionQueue(id string, b *bolt.Bucket) (*sessQ, error) {
 	return q, nil
 }
 
+// recountSession sets the stats of session id (bucket b) to its queue's
+// count and bytes, after a damaged entry was set aside.
+func (a *applier) recountSession(id string, b *bolt.Bucket) error {
+	q, ok := a.sstats[id]
+	if !ok {
+		// Not read: the stats may be the damaged record.
+		q = &sessQ{b: b}
+		if a.sstats == nil {
+			a.sstats = make(map[string]*sessQ)
+		}
+		a.sstats[id] = q
+	}
+	q.st.count, q.st.bytes = countSessionQueue(b.Bucket(keyQueue), a.msgs)
+	q.dirty = true
+	return nil
+}
+
 func (a *applier) flushSessionStats() error {
 	for _, q := range a.sstats {
 		if q.dirty {
-			if err := q.b.Put(keyStats, q.st.encode()); err != nil {
+			if err := putRec(q.b, keyStats, q.st.encode()); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// sessionStats returns the queue stats of the session bucket sb. If its
+// stats record is damaged it returns the count and bytes of its queue and
+// the error.
+func sessionStats(sb, msgs *bolt.Bucket) (qstats, error) {
+	v, err := getRec(sb, keyStats)
+	var st qstats
+	if err == nil {
+		if st, err = decodeQStats(v); err == nil {
+			return st, nil
+		}
+	}
+	st = qstats{}
+	if qb := sb.Bucket(keyQueue); qb != nil {
+		st.count, st.bytes = countSessionQueue(qb, msgs)
+	}
+	return st, err
+}
+
+// countSessionQueue returns the number of entries of a session queue and
+// the bytes of their messages (unverified: an estimate for damage only).
+func countSessionQueue(qb, msgs *bolt.Bucket) (n, size int64) {
+	_ = qb.ForEach(func(k, _ []byte) error {
+		n++
+		size += messageSize(strip(msgs.Get(k)))
+		return nil
+	})
+	return n, size
 }
 
 func (a *applier) enqueue(o Enqueue) error {
@@ -84,7 +138,7 @@ func (a *applier) enqueue(o Enqueue) error {
 	if q.Get(k) != nil {
 		return nil
 	}
-	if err := q.Put(k, encodeRef(&Queued{QoS: o.QoS, Retain: o.Retain})); err != nil {
+	if err := putRec(q, k, encodeRef(&Queued{QoS: o.QoS, Retain: o.Retain})); err != nil {
 		return err
 	}
 	sq, err := a.sessionQueue(o.ClientID, s)
@@ -92,13 +146,18 @@ func (a *applier) enqueue(o Enqueue) error {
 		return err
 	}
 	sq.st.count++
-	sq.st.bytes += messageSize(mv)
+	sq.st.bytes += messageSize(strip(mv))
 	sq.dirty = true
 	var n uint64
-	if v := a.refs.Get(k); len(v) == 8 {
+	v, err := getRec(a.refs, k)
+	if err != nil {
+		a.db.damage(fmt.Sprintf("refcount of message %d", o.MsgID), err)
+		return a.recount(o.MsgID)
+	}
+	if len(v) == 8 {
 		n = binary.BigEndian.Uint64(v)
 	}
-	return a.refs.Put(k, u64key(n+1))
+	return putRec(a.refs, k, u64key(n+1))
 }
 
 func (a *applier) dequeue(o Dequeue) error {
@@ -119,7 +178,7 @@ func (a *applier) dequeue(o Dequeue) error {
 		return err
 	}
 	sq.st.count--
-	sq.st.bytes -= messageSize(a.msgs.Get(k))
+	sq.st.bytes -= messageSize(strip(a.msgs.Get(k)))
 	sq.dirty = true
 	return a.decRef(o.MsgID)
 }
@@ -133,7 +192,7 @@ func (a *applier) putSubscription(o PutSubscription) error {
 	if err != nil {
 		return err
 	}
-	return b.Put(u64key(o.Sub.Seq), encodeSub(&o.Sub))
+	return putRec(b, u64key(o.Sub.Seq), encodeSub(&o.Sub))
 }
 
 func (a *applier) deleteSubscription(o DeleteSubscription) error {
@@ -147,156 +206,186 @@ func (a *applier) deleteSubscription(o DeleteSubscription) error {
 	return nil
 }
 
-// migrateSessions brings the sessions of a file written by an older edged
-// to this layout, in the write transaction tx of Open: subscriptions held
-// as one list in the info record move to the subs bucket (Seq 1, 2, ...),
-// and a queue without a stats record gets one. A migrated file has neither,
-// so this reads only the sessions' info and stats records.
-func migrateSessions(tx *bolt.Tx) error {
-	sb := tx.Bucket(bucketSessions)
-	msgs := tx.Bucket(bucketMessages)
-	var ids [][]byte
-	_ = sb.ForEach(func(k, v []byte) error {
-		if v == nil {
-			ids = append(ids, k)
+// migrateSession brings the session bucket b of a format 1 file, whose
+// records are not sealed yet, to the session layout of format 2 (migrate
+// seals it afterwards): subscriptions held as one list in the info record
+// move to the subs bucket (Seq 1, 2, ...), and the queue gets its stats
+// record.
+func migrateSession(b, msgs *bolt.Bucket, where string) error {
+	subs, lastSeen, err := decodeSession(b.Get(keyInfo))
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, where, err)
+	}
+	sub, err := b.CreateBucketIfNotExists(keySubs)
+	if err != nil {
+		return err
+	}
+	if len(subs) > 0 {
+		for i := range subs {
+			subs[i].Seq = uint64(i + 1)
+			if err := sub.Put(u64key(subs[i].Seq), encodeSub(&subs[i])); err != nil {
+				return err
+			}
 		}
+		if err := b.Put(keyInfo, encodeSession(nil, lastSeen)); err != nil {
+			return err
+		}
+	}
+	qb := b.Bucket(keyQueue)
+	if qb == nil {
+		return fmt.Errorf("%w: %s: queue or inbound bucket missing", ErrCorrupt, where)
+	}
+	var st qstats
+	_ = qb.ForEach(func(k, _ []byte) error {
+		st.count++
+		st.bytes += messageSize(msgs.Get(k)) // format 1: not sealed
 		return nil
 	})
-	for _, id := range ids {
-		b := sb.Bucket(id)
-		subs, lastSeen, err := decodeSession(b.Get(keyInfo))
-		if err != nil {
-			return corruptErr(tx.DB().Path(), fmt.Errorf("session %q: %w", id, err))
-		}
-		if len(subs) > 0 {
-			sub, err := b.CreateBucketIfNotExists(keySubs)
-			if err != nil {
-				return err
-			}
-			for i := range subs {
-				subs[i].Seq = uint64(i + 1)
-				if err := sub.Put(u64key(subs[i].Seq), encodeSub(&subs[i])); err != nil {
-					return err
-				}
-			}
-			if err := b.Put(keyInfo, encodeSession(nil, lastSeen)); err != nil {
-				return err
-			}
-		}
-		if b.Get(keyStats) == nil {
-			qb := b.Bucket(keyQueue)
-			if qb == nil {
-				continue // Load and Check report it
-			}
-			var st qstats
-			_ = qb.ForEach(func(k, _ []byte) error {
-				st.count++
-				st.bytes += messageSize(msgs.Get(k))
-				return nil
-			})
-			if err := b.Put(keyStats, st.encode()); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return b.Put(keyStats, st.encode())
 }
 
-// loadSession reads a session's subscriptions, the sent entries at the
-// head of its queue (with their messages, shared through cache), the count
-// and bytes of the rest, and its inbound packet ids.
-func loadSession(sb, msgs *bolt.Bucket, cache map[uint64]Message) (Session, error) {
-	var s Session
-	var err error
+// loadSession loads the session id from its bucket sb: its subscriptions
+// (ascending Seq), owner, LastSeen, the sent entries at the head of its
+// queue with their messages, the count and bytes of the rest, and its
+// inbound packet ids. cache holds the messages decoded so far, nil for a
+// damaged one. A damaged record is reported (db.found) and added to aside,
+// and skipped: a damaged subscription is not loaded, a damaged owner loads
+// as none (see the Damage section of doc.go), a damaged queue entry is not
+// returned.
+func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Message, aside *[]asideItem) (Session, error) {
+	s := Session{ClientID: id}
+	where := "session " + quote(id)
+	info, err := getRec(sb, keyInfo)
 	var legacy []Subscription
-	if legacy, s.LastSeen, err = decodeSession(sb.Get(keyInfo)); err != nil {
-		return s, err
+	if err == nil {
+		legacy, s.LastSeen, err = decodeSession(info)
 	}
-	if len(legacy) > 0 {
-		return s, errors.New("subscriptions in the info record (not migrated)")
+	if err == nil && len(legacy) > 0 {
+		// Format 2 keeps subscriptions in the subs bucket only.
+		err = errors.New("subscriptions in the info record")
 	}
-	if s.Owner, err = decodeOwner(sb.Get(keyOwner)); err != nil {
-		return s, err
+	if err != nil {
+		db.found(aside, asideItem{what: where + ": info", kind: asideInfo, name: id, raw: sb.Get(keyInfo)}, err)
+		s.LastSeen = 0
+	}
+	ov, err := getRec(sb, keyOwner)
+	if err == nil {
+		s.Owner, err = decodeOwner(ov)
+	}
+	if err != nil {
+		db.found(aside, asideItem{what: where + ": owner", kind: asideOwner, name: id, key: keyOwner, raw: sb.Get(keyOwner)}, err)
+		s.Owner = nil
 	}
 	if b := sb.Bucket(keySubs); b != nil {
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			sub, err := decodeSub(k, v)
+			body, err := unseal(k, v)
+			var sub Subscription
+			if err == nil {
+				sub, err = decodeSub(k, body)
+			}
 			if err != nil {
-				return s, err
+				db.found(aside, asideItem{what: fmt.Sprintf("%s: subscription %x", where, k), kind: asideSub, name: id, key: k, raw: v}, err)
+				continue
 			}
 			s.Subs = append(s.Subs, sub)
 		}
-	}
-	st, err := decodeQStats(sb.Get(keyStats))
-	if err != nil {
-		return s, err
 	}
 	qb, ib := sb.Bucket(keyQueue), sb.Bucket(keyInbound)
 	if qb == nil || ib == nil {
 		return s, errors.New("queue or inbound bucket missing")
 	}
+	st, err := sessionStats(sb, msgs)
+	if err != nil {
+		db.found(aside, asideItem{what: where + ": queue stats", kind: asideStats, name: id, key: keyStats, raw: sb.Get(keyStats)}, err)
+	}
 	s.Waiting, s.WaitingBytes = st.count, st.bytes
 	c := qb.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		q, err := readQueued(k, v, msgs, cache)
-		if err != nil {
-			return s, err
-		}
-		if q.PacketID == 0 {
+		q, sent, ok := db.readQueued(where, id, k, v, msgs, cache, aside)
+		if !sent {
 			break
 		}
-		s.Queue = append(s.Queue, q)
+		// A damaged entry is not in flight any more: it leaves the count
+		// (by its stored size, as the stats counted it).
 		s.Waiting--
-		s.WaitingBytes -= q.Msg.Size()
+		s.WaitingBytes -= messageSize(strip(msgs.Get(k)))
+		if ok {
+			s.Queue = append(s.Queue, q)
+		}
 	}
 	if s.Waiting < 0 || s.WaitingBytes < 0 {
-		return s, fmt.Errorf("queue stats %d messages, %d bytes below the %d entries in flight", st.count, st.bytes, len(s.Queue))
+		if err == nil { // not reported yet
+			db.found(aside, asideItem{what: where + ": queue stats", kind: asideStats, name: id, key: keyStats, raw: sb.Get(keyStats)},
+				fmt.Errorf("%d messages, %d bytes: fewer than the %d entries in flight", st.count, st.bytes, len(s.Queue)))
+		}
+		s.Waiting, s.WaitingBytes = max(s.Waiting, 0), max(s.WaitingBytes, 0)
 	}
 	c = ib.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) != 2 {
-			return s, fmt.Errorf("bad inbound key %x", k)
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if _, err := unseal(k, v); err != nil || len(k) != 2 {
+			db.found(aside, asideItem{what: fmt.Sprintf("%s: inbound packet id %x", where, k), kind: asideInbound, name: id, key: k, raw: v},
+				cmp.Or(err, errors.New("bad key")))
+			continue
 		}
 		s.Inbound = append(s.Inbound, binary.BigEndian.Uint16(k))
 	}
 	return s, nil
 }
 
-// readQueued decodes the queue entry k, v and its message, through cache
-// when it is not nil.
-func readQueued(k, v []byte, msgs *bolt.Bucket, cache map[uint64]Message) (Queued, error) {
+// readQueued decodes the entry k, v of the queue of session id (where
+// names it) and, if sent is unset or it was sent (has a packet id), its
+// message, through cache when it is not nil. ok reports that q is whole: a
+// damaged ref or message is added to aside (and reported) instead, with
+// sent set, so that the caller skips it.
+func (db *DB) readQueued(where, id string, k, v []byte, msgs *bolt.Bucket, cache map[uint64]*Message, aside *[]asideItem) (q Queued, sent, ok bool) {
 	if len(k) != 8 {
-		return Queued{}, fmt.Errorf("bad queue key %x", k)
+		db.found(aside, asideItem{what: fmt.Sprintf("%s: queue key %x", where, k), kind: asideRef, name: id, key: k, raw: v},
+			errors.New("bad key"))
+		return q, true, false
 	}
-	id := binary.BigEndian.Uint64(k)
-	q := Queued{MsgID: id}
-	if err := decodeRef(v, &q); err != nil {
-		return q, err
+	q.MsgID = binary.BigEndian.Uint64(k)
+	body, err := unseal(k, v)
+	if err == nil {
+		err = decodeRef(body, &q)
 	}
-	m, ok := cache[id]
-	if !ok {
-		mv := msgs.Get(k)
-		if mv == nil {
-			return q, fmt.Errorf("queued message %d missing", id)
-		}
-		var err error
-		if m, err = decodeMessage(mv); err != nil {
-			return q, fmt.Errorf("message %d: %w", id, err)
-		}
+	if err != nil {
+		db.found(aside, asideItem{what: fmt.Sprintf("%s: queued message %d", where, q.MsgID), kind: asideRef, name: id, key: k, raw: v}, err)
+		return q, true, false
+	}
+	if cache != nil && q.PacketID == 0 {
+		return q, false, false // Load: the sent entries end here
+	}
+	m, cached := cache[q.MsgID]
+	if !cached {
+		m, err = loadMessage(msgs, k)
 		if cache != nil {
-			cache[id] = m
+			cache[q.MsgID] = m
 		}
 	}
-	q.Msg = m
-	return q, nil
+	if m == nil {
+		it := asideItem{what: fmt.Sprintf("%s: message %d", where, q.MsgID), kind: asideMessage, name: id, key: k, raw: msgs.Get(k)}
+		if err != nil {
+			db.found(aside, it, err)
+		} else { // reported with the first session found holding it
+			it.key, it.raw = bytes.Clone(it.key), bytes.Clone(it.raw)
+			*aside = append(*aside, it)
+		}
+		return q, true, false
+	}
+	q.Msg = *m
+	return q, true, true
 }
 
 // ReadSessionQueue returns up to max entries of the outbound queue of
 // session clientID with MsgID greater than afterMsgID, in ascending MsgID
 // order, with their messages, from the durable state: an entry still being
 // committed is not there yet. An unknown session's queue is empty; max ≤ 0
-// returns none. A record that does not decode fails it with ErrCorrupt.
+// returns none. A damaged entry (its ref or its message) is set aside as in
+// Load: skipped, not counted against max, logged and counted in
+// Stats.Damaged; the broker then finds its queue one entry shorter than
+// counted and carries on. Damage to the bucket structure fails it with
+// ErrCorrupt.
 func (db *DB) ReadSessionQueue(clientID string, afterMsgID uint64, max int) (out []Queued, err error) {
 	if max <= 0 || afterMsgID == ^uint64(0) {
 		return nil, nil
@@ -304,12 +393,12 @@ func (db *DB) ReadSessionQueue(clientID string, afterMsgID uint64, max int) (out
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("reading the queue of session %q: %w: %v", clientID, ErrCorrupt, r)
+			out, err = nil, fmt.Errorf("reading the queue of session %s: %w: %v", quote(clientID), ErrCorrupt, r)
 		}
 	}()
+	var aside []asideItem
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		a := applier{sess: tx.Bucket(bucketSessions)}
-		sb, err := a.session(clientID, false)
+		_, sb, err := findBucket(tx.Bucket(bucketSessions), clientID)
 		if sb == nil || err != nil {
 			return err
 		}
@@ -318,18 +407,20 @@ func (db *DB) ReadSessionQueue(clientID string, afterMsgID uint64, max int) (out
 			return errors.New("queue bucket missing")
 		}
 		msgs := tx.Bucket(bucketMessages)
+		where := "session " + quote(clientID)
 		c := qb.Cursor()
 		for k, v := c.Seek(u64key(afterMsgID + 1)); k != nil && len(out) < max; k, v = c.Next() {
-			q, err := readQueued(k, v, msgs, nil)
-			if err != nil {
-				return err
+			if q, _, ok := db.readQueued(where, clientID, k, v, msgs, nil, &aside); ok {
+				out = append(out, q)
 			}
-			out = append(out, q)
 		}
 		return nil
 	})
+	if len(aside) > 0 {
+		db.setAside(aside)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the queue of session %q: %w: %w", clientID, ErrCorrupt, err)
+		return nil, fmt.Errorf("reading the queue of session %s: %w: %w", quote(clientID), ErrCorrupt, err)
 	}
 	return out, nil
 }

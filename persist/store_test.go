@@ -1,6 +1,7 @@
 package persist_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -92,13 +93,6 @@ func TestOps(t *testing.T) {
 		{"PutRetained replaces", []persist.Op{persist.PutRetained{Msg: m2}, persist.PutRetained{Msg: msg("a/c", "three")}},
 			sess + q1(0, false) + "retained " + fmtMsg(msg("a/c", "three")) + "\n", 2},
 		{"DeleteRetained", []persist.Op{persist.PutRetained{Msg: m2}, persist.DeleteRetained{Topic: "a/c"}}, sess + q1(0, false), 2},
-		{"invalid ops skipped", []persist.Op{
-			persist.PutSession{ClientID: ""},
-			persist.Enqueue{ClientID: "c1", MsgID: 1, QoS: 3},
-			persist.PutRetained{Msg: persist.Message{Topic: ""}},
-			persist.PutMessage{ID: 3, Msg: persist.Message{Topic: "x", QoS: 7}},
-			nil,
-		}, sess + q1(0, false), 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			check := func(t *testing.T, s persist.Store) {
@@ -272,5 +266,51 @@ func TestLocked(t *testing.T) {
 	_, err := persist.Open(opts)
 	if !errorsIs(err, persist.ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+}
+
+// A Commit call with an op the store cannot store is refused as a whole
+// with ErrInvalidOp, before anything is applied, so the broker never
+// acknowledges it; the calls around it are applied.
+func TestInvalidOpsRefused(t *testing.T) {
+	long := strings.Repeat("x", 65536)
+	for _, bad := range []persist.Op{
+		persist.PutSession{ClientID: ""},
+		persist.PutSession{ClientID: long},
+		persist.Enqueue{ClientID: "c1", MsgID: 1, QoS: 3},
+		persist.PutRetained{Msg: persist.Message{Topic: ""}},
+		persist.PutRetained{Msg: persist.Message{Topic: long}},
+		persist.QueueAppend{Queue: long, Msg: msg("t", "p")},
+		persist.PutMessage{ID: 3, Msg: persist.Message{Topic: "x", QoS: 7}},
+		persist.PutSubscription{ClientID: "c1", Sub: persist.Subscription{Seq: 1, Filter: "a", QoS: 3}},
+		persist.PutSubscription{ClientID: "c1", Sub: persist.Subscription{Seq: 1, Filter: ""}},
+		persist.PutSubscription{ClientID: long, Sub: persist.Subscription{Seq: 1, Filter: "a"}},
+		persist.DeleteSubscription{ClientID: ""},
+		persist.SetOwner{ClientID: ""},
+		persist.SetOwner{ClientID: long},
+		nil,
+	} {
+		t.Run(fmt.Sprintf("%T", bad), func(t *testing.T) {
+			for _, s := range []persist.Store{persist.NewMemory(), mustOpenStore(t, persist.Options{})} {
+				before := persist.PutRetained{Msg: msg("before", "1")}
+				good := persist.PutRetained{Msg: msg("same-call", "2")}
+				after := persist.PutRetained{Msg: msg("after", "3")}
+				ch := make(chan error, 3)
+				s.Commit([]persist.Op{before}, func(err error) { ch <- err })
+				s.Commit([]persist.Op{good, bad}, func(err error) { ch <- err })
+				s.Commit([]persist.Op{after}, func(err error) { ch <- err })
+				errs := []error{<-ch, <-ch, <-ch}
+				if errs[0] != nil || !errors.Is(errs[1], persist.ErrInvalidOp) || errs[2] != nil {
+					t.Fatalf("%T: commits returned %v, want nil, ErrInvalidOp, nil", s, errs)
+				}
+				snap := mustLoad(t, s)
+				if len(snap.Retained) != 2 || snap.Retained[0].Topic != "after" || snap.Retained[1].Topic != "before" {
+					t.Errorf("%T: retained after the refused call: %s", s, fmtSnap(snap))
+				}
+				if m, ok := s.(*persist.Memory); ok {
+					m.Close()
+				}
+			}
+		})
 	}
 }

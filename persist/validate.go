@@ -5,18 +5,22 @@ import (
 	"fmt"
 )
 
-// maxKeySize is bbolt's key size limit; client ids, topics and queue names
-// are keys.
-const maxKeySize = 32768
+// ErrInvalidOp is returned (wrapped, to the done callback) for a Commit
+// call with an op the store cannot store: an empty name or one longer than
+// 65,535 bytes (client id, topic, queue name), a QoS above 2, a nil or
+// unknown op. None of the call's ops is applied; other calls are not
+// affected. An MQTT packet that passed the codec never makes one.
+var ErrInvalidOp = errors.New("invalid op")
 
-var errInvalidOp = errors.New("invalid op")
+var errInvalidOp = ErrInvalidOp
 
 // validate reports caller errors in an op that would make it impossible to
-// store or to load again. Both stores skip such an op (and log it) instead
-// of failing the whole transaction, which holds other clients' commits.
+// store or to load again. Commit refuses the whole call (group) with such
+// an op, before it is applied, so that nothing is acknowledged that is
+// not stored; the transaction of other calls is not affected.
 func validate(op Op) error {
 	bad := func(what string) error { return fmt.Errorf("%w %T: %s", errInvalidOp, op, what) }
-	key := func(s string) bool { return len(s) > 0 && len(s) <= maxKeySize }
+	key := func(s string) bool { return len(s) > 0 && len(s) <= maxNameSize }
 	switch o := op.(type) {
 	case PutMessage:
 		if o.Msg.QoS > 2 {
@@ -48,7 +52,7 @@ func validate(op Op) error {
 		if o.Sub.QoS > 2 {
 			return bad("qos > 2")
 		}
-		if len(o.Sub.Filter) == 0 || len(o.Sub.Filter) > 65535 {
+		if len(o.Sub.Filter) == 0 || len(o.Sub.Filter) > maxNameSize {
 			return bad("filter length")
 		}
 	case DeleteSubscription:
@@ -93,7 +97,7 @@ func validate(op Op) error {
 		if !key(o.Queue) {
 			return bad("queue name length")
 		}
-	case expireOp:
+	case expireOp, asideOp:
 	case nil:
 		return bad("nil")
 	default:

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/testutil"
+	"github.com/edged/edged/persist"
 )
 
 // TestCrashRecovery is the durability durability promise tested the
@@ -21,6 +23,15 @@ import (
 // reaches the subscriber (QoS 1 at least once, QoS 2 exactly once), and so
 // does everything the publisher re-sends as MQTT requires; every retained
 // message and subscription acknowledged before the kill is still there.
+//
+// The workload includes names over bbolt's 32 KiB key limit (topics of
+// 40,000 bytes, retained and not, and a subscriber whose client id has
+// 40,004 bytes) and a retained flood: a second publisher makes at least
+// floodBefore retained messages before the kill timer starts and goes on
+// during it. The flood is verified in the store file after edged stopped
+// (a new `#` subscriber is sent only part of thousands of retained
+// messages until retained delivery is flow-controlled), which Check must
+// also find sound.
 func TestCrashRecovery(t *testing.T) {
 	n := 20
 	if testing.Short() {
@@ -91,8 +102,9 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 		"listeners:\n  - {name: local, address: 127.0.0.1:0}\n"
 	proc := startEdged(t, dir, config)
 
-	// An offline persistent subscriber.
+	// Offline persistent subscribers, one with a client id over 32 KiB.
 	subscribeAndLeave(t, proc.addr, "sub", "crash/#", 2)
+	subscribeAndLeave(t, proc.addr, longSub, "crash/long/#", 1)
 
 	pub := &publisher{msgs: map[uint16]*pubState{}, window: make(chan struct{}, 64)}
 	pc, _, err := dialMQTT(proc.addr, "pub", false, pub.onPacket)
@@ -113,6 +125,40 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 		t.Fatal(err)
 	}
 
+	// The retained flood, acknowledged in part before the kill timer
+	// starts (and so after the sessions above are durable).
+	flood := &publisher{msgs: map[uint16]*pubState{}, window: make(chan struct{}, 256)}
+	fc, _, err := dialMQTT(proc.addr, "flood", true, flood.onPacket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floodStop := make(chan struct{})
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		for id := uint16(1); id <= floodMax; id++ {
+			select {
+			case <-floodStop:
+				return
+			case flood.window <- struct{}{}:
+			}
+			m := &pubState{qos: 1, retain: true, topic: fmt.Sprintf("flood/%d/%d", id%16, id), payload: fmt.Sprintf("f%05d", id)}
+			flood.mu.Lock()
+			flood.msgs[id] = m
+			flood.order = append(flood.order, id)
+			flood.mu.Unlock()
+			if fc.send(&packet.Publish{QoS: 1, Retain: true, Topic: m.topic, PacketID: id, Payload: []byte(m.payload)}) != nil {
+				return
+			}
+		}
+	}()
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if n := flood.ackedCount(); n < floodBefore {
+			return fmt.Errorf("%d of %d flood messages acknowledged", n, floodBefore)
+		}
+		return nil
+	})
+
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -125,8 +171,13 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 			case pub.window <- struct{}{}:
 			}
 			m := &pubState{qos: byte(1 + id%2), topic: fmt.Sprintf("crash/%d", id%4), payload: fmt.Sprintf("m%05d", id)}
-			if id%10 == 0 {
+			switch {
+			case id%10 == 0:
 				m.qos, m.retain, m.topic = 1, true, fmt.Sprintf("ret/%d", id)
+			case id%20 == 3:
+				m.topic = longTopic("crash/long/", id%2)
+			case id%20 == 13:
+				m.qos, m.retain, m.topic = 1, true, longTopic("ret/long/", id%3)
 			}
 			pub.mu.Lock()
 			pub.msgs[id] = m
@@ -155,9 +206,12 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 	time.Sleep(killAfter)
 	proc.kill()
 	close(stop)
+	close(floodStop)
 	pc.close()
 	lc.close()
+	fc.close()
 	wg.Wait()
+	<-floodDone
 
 	pub.mu.Lock()
 	sent, acked := len(pub.order), 0
@@ -170,7 +224,8 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 	lateMu.Lock()
 	nLate := len(lateAcked)
 	lateMu.Unlock()
-	t.Logf("killed after %s: %d published, %d acknowledged, %d subscriptions acknowledged", killAfter, sent, acked, nLate)
+	t.Logf("killed after %s: %d published, %d acknowledged, %d subscriptions acknowledged, %d retained flood acknowledged",
+		killAfter, sent, acked, nLate, flood.ackedCount())
 
 	proc = startEdged(t, dir, config)
 
@@ -215,6 +270,7 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 
 	// The subscriber gets everything: QoS 1 at least once, QoS 2 exactly once.
 	want := map[string]byte{}
+	wantLong := map[string]bool{}
 	retained := map[string]string{}
 	for _, id := range pub.order {
 		m := pub.msgs[id]
@@ -222,6 +278,9 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 			retained[m.topic] = m.payload
 		} else {
 			want[m.payload] = m.qos
+		}
+		if !m.retain && strings.HasPrefix(m.topic, "crash/long/") {
+			wantLong[m.payload] = true
 		}
 	}
 	got := receiveAll(t, proc.addr, "sub", false, "", len(want))
@@ -238,6 +297,14 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 	if len(missing) > 0 || len(dup2) > 0 {
 		t.Fatalf("after the kill: %d of %d messages missing (%s), %d QoS 2 messages duplicated (%s)",
 			len(missing), len(want), head(missing), len(dup2), head(dup2))
+	}
+
+	// So does the subscriber with the long client id, for the long topics.
+	gotLong := receiveAll(t, proc.addr, longSub, false, "", len(wantLong))
+	for payload := range wantLong {
+		if gotLong[payload] == 0 {
+			t.Fatalf("message %s on a long topic lost for the long client id (%d of %d arrived)", payload, len(gotLong), len(wantLong))
+		}
 	}
 
 	// Every retained message is there.
@@ -284,6 +351,60 @@ func crashOnce(t *testing.T, killAfter time.Duration) {
 		}
 	}
 	proc.stop(t)
+
+	// Every acknowledged flood message is in the store, which is sound.
+	dbPath := filepath.Join(dir, "data", "edged.db")
+	if err := persist.Check(dbPath); err != nil {
+		t.Fatalf("db check after the kill and a restart: %v", err)
+	}
+	db, err := persist.Open(persist.Options{Path: dbPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	snap, err := db.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]string{}
+	for _, m := range snap.Retained {
+		stored[m.Topic] = string(m.Payload)
+	}
+	flood.mu.Lock()
+	defer flood.mu.Unlock()
+	for _, id := range flood.order {
+		if m := flood.msgs[id]; m.acked && stored[m.topic] != m.payload {
+			t.Fatalf("retained flood message %s=%s acknowledged before the kill is not in the store (%d retained stored)",
+				m.topic, m.payload, len(snap.Retained))
+		}
+	}
+}
+
+// The crash workload's long names: over bbolt's 32 KiB key limit, below
+// MQTT's 65,535 bytes.
+var longSub = "sub/" + strings.Repeat("s", 40000)
+
+func longTopic(prefix string, n uint16) string {
+	return fmt.Sprintf("%s%s/%d", prefix, strings.Repeat("l", 40000), n)
+}
+
+// The retained flood: floodBefore acknowledged before the kill timer
+// starts, at most floodMax in all.
+const (
+	floodBefore = 1500
+	floodMax    = 6000
+)
+
+func (p *publisher) ackedCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, m := range p.msgs {
+		if m.acked {
+			n++
+		}
+	}
+	return n
 }
 
 func head(s []string) string {

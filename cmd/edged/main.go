@@ -458,7 +458,7 @@ func dbCommand(cmd, path string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "db check":
-		err := persist.Check(path)
+		notes, err := persist.CheckReport(path)
 		if errors.Is(err, persist.ErrLocked) {
 			fmt.Fprintf(stderr, "edged: %s is in use by a running edged; stop it first\n", path)
 			return 1
@@ -472,6 +472,9 @@ func dbCommand(cmd, path string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: OK\n", path)
+		for _, n := range notes {
+			fmt.Fprintln(stdout, "  note: "+n)
+		}
 	case "db compact":
 		before, after, err := persist.Compact(path)
 		if errors.Is(err, persist.ErrLocked) {
