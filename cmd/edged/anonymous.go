@@ -27,7 +27,7 @@ func loopbackAddress(addr string) bool {
 // it: true on a loopback address (as edged always did: whoever runs a
 // process on the machine is trusted as much as the machine), false on a
 // network address, where an anonymous client is anyone who can reach the
-// port. Serial ports default to true (DESIGN.md §4).
+// port. Serial ports default to true: whoever is wired to a UART has physical access.
 func defaultAllowAnonymous(addr string) bool { return loopbackAddress(addr) }
 
 // warnListenerAccess logs, as edged starts, each listener anonymous network
