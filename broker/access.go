@@ -120,7 +120,6 @@ func (ss *session) reauthorizeLocked() []string {
 			continue
 		}
 		ss.deleteSubLocked(f)
-		ss.s.topics.unsubscribe(ss, f)
 		removed = append(removed, f)
 	}
 	slices.Sort(removed)

@@ -509,10 +509,7 @@ func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
 	}
 	ss.update(func() {
 		for _, f := range p.Filters {
-			if ss.deleteSubLocked(f) {
-				c.s.topics.unsubscribe(ss, f)
-				ss.stopRetainedLocked(f)
-			}
+			ss.deleteSubLocked(f)
 		}
 	}, func(err error) { c.committed(e, err) })
 	return closeNone

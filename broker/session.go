@@ -409,12 +409,15 @@ func (ss *session) setSubLocked(filter string, qos byte) {
 	ss.opLocked(persist.PutSubscription{ClientID: ss.id, Sub: persist.Subscription{Seq: seq, Filter: filter, QoS: qos}})
 }
 
-// deleteSubLocked removes the subscription to filter, from the store too;
-// it reports whether there was one.
+// deleteSubLocked removes the subscription to filter: from the topic tree,
+// its retained messages not yet sent, and the store; it reports whether
+// there was one. UNSUBSCRIBE and a revoking ACL reload both end here.
 func (ss *session) deleteSubLocked(filter string) bool {
 	if _, ok := ss.subs[filter]; !ok {
 		return false
 	}
+	ss.s.topics.unsubscribe(ss, filter)
+	ss.stopRetainedLocked(filter)
 	delete(ss.subs, filter)
 	delete(ss.partial, filter)
 	if seq, ok := ss.subSeqs[filter]; ok {
