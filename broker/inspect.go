@@ -211,3 +211,10 @@ func (s *Server) watchLocked(m *message) {
 		w.fn(WatchedMessage{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain, Time: time.Unix(0, m.time)})
 	}
 }
+
+// Listening returns how many listeners Serve is accepting on now.
+func (s *Server) Listening() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lns)
+}

@@ -24,8 +24,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
+	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/auth"
+	"github.com/edged/edged/cmd/edged/internal/status"
 	"github.com/edged/edged/persist"
 	"github.com/edged/edged/serialio"
 )
@@ -204,9 +206,23 @@ func serve(cfg *Config, log *slog.Logger) error {
 			return nil
 		})
 	}
+	// reloadAuth re-reads the password and ACL files (SIGHUP, the status
+	// page); a bad file keeps the rules in use and is logged.
+	var reloadAuth func() error
 	if len(reloaders) > 0 {
-		// SIGHUP re-reads the password and ACL files; a bad file keeps the
-		// rules in use and is logged.
+		reloadAuth = func() error {
+			var errs []error
+			for _, reload := range reloaders {
+				errs = append(errs, reload())
+			}
+			err := errors.Join(errs...)
+			if err != nil {
+				log.Warn("reloading auth files; keeping the previous rules", "error", err)
+			} else {
+				log.Info("auth files reloaded")
+			}
+			return err
+		}
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
@@ -217,13 +233,7 @@ func serve(cfg *Config, log *slog.Logger) error {
 				case <-ctx.Done():
 					return
 				}
-				for _, reload := range reloaders {
-					if err := reload(); err != nil {
-						log.Warn("reloading auth files; keeping the previous rules", "error", err)
-					} else {
-						log.Info("auth files reloaded")
-					}
-				}
+				reloadAuth()
 			}
 		}()
 	}
@@ -272,6 +282,19 @@ func serve(cfg *Config, log *slog.Logger) error {
 		}
 		serials = append(serials, ln)
 	}
+	var page *status.Server
+	var pageLn net.Listener
+	if cfg.HTTP.Enabled() {
+		page, pageLn, err = startStatusPage(cfg, b, db, bcfg.Auth, reloadAuth, bridges, serials, log)
+		if err != nil {
+			closeAll()
+			for _, s := range serials {
+				s.Close()
+			}
+			b.Shutdown(context.Background())
+			return err
+		}
+	}
 	log.Info("edged started", "version", version, "data_dir", cfg.DataDir, "pid", os.Getpid())
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -292,6 +315,9 @@ func serve(cfg *Config, log *slog.Logger) error {
 	}
 	for _, br := range bridges {
 		g.Go(func() error { return br.Run(gctx) })
+	}
+	if page != nil {
+		g.Go(func() error { return page.Serve(gctx, pageLn) })
 	}
 	if len(serials) > 0 && cfg.SysInterval >= 0 {
 		g.Go(func() error {
@@ -577,4 +603,34 @@ func serverTLS(c *TLSConfig) (*tls.Config, error) {
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return tc, nil
+}
+
+// startStatusPage prepares the status page and opens its listener.
+func startStatusPage(cfg *Config, b *broker.Server, db *persist.DB, authn broker.Authenticator, reload func() error,
+	bridges []*bridge.Bridge, serials []*serialio.Listener, log *slog.Logger) (*status.Server, net.Listener, error) {
+	src := status.Sources{
+		Broker:    b,
+		Store:     db,
+		Bridges:   bridges,
+		Reload:    reload,
+		Listeners: len(cfg.Listeners) + len(cfg.Serial),
+		Loopback:  loopbackAddress,
+		Version:   version,
+		Logger:    log,
+	}
+	if pw, ok := authn.(*auth.Passwords); ok {
+		src.Passwords = pw
+	}
+	for i, ln := range serials {
+		src.Serial = append(src.Serial, status.SerialPort{Name: cfg.Serial[i].Name, Device: cfg.Serial[i].Device, Listener: ln})
+	}
+	page, err := status.New(cfg.HTTP, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := page.Listen()
+	if err != nil {
+		return nil, nil, err
+	}
+	return page, ln, nil
 }
