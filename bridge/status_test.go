@@ -90,4 +90,3 @@ func TestStatusAndPurge(t *testing.T) {
 		t.Fatalf("upstream got %d messages, want only the one after the purge", len(got))
 	}
 }
-
