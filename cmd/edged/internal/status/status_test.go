@@ -142,12 +142,17 @@ func (e *env) get(t *testing.T, path, user string) *http.Response {
 // mqttClient connects a raw MQTT client that stays connected.
 func mqttClient(t *testing.T, addr, id string) net.Conn {
 	t.Helper()
+	return mqttClientSession(t, addr, id, true)
+}
+
+func mqttClientSession(t *testing.T, addr, id string, clean bool) net.Conn {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := c.Write(packet.Encode(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: true, KeepAlive: 60})); err != nil {
+	if _, err := c.Write(packet.Encode(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: clean, KeepAlive: 60})); err != nil {
 		t.Fatal(err)
 	}
 	p, err := packet.Read(bufio.NewReader(c), 1<<20)

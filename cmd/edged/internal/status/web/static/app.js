@@ -33,10 +33,18 @@ function drawChart(el, points, key) {
   const label = document.createElementNS(ns, "text");
   label.setAttribute("x", 2);
   label.setAttribute("y", 10);
-  label.textContent = vals.length > 1 ? `max ${Math.round(top)}/min` : "collecting samples…";
+  const fmt = key.endsWith("bytes") ? humanBytes : v => String(Math.round(v));
+  label.textContent = vals.length > 1 ? `max ${fmt(top)}/min` : "collecting samples…";
   svg.append(label);
   el.replaceChildren(svg);
   el.dataset.points = vals.length;
+}
+
+function humanBytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return i ? `${n.toFixed(1)} ${units[i]}` : `${Math.round(n)} B`;
 }
 
 // refresh reloads the page's main part every few seconds, unless the user
