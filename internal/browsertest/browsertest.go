@@ -68,10 +68,20 @@ func BasicAuth(user, password string) chromedp.Action[chromedp.Void] {
 	})
 }
 
-// Until waits until the JavaScript expression is truthy.
+// Until waits until the JavaScript expression is truthy, also across a
+// navigation (a form's submission) that interrupts the polling.
 func Until(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Poll[any](expr)(ctx, t)
-		return err
+		for {
+			_, err := chromedp.Poll[any](expr)(ctx, t)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/internal/browsertest"
-	"github.com/edged/edged/internal/testutil"
 )
 
 var screenshot = flag.Bool("screenshot", false, "rewrite doc/status.png, the README's screenshot of the overview")
@@ -110,6 +108,4 @@ func TestBrowserOverviewAndTopics(t *testing.T) {
 	if err != nil {
 		t.Fatalf("denied filter: %v", err)
 	}
-	_ = strings.Contains
-	_ = testutil.WaitFor
 }
