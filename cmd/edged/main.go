@@ -13,21 +13,15 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
-	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/auth"
-	"github.com/edged/edged/cmd/edged/internal/status"
 	"github.com/edged/edged/persist"
 	"github.com/edged/edged/serialio"
 )
@@ -137,211 +131,6 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// serve runs the broker until SIGINT or SIGTERM; a second signal forces
-// exit.
-func serve(cfg *Config, log *slog.Logger) error {
-	if cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	if err := makeDataDir(cfg.DataDir); err != nil {
-		return err
-	}
-	syncMode, _ := persist.ParseSyncMode(cfg.Persistence.Sync) // validated
-	db, err := persist.Open(persist.Options{
-		Path:    storePath(cfg),
-		Sync:    syncMode,
-		MaxSize: int64(cfg.Persistence.MaxDBSize),
-		Logger:  log.With("component", "store"),
-	})
-	if err != nil {
-		return err
-	}
-	// The store is closed last, after the broker has drained: every
-	// commit the broker handed it is applied before the file closes.
-	defer func() {
-		if err := db.Close(); err != nil {
-			log.Error("closing store", "error", err)
-		}
-	}()
-	bcfg := broker.Config{
-		Limits:         cfg.brokerLimits(),
-		Store:          db,
-		SysInterval:    cfg.SysInterval,
-		ConnectTimeout: cfg.Limits.ConnectTimeout,
-		Version:        version,
-		Logger:         log,
-	}
-	var reloaders []func() error
-	if cfg.Auth.PasswordFile != "" {
-		pw, err := auth.LoadPasswords(cfg.Auth.PasswordFile)
-		if err != nil {
-			return err
-		}
-		bcfg.Auth = pw
-		reloaders = append(reloaders, pw.Reload)
-	}
-	var acl *auth.ACL
-	if cfg.Auth.ACLFile != "" {
-		if acl, err = auth.LoadACL(cfg.Auth.ACLFile); err != nil {
-			return err
-		}
-		bcfg.ACL = acl
-	}
-	b, err := broker.New(bcfg)
-	if err != nil {
-		return err
-	}
-	if acl != nil {
-		reloaders = append(reloaders, func() error {
-			if err := acl.Reload(); err != nil {
-				return err
-			}
-			// Granted subscriptions follow the new rules.
-			b.Reauthorize()
-			return nil
-		})
-	}
-	// reloadAuth re-reads the password and ACL files (SIGHUP, the status
-	// page); a bad file keeps the rules in use and is logged.
-	var reloadAuth func() error
-	if len(reloaders) > 0 {
-		reloadAuth = func() error {
-			var errs []error
-			for _, reload := range reloaders {
-				errs = append(errs, reload())
-			}
-			err := errors.Join(errs...)
-			if err != nil {
-				log.Warn("reloading auth files; keeping the previous rules", "error", err)
-			} else {
-				log.Info("auth files reloaded")
-			}
-			return err
-		}
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		go func() {
-			for {
-				select {
-				case <-hup:
-				case <-ctx.Done():
-					return
-				}
-				reloadAuth()
-			}
-		}()
-	}
-
-	type boundListener struct {
-		ln  net.Listener
-		cfg ListenerConfig
-	}
-	var lns []boundListener
-	closeAll := func() {
-		for _, l := range lns {
-			l.ln.Close()
-		}
-	}
-	for _, lc := range cfg.Listeners {
-		ln, err := listen(lc, b, cfg.Limits.ConnectTimeout, log)
-		if err != nil {
-			closeAll()
-			b.Shutdown(context.Background())
-			return err
-		}
-		lns = append(lns, boundListener{ln, lc})
-	}
-	warnListenerAccess(cfg, log)
-	// Bridges register their durable taps before any client is served, so
-	// no message matching an out rule can miss the queue.
-	bridges, err := setupBridges(cfg.Bridges, cfg.SysInterval, b, db, log)
-	if err != nil {
-		b.Shutdown(context.Background())
-		return err
-	}
-	var serials []*serialio.Listener
-	for _, sc := range cfg.Serial {
-		scfg := sc.serialio()
-		scfg.Logger = log.With("serial", sc.Name)
-		// A missing device is not fatal: the listener logs it and keeps
-		// trying to open it with backoff.
-		ln, err := serialio.Listen(scfg)
-		if err != nil {
-			closeAll()
-			for _, s := range serials {
-				s.Close()
-			}
-			b.Shutdown(context.Background())
-			return fmt.Errorf("serial port %s: %w", sc.Name, err)
-		}
-		serials = append(serials, ln)
-	}
-	var page *status.Server
-	var pageLn net.Listener
-	if cfg.HTTP.Enabled() {
-		page, pageLn, err = startStatusPage(cfg, b, db, bcfg.Auth, reloadAuth, bridges, serials, log)
-		if err != nil {
-			closeAll()
-			for _, s := range serials {
-				s.Close()
-			}
-			b.Shutdown(context.Background())
-			return err
-		}
-	}
-	log.Info("edged started", "version", version, "data_dir", cfg.DataDir, "pid", os.Getpid())
-
-	g, gctx := errgroup.WithContext(ctx)
-	// allow_anonymous is never nil here: applyDefaults sets it (true on
-	// loopback addresses and serial ports: whoever is wired to a UART has
-	// physical access).
-	for _, l := range lns {
-		g.Go(func() error {
-			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(*l.cfg.AllowAnonymous),
-				broker.WithMaxConnections(l.cfg.MaxConnections))
-		})
-	}
-	for i, ln := range serials {
-		sc := cfg.Serial[i]
-		g.Go(func() error {
-			return b.Serve(gctx, ln, broker.WithName(sc.Name), broker.AllowAnonymous(*sc.AllowAnonymous))
-		})
-	}
-	for _, br := range bridges {
-		g.Go(func() error { return br.Run(gctx) })
-	}
-	if page != nil {
-		g.Go(func() error { return page.Serve(gctx, pageLn) })
-	}
-	if len(serials) > 0 && cfg.SysInterval >= 0 {
-		g.Go(func() error {
-			publishSerialStats(gctx, b, cfg, serials)
-			return nil
-		})
-	}
-	// A second signal while draining forces exit.
-	go func() {
-		<-ctx.Done()
-		stop()
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
-		<-c
-		log.Warn("second signal; exiting now")
-		os.Exit(1)
-	}()
-	err = g.Wait()
-	drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if serr := b.Shutdown(drain); serr != nil {
-		log.Warn("shutdown did not drain in time", "error", serr)
-	}
-	return err
 }
 
 // serialPorts implements `edged serial-ports`: one line per port, with the
@@ -603,34 +392,4 @@ func serverTLS(c *TLSConfig) (*tls.Config, error) {
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return tc, nil
-}
-
-// startStatusPage prepares the status page and opens its listener.
-func startStatusPage(cfg *Config, b *broker.Server, db *persist.DB, authn broker.Authenticator, reload func() error,
-	bridges []*bridge.Bridge, serials []*serialio.Listener, log *slog.Logger) (*status.Server, net.Listener, error) {
-	src := status.Sources{
-		Broker:    b,
-		Store:     db,
-		Bridges:   bridges,
-		Reload:    reload,
-		Listeners: len(cfg.Listeners) + len(cfg.Serial),
-		Loopback:  loopbackAddress,
-		Version:   version,
-		Logger:    log,
-	}
-	if pw, ok := authn.(*auth.Passwords); ok {
-		src.Passwords = pw
-	}
-	for i, ln := range serials {
-		src.Serial = append(src.Serial, status.SerialPort{Name: cfg.Serial[i].Name, Device: cfg.Serial[i].Device, Listener: ln})
-	}
-	page, err := status.New(cfg.HTTP, src)
-	if err != nil {
-		return nil, nil, err
-	}
-	ln, err := page.Listen()
-	if err != nil {
-		return nil, nil, err
-	}
-	return page, ln, nil
 }
