@@ -214,7 +214,11 @@ func (d *decoder) uint32(what string) (uint32, error) {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), nil
 }
 
-// varint reads a variable byte integer of at most four bytes [MQTT-1.5.5].
+// varint reads a variable byte integer of at most four bytes, in its
+// shortest form [MQTT-1.5.5-1]: a longer encoding of the same value (a last
+// byte of 0 after a continuation) is malformed, so a property identifier
+// cannot hide as 0x8b 0x00 and re-encoding reproduces the input. (The fixed
+// header's remaining length is read leniently by ReadHeader, as before.)
 func (d *decoder) varint(what string) (int, error) {
 	v, mult := 0, 1
 	for i := 0; ; i++ {
@@ -228,6 +232,9 @@ func (d *decoder) varint(what string) (int, error) {
 		d.off++
 		v += int(c&0x7f) * mult
 		if c&0x80 == 0 {
+			if c == 0 && i > 0 {
+				return 0, malformed(what + " not in its shortest form")
+			}
 			return v, nil
 		}
 		mult *= 128

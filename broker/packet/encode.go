@@ -154,7 +154,13 @@ func (p *Publish) AppendTo(b []byte, v Version) []byte {
 // code is left out when it is Success and there are no properties, and the
 // property length when there are none [MQTT-3.4.2.1] [MQTT-3.4.2.2.1].
 func appendAck(b []byte, first byte, id uint16, v Version, r Reason, pr *Properties) []byte {
-	if v != V5 || (r == Success && pr == nil) {
+	if v != V5 {
+		return append(b, first, 2, byte(id>>8), byte(id))
+	}
+	if pr != nil && pr.isEmpty() {
+		pr = nil
+	}
+	if r == Success && pr == nil {
 		return append(b, first, 2, byte(id>>8), byte(id))
 	}
 	if pr == nil {
@@ -287,6 +293,9 @@ func (*Pingresp) AppendTo(b []byte, _ Version) []byte { return append(b, byte(PI
 // Success and there are no properties, the reason alone when there are no
 // properties [MQTT-3.14.2.1] [MQTT-3.15.2.1].
 func appendReasonProps(b []byte, first byte, r Reason, pr *Properties) []byte {
+	if pr != nil && pr.isEmpty() {
+		pr = nil
+	}
 	switch {
 	case r == Success && pr == nil:
 		return append(b, first, 0)
