@@ -55,7 +55,9 @@ func encodeSub(s *Subscription) []byte {
 }
 
 func decodeSub(k, v []byte) (Subscription, error) {
-	bad := func() (Subscription, error) { return Subscription{}, fmt.Errorf("decoding subscription %x: bad record", k) }
+	bad := func() (Subscription, error) {
+		return Subscription{}, fmt.Errorf("decoding subscription %x: bad record", k)
+	}
 	if len(k) != 8 || len(v) < 2 || v[0]&3 > 2 || v[0]&0x80 != 0 || (v[0]>>subRHShift)&3 > 2 {
 		return bad()
 	}
