@@ -1138,8 +1138,9 @@ func fits(l QueueLimits, st qstats, size int64) bool {
 // is never returned as if whole: it is logged with its session or topic,
 // counted in Stats.Damaged and set aside (aside.go; see doc.go, Damage).
 // A queued message, a subscription or a retained message is then skipped;
-// a session whose info record is damaged loads with LastSeen 0 (the broker
-// stores it again), one whose owner record is damaged without an owner.
+// a session whose info record is damaged loads with LastSeen 0 and Version
+// 0 (the broker stores it again), one whose owner record is damaged
+// without an owner, one whose will is damaged without a will.
 // Damage to the bucket structure fails Load with ErrCorrupt.
 func (db *DB) Load() (snap *Snapshot, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))

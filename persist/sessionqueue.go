@@ -16,7 +16,7 @@ import (
 // per subscription, and the queue's count and bytes in a stats record kept
 // in the same transaction as its entries, so start-up reads sessions and
 // the messages in flight, not every queued message. Like every record of
-// format 2 they are sealed (checksum.go), and a damaged one is set aside
+// format 2 and later they are sealed (checksum.go), and a damaged one is set aside
 // (aside.go), never delivered.
 
 // keySubs names a session's sub-bucket of subscriptions: Seq (uint64) →
