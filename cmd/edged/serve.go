@@ -75,7 +75,10 @@ func build(cfg *Config, log *slog.Logger) (_ *instance, err error) {
 	e := &instance{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
+			// The cause first, before whatever closing logs.
+			log.Error("edged did not start", "error", err)
 			e.close()
+			err = &startError{err}
 		}
 	}()
 	if err := makeDataDir(cfg.DataDir); err != nil {
@@ -170,6 +173,12 @@ func build(cfg *Config, log *slog.Logger) (_ *instance, err error) {
 	}
 	return e, nil
 }
+
+// startError is an error of build, already logged.
+type startError struct{ err error }
+
+func (e *startError) Error() string { return e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }
 
 // onClose registers f to run when e is closed, before whatever was
 // registered earlier.
