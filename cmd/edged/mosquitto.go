@@ -3,13 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +36,7 @@ type mosqDirective struct {
 	key  string
 	args []string // the rest of the line split on white space
 	rest string   // the rest of the line as written
+	seq  int      // position among all directives read, include_dir files in place
 }
 
 func (d mosqDirective) where() string { return fmt.Sprintf("%s:%d", d.file, d.line) }
@@ -40,6 +44,14 @@ func (d mosqDirective) where() string { return fmt.Sprintf("%s:%d", d.file, d.li
 // readMosquittoConf reads a mosquitto.conf and the *.conf files of its
 // include_dir directives, in the order Mosquitto reads them.
 func readMosquittoConf(path string, depth int) ([]mosqDirective, error) {
+	ds, err := readMosquittoFile(path, depth)
+	for i := range ds {
+		ds[i].seq = i
+	}
+	return ds, err
+}
+
+func readMosquittoFile(path string, depth int) ([]mosqDirective, error) {
 	if depth > 8 {
 		return nil, fmt.Errorf("%s: include_dir nested too deep", path)
 	}
@@ -70,7 +82,7 @@ func readMosquittoConf(path string, depth int) ([]mosqDirective, error) {
 			}
 			sort.Strings(files) // Mosquitto reads them in alphabetical order
 			for _, inc := range files {
-				ds, err := readMosquittoConf(inc, depth+1)
+				ds, err := readMosquittoFile(inc, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -122,7 +134,12 @@ type mosqImport struct {
 	aclFile     string
 	persistence bool
 	cfg         Config
-	notes       []string
+	notes       []mosqNote
+}
+
+type mosqNote struct {
+	seq  int
+	text string
 }
 
 func (m *mosqImport) note(d mosqDirective, format string, args ...any) {
@@ -130,7 +147,13 @@ func (m *mosqImport) note(d mosqDirective, format string, args ...any) {
 	if d.rest != "" {
 		line += " " + d.rest
 	}
-	m.notes = append(m.notes, fmt.Sprintf("%s: %s: %s", d.where(), line, fmt.Sprintf(format, args...)))
+	m.noteAt(d.seq, fmt.Sprintf("%s: %s: %s", d.where(), line, fmt.Sprintf(format, args...)))
+}
+
+// noteAt records a note about the directive at position seq; notes are
+// listed in the order of the directives they are about.
+func (m *mosqImport) noteAt(seq int, s string) {
+	m.notes = append(m.notes, mosqNote{seq, s})
 }
 
 // current returns the listener that listener options apply to: the last
@@ -161,7 +184,12 @@ func importMosquitto(ds []mosqDirective) (*Config, []string) {
 		m.option(d)
 	}
 	m.finish()
-	return &m.cfg, m.notes
+	slices.SortStableFunc(m.notes, func(a, b mosqNote) int { return cmp.Compare(a.seq, b.seq) })
+	var notes []string
+	for _, n := range m.notes {
+		notes = append(notes, n.text)
+	}
+	return &m.cfg, notes
 }
 
 // bridgeKeys are the directives that apply to the last connection.
@@ -675,7 +703,7 @@ func (m *mosqImport) finish() {
 		// anonymous clients in ("local only mode").
 		yes := true
 		c.Listeners = append(c.Listeners, ListenerConfig{Name: "local", Address: "127.0.0.1:1883", AllowAnonymous: &yes})
-		m.notes = append(m.notes, "(no listener): Mosquitto's local only mode, 127.0.0.1:1883 with anonymous clients, is written as a listener")
+		m.noteAt(math.MaxInt, "(no listener): Mosquitto's local only mode, 127.0.0.1:1883 with anonymous clients, is written as a listener")
 	}
 	pwFiles, aclFiles := map[string]bool{}, map[string]bool{}
 	if m.pwFile != "" {
@@ -714,7 +742,7 @@ func (m *mosqImport) finish() {
 			if l.requireCrt {
 				lc.TLS.ClientCAFile = l.cafile
 			} else {
-				m.notes = append(m.notes, fmt.Sprintf("%s: cafile %s without require_certificate: edged does not ask for client certificates then; not carried over",
+				m.noteAt(l.from.seq, fmt.Sprintf("%s: cafile %s without require_certificate: edged does not ask for client certificates then; not carried over",
 					l.from.where(), l.cafile))
 			}
 		}
@@ -739,7 +767,7 @@ func (m *mosqImport) finish() {
 	for _, b := range m.bridges {
 		bc := b.cfg
 		if len(b.addresses) == 0 {
-			m.notes = append(m.notes, fmt.Sprintf("%s: connection %s has no address; not carried over", b.from.where(), bc.Name))
+			m.noteAt(b.from.seq, fmt.Sprintf("%s: connection %s has no address; not carried over", b.from.where(), bc.Name))
 			continue
 		}
 		addr := b.addresses[0]
@@ -754,11 +782,11 @@ func (m *mosqImport) finish() {
 		if b.notifications != nil && !*b.notifications {
 			bc.NotificationTopic = "-"
 		} else if bc.NotificationTopic == "" {
-			m.notes = append(m.notes, fmt.Sprintf("%s: connection %s: Mosquitto's notification topic $SYS/broker/connection/<client id>/state becomes edged's default, "+
+			m.noteAt(b.from.seq, fmt.Sprintf("%s: connection %s: Mosquitto's notification topic $SYS/broker/connection/<client id>/state becomes edged's default, "+
 				"<remote prefix>edged/<client id>/state; set notification_topic to keep the old one", b.from.where(), bc.Name))
 		}
 		if len(bc.Topics) == 0 {
-			m.notes = append(m.notes, fmt.Sprintf("%s: connection %s has no topic line; edged needs at least one", b.from.where(), bc.Name))
+			m.noteAt(b.from.seq, fmt.Sprintf("%s: connection %s has no topic line; edged needs at least one", b.from.where(), bc.Name))
 		}
 		c.Bridges = append(c.Bridges, bc)
 	}
@@ -773,7 +801,7 @@ func oneFile(m *mosqImport, key string, files map[string]bool) string {
 	}
 	sort.Strings(list)
 	if len(list) > 1 {
-		m.notes = append(m.notes, fmt.Sprintf("(per_listener_settings): edged has one %s for every listener; %s is used, not %s",
+		m.noteAt(math.MaxInt, fmt.Sprintf("(per_listener_settings): edged has one %s for every listener; %s is used, not %s",
 			key, list[0], strings.Join(list[1:], ", ")))
 	}
 	if len(list) == 0 {
