@@ -51,6 +51,7 @@ type edgedProc struct {
 	addr string // the first listener's address
 	mu   sync.Mutex
 	logs []map[string]any
+	raw  []string // the log lines as written
 	done chan struct{}
 	err  error // from Wait, valid after done
 }
@@ -85,6 +86,7 @@ func startEdged(t *testing.T, dir, config string) *edgedProc {
 			}
 			p.mu.Lock()
 			p.logs = append(p.logs, rec)
+			p.raw = append(p.raw, sc.Text())
 			p.mu.Unlock()
 			if rec["msg"] == "listening" {
 				// The first network listener: serial ports log

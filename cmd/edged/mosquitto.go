@@ -723,18 +723,10 @@ func (m *mosqImport) finish() {
 		if h, p, err := net.SplitHostPort(lc.Address); err == nil {
 			lc.Address = net.JoinHostPort(h, p)
 		}
-		kind := "tcp"
-		if lc.TLS != nil {
-			kind = "tls"
-		}
 		if l.protocol == "websockets" {
 			lc.WebSocket = &WebSocketConfig{Path: "/mqtt"}
-			kind = "ws"
-			if lc.TLS != nil {
-				kind = "wss"
-			}
 		}
-		lc.Name = kind + "-" + l.port
+		lc.Name = lc.transport() + "-" + l.port
 		if names[lc.Name]++; names[lc.Name] > 1 {
 			lc.Name += "-" + strconv.Itoa(names[lc.Name])
 		}
