@@ -66,10 +66,10 @@ func logLineProblems(line string) []string {
 func TestLogLineProblems(t *testing.T) {
 	for line, want := range map[string]int{
 		`{"msg":"a","serial":"u","serial_port":"u"}`: 0,
-		`{"msg":"a","k":1,"k":2}`:                     1,
+		`{"msg":"a","k":1,"k":2}`:                    1,
 		`{"msg":"a","error":null}`:                   1,
 		`{"msg":"a","error":"<nil>"}`:                1,
-		`{"msg":"a","g":{"k":1},"h":{"k":1}}`:         0,
+		`{"msg":"a","g":{"k":1},"h":{"k":1}}`:        0,
 	} {
 		if got := len(logLineProblems(line)); got != want {
 			t.Errorf("%s: %d problems, want %d", line, got, want)
