@@ -130,7 +130,7 @@ func dbCommand(cmd, path string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "db check":
-		notes, err := persist.CheckReport(path)
+		sum, notes, err := persist.CheckSummary(path)
 		if errors.Is(err, persist.ErrLocked) {
 			fmt.Fprintf(stderr, "edged: %s is in use by a running edged; stop it first\n", path)
 			return 1
@@ -144,6 +144,7 @@ func dbCommand(cmd, path string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: OK\n", path)
+		printSummary(stdout, sum)
 		for _, n := range notes {
 			fmt.Fprintln(stdout, "  note: "+n)
 		}
@@ -250,3 +251,36 @@ func serverTLS(c *TLSConfig) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// printSummary writes what a sound store holds, for `edged db check`.
+func printSummary(w io.Writer, s persist.Summary) {
+	Size := func(n int64) string {
+		if n%1024 != 0 || n == 0 {
+			return strconv.FormatInt(n, 10) + " bytes"
+		}
+		return sizeOf(n)
+	}
+	plural := func(n int64, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.FormatInt(n, 10) + " " + many
+	}
+	fmt.Fprintf(w, "  sessions:           %s (%s)\n", plural(s.Sessions, "persistent session", "persistent sessions"),
+		plural(s.Subscriptions, "subscription", "subscriptions"))
+	fmt.Fprintf(w, "  queued:             %s, %s\n", plural(s.QueuedMessages, "message", "messages"), Size(s.QueuedBytes))
+	fmt.Fprintf(w, "  retained:           %s\n", plural(s.Retained, "message", "messages"))
+	for _, q := range s.Queues {
+		name, ok := strings.CutPrefix(q.Name, "bridge/")
+		if !ok {
+			name = q.Name
+		}
+		fmt.Fprintf(w, "  bridge %-12s %s, %s waiting to go upstream\n", name+":", plural(q.Messages, "message", "messages"), Size(q.Bytes))
+	}
+	free := int64(s.FreePages+s.PendingPages) * int64(s.PageSize)
+	fmt.Fprintf(w, "  file:               %s, %s free (%s of %s)\n", Size(s.FileSize),
+		plural(int64(s.FreePages+s.PendingPages), "page", "pages"), Size(free), Size(int64(s.PageSize)))
+	fmt.Fprintf(w, "  format:             %d\n", s.Format)
+}
+
+func sizeOf(n int64) string { return Size(n).String() }
