@@ -58,7 +58,7 @@ FUZZ_TARGETS := \
 	./persist:FuzzQueue ./persist:FuzzDecodeMessage ./persist:FuzzDecodeSession \
 	./persist:FuzzDecodeRef ./persist:FuzzDecodeQStats ./persist:FuzzUnseal ./persist:FuzzNameOfKey \
 	./broker/auth:FuzzACL ./broker/auth:FuzzPasswords \
-	./bridge:FuzzTopicRules ./cmd/edged:FuzzParseConfig
+	./bridge:FuzzTopicRules ./cmd/edged:FuzzParseConfig ./cmd/edged:FuzzImportMosquitto
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -842,16 +844,25 @@ func mosquittoYAML(source string, cfg *Config, notes []string) ([]byte, error) {
 		return nil, err
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# edged configuration imported from %s by edged import-mosquitto.\n", source)
+	fmt.Fprintf(&b, "# edged configuration imported from %s by edged import-mosquitto.\n", commentSafe(source))
 	b.WriteString("# Keys not written take edged's defaults (configs/edged.yaml lists them).\n")
 	b.WriteString("# Check it with: edged check-config -c FILE\n")
 	if len(notes) > 0 {
 		b.WriteString("#\n# Not carried over:\n")
 		for _, s := range notes {
-			b.WriteString("#   " + s + "\n")
+			b.WriteString("#   " + commentSafe(s) + "\n")
 		}
 	}
 	b.WriteString("\n")
 	b.Write(body)
 	return b.Bytes(), nil
+}
+
+// commentSafe returns s quoted if it holds anything a YAML comment cannot
+// (control characters, invalid UTF-8), as is.
+func commentSafe(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.QuoteToGraphic(s)
+	}
+	return s
 }

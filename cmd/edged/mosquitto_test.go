@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,4 +87,45 @@ func TestImportMosquittoValues(t *testing.T) {
 	if _, err := readMosquittoConf(filepath.Join(dir, "missing.conf"), 0); err == nil {
 		t.Error("a missing file is no error")
 	}
+}
+
+// FuzzImportMosquitto holds the mosquitto.conf reader and converter to
+// their contract on arbitrary input: no panic, and the YAML written always
+// decodes as an edged configuration (no unknown key, no value of the wrong
+// type); whether its values pass validation is for check-config to say,
+// and the command says it.
+func FuzzImportMosquitto(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/mosquitto/*.conf")
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("listener 1883 ::1\nconnection a\naddress [::1]:1\ntopic \"\" both 2 a/b c/b\n"))
+	f.Add([]byte("port 99999\nbind_address :::\nlistener x\nmax_packet_size 70000\nrestart_timeout 1 2 3\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4096 || bytes.Contains(data, []byte("include_dir")) {
+			return // include_dir would read any directory of this machine
+		}
+		path := filepath.Join(dir, "m.conf")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := readMosquittoConf(path, 0)
+		if err != nil {
+			return // a line longer than the scanner takes
+		}
+		cfg, notes := importMosquitto(ds)
+		out, err := mosquittoYAML("m.conf", cfg, notes)
+		if err != nil {
+			t.Fatalf("writing YAML: %v", err)
+		}
+		var c Config
+		if _, err := decodeYAML("out.yaml", out, &c); err != nil {
+			t.Fatalf("the output does not decode: %v\n%s", err, out)
+		}
+	})
 }
