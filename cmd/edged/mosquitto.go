@@ -822,6 +822,14 @@ func importMosquittoCommand(args []string, _ *os.File, stdout, stderr io.Writer)
 		return 1
 	}
 	stdout.Write(out)
+	// What the import could not make valid (a bridge without topic lines,
+	// a port that is no number) is said now rather than at check-config.
+	if _, err := parseConfigFiles("(output)", out, false); err != nil {
+		fmt.Fprintln(stderr, "edged import-mosquitto: the output needs editing before edged accepts it:")
+		for _, e := range flatten(err) {
+			fmt.Fprintln(stderr, "  "+e.Error())
+		}
+	}
 	if len(notes) > 0 {
 		fmt.Fprintf(stderr, "edged import-mosquitto: %d setting(s) not carried over:\n", len(notes))
 		for _, n := range notes {

@@ -129,3 +129,23 @@ func FuzzImportMosquitto(f *testing.F) {
 		}
 	})
 }
+
+// TestImportMosquittoInvalidResult: when the converted configuration cannot
+// be valid (a bridge without topic lines, a port that is no number), the
+// command says so on stderr with the key and line in its output.
+func TestImportMosquittoInvalidResult(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.conf")
+	os.WriteFile(path, []byte("listener 18x3\nconnection up\naddress h\n"), 0o600)
+	code, stdout, stderr := runEdged("import-mosquitto", path)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"needs editing", "listeners[0].address", "bridges[0].topics"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if !strings.Contains(stdout, "listeners:") {
+		t.Errorf("no YAML on stdout:\n%s", stdout)
+	}
+}
