@@ -29,7 +29,7 @@ func TestMaxPacketSize(t *testing.T) {
 	t.Run("2000-byte payload", func(t *testing.T) {
 		c := dialRaw(t, addr)
 		c.connect(&packet.Connect{ClientID: "big", CleanSession: true,
-			Will: &packet.Will{Topic: "will/big", Payload: []byte("gone")}}, false, packet.Accepted)
+			Will: &packet.Will{Topic: "will/big", Payload: []byte("gone")}}, false, packet.Success)
 		c.send(&packet.Publish{Topic: "big/no", Payload: bytes.Repeat([]byte("y"), 2000)})
 		c.expectClosed()
 		watcher.expectPublish("will/big", "gone", 0, false, false) // not big/no
@@ -47,7 +47,7 @@ func TestMaxPacketSize(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialRaw(t, addr)
 			if tc.connect {
-				c.connect(&packet.Connect{ClientID: "huge", CleanSession: true}, false, packet.Accepted)
+				c.connect(&packet.Connect{ClientID: "huge", CleanSession: true}, false, packet.Success)
 			}
 			c.write([]byte(tc.header))
 			// ConnectTimeout and keepalive are long: only the size check
@@ -76,7 +76,7 @@ func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
 	s, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxWriteQueue: 8}})
 	slow := dialSmallRecvBuf(t, addr)
-	slow.connect(&packet.Connect{ClientID: "slow", CleanSession: true}, false, packet.Accepted)
+	slow.connect(&packet.Connect{ClientID: "slow", CleanSession: true}, false, packet.Success)
 	slow.sub("flood", 0)
 	// slow never reads again.
 
@@ -87,7 +87,7 @@ func TestSlowConsumer(t *testing.T) {
 	payload := bytes.Repeat([]byte("z"), 900)
 	var batch []byte
 	for range 50 {
-		batch = (&packet.Publish{Topic: "flood", Payload: payload}).AppendTo(batch)
+		batch = (&packet.Publish{Topic: "flood", Payload: payload}).AppendTo(batch, packet.V311)
 	}
 	start := time.Now()
 	for range 100 { // 5000 messages, about 4.5 MB
@@ -132,7 +132,7 @@ func TestMalformedClosesOnlyThatConnection(t *testing.T) {
 		}
 	}
 	// Rules of the packet body, with the statement each breaks.
-	for _, tc := range []badCase{
+	cases = append(cases, []badCase{
 		{"SUBSCRIBE requested QoS 3 [MQTT-3.8.3-4]", []byte("\x82\x06\x00\x01\x00\x01a\x03")},
 		{"SUBSCRIBE reserved bits in QoS byte [MQTT-3.8.3-4]", []byte("\x82\x06\x00\x01\x00\x01a\x81")},
 		{"SUBSCRIBE without filters [MQTT-3.8.3-3]", []byte("\x82\x02\x00\x01")},
@@ -142,9 +142,7 @@ func TestMalformedClosesOnlyThatConnection(t *testing.T) {
 		{"PUBLISH topic with U+0000 [MQTT-4.7.3-2]", []byte("\x30\x05\x00\x03a\x00b")},
 		{"PUBLISH topic not UTF-8 [MQTT-1.5.3-1]", []byte("\x30\x03\x00\x01\xff")},
 		{"SUBSCRIBE filter not UTF-8 [MQTT-1.5.3-1]", []byte("\x82\x06\x00\x01\x00\x01\xff\x00")},
-	} {
-		cases = append(cases, tc)
-	}
+	}...)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialConnect(t, addr, fmt.Sprint("bad", i), true)
