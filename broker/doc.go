@@ -176,7 +176,19 @@
 //     consumers) are rate-limited: a few lines per 10 s, the next one
 //     carrying the count of those suppressed.
 //   - $SYS topics are retained QoS 0 messages refreshed every SysInterval and
-//     never written to the store.
+//     never written to the store. $SYS/broker/load/... are Mosquitto's
+//     moving averages (per minute, over 1, 5 and 15 minutes, weighted with
+//     exp(-elapsed/window)); edged's messages/* count PUBLISH packets
+//     (Mosquitto's count every packet). clients/maximum is the peak of
+//     connected clients since start, clients/active and inactive are the
+//     connected clients and the offline persistent sessions, heap/current
+//     the Go heap in use.
+//   - An operator's Disconnect closes the connection as a network loss: the
+//     will is published [MQTT-3.1.2-8]. DeleteSession discards the session
+//     in memory and in the store, disconnecting its client first.
+//   - A Watch (the status page's topic browser) sees live messages as a QoS 0
+//     subscription would, with no session, queue or retained messages; with
+//     an identity, the ACL decides as for a client subscribing and reading.
 //   - Retained messages sent because of a new subscription are not written
 //     to the session's stored queue: after a restart they are still in the
 //     retained store.
