@@ -97,7 +97,7 @@ serial:
 `, filepath.Join(dir, "data"), dev))
 	addr := proc.listenerAddr(t, "tcp")
 	proc.logged(t, "serial port open", func(r map[string]any) bool {
-		return r["msg"] == "serial port open" && r["serial"] == "uart0"
+		return r["msg"] == "serial port open" && r["serial_port"] == "uart0"
 	})
 
 	obs := dialObserver(t, addr, "cref-observer", true)
