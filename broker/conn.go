@@ -86,6 +86,8 @@ type conn struct {
 	info      ClientInfo
 	will      *message
 	keepAlive time.Duration
+	// level is the CONNECT's protocol level: 3 (MQTT 3.1), 4 (3.1.1).
+	level byte
 
 	// Admission (admission.go): the source address counted under, whether
 	// the connection still counts as pending (reader only) or as connected

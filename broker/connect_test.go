@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -414,4 +416,71 @@ func TestConnectTakeoverAtMaxConnections_MQTT_3_1_4_2(t *testing.T) {
 	stale.expectClosed()
 	c.sync()
 	waitConnected(t, s, 2)
+}
+
+// MQTT 3.1 ("MQIsdp") client ids are 1 to 23 characters: an empty or
+// longer one gets CONNACK 0x02 and the connection is closed; the count is
+// in characters, so 23 two-byte characters pass. (3.1.1 has no such limit:
+// the same 24-character id is accepted there.)
+func TestConnectMQTT31ClientIDLength(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	tests := []struct {
+		name string
+		id   string
+		code packet.ConnackCode
+	}{
+		{"empty", "", packet.RefusedIdentifierRejected},
+		{"one", "a", packet.Accepted},
+		{"23", strings.Repeat("x", 23), packet.Accepted},
+		{"24", strings.Repeat("y", 24), packet.RefusedIdentifierRejected},
+		{"23 two-byte characters", strings.Repeat("é", 23), packet.Accepted},
+		{"24 two-byte characters", strings.Repeat("ü", 24), packet.RefusedIdentifierRejected},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.connect(&packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: tc.id, CleanSession: true},
+				false, tc.code)
+			if tc.code != packet.Accepted {
+				c.expectClosed()
+				return
+			}
+			c.sync()
+		})
+	}
+	c := dialRaw(t, addr)
+	c.connect(&packet.Connect{ClientID: strings.Repeat("y", 24), CleanSession: true}, false, packet.Accepted)
+}
+
+// A MQTT 3.1 CONNACK never has the session present bit (3.1 reserves that
+// byte), though a persistent 3.1 session is resumed: the message queued
+// while it was away arrives. The same session resumed over 3.1.1 reports
+// it present.
+func TestConnectMQTT31NoSessionPresent(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	conn31 := &packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "old31"}
+	c := dialRaw(t, addr)
+	c.connect(conn31, false, packet.Accepted)
+	c.sub("q/31", 1)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+
+	p := dialConnect(t, addr, "pub", true)
+	p.pub("q/31", "while away", 1, false, 3)
+
+	c = dialRaw(t, addr)
+	c.send(conn31)
+	// The exact bytes: flags byte 0, return code 0.
+	want := []byte{0x20, 0x02, 0x00, 0x00}
+	got := make([]byte, 4)
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c.br, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("CONNACK bytes % x (%v), want % x", got, err, want)
+	}
+	c.recvExpect("q/31", "while away", 1)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+
+	c = dialRaw(t, addr)
+	c.connect(&packet.Connect{ClientID: "old31"}, true, packet.Accepted)
 }

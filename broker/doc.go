@@ -202,4 +202,10 @@
 //     publisher gets no PUBREC and its re-send is routed again: subscribers
 //     that got the first copy in memory may get it twice. edged prefers a
 //     duplicate to a loss.
+//   - MQTT 3.1 ("MQIsdp", level 3) clients are served like 3.1.1 ones, with
+//     the rules of 3.1: a client id of 1 to 23 characters (counted in
+//     characters, not bytes; an empty or longer one gets CONNACK 0x02, so
+//     no id is assigned), and a CONNACK whose first byte is always 0 (3.1
+//     has no session present flag; a persistent session is resumed all
+//     the same).
 package broker

@@ -3,7 +3,9 @@ package broker
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/persist"
@@ -48,6 +50,16 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	}
 	if p.Username != nil {
 		c.info.Username, c.info.HasUsername = *p.Username, true
+	}
+	c.level = p.ProtocolLevel
+	if c.level == 3 {
+		// MQTT 3.1 (section 3.1, "Client Identifier"): between 1 and 23
+		// characters; the server answers others with 0x02, as Mosquitto
+		// does for an empty one. Counted in characters, not bytes.
+		if n := utf8.RuneCountInString(p.ClientID); n < 1 || n > 23 {
+			return c.refuse(packet.RefusedIdentifierRejected,
+				fmt.Errorf("MQTT 3.1 client id of %d characters (1 to 23 allowed)", n))
+		}
 	}
 	if p.ClientID == "" {
 		if !p.CleanSession {
@@ -169,7 +181,9 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	}
 	// CONNACK is the first packet the client receives [MQTT-3.2.0-1];
 	// session present as in [MQTT-3.2.2-2] [MQTT-3.2.2-3].
-	c.send(&packet.Connack{SessionPresent: present})
+	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
+	// reserved (Mosquitto sends 0 too).
+	c.send(&packet.Connack{SessionPresent: present && c.level != 3})
 	if present {
 		ss.resumeLocked()
 	}
