@@ -76,7 +76,10 @@ type conn struct {
 	closed    chan struct{} // closed by close
 	reason    atomic.Int32  // closeReason
 	draining  atomic.Bool   // set under outMu: the writer flushes, then closes
-	done      chan struct{} // closed when the connection is fully cleaned up
+	// willCancelled is set when a new connection resumes this one's
+	// session (takeover): its will is not published.
+	willCancelled atomic.Bool
+	done          chan struct{} // closed when the connection is fully cleaned up
 
 	acks      ackQueue
 	commitSem chan struct{}
@@ -556,9 +559,10 @@ func (c *conn) cleanup(reason closeReason) {
 	}
 	if ss := c.sess; ss != nil {
 		c.s.detach(c, ss)
-		if c.will != nil && reason != closeDisconnect {
+		if c.will != nil && reason != closeDisconnect && !c.willCancelled.Load() {
 			// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8];
-			// DISCONNECT discards it [MQTT-3.14.4-3].
+			// DISCONNECT discards it [MQTT-3.14.4-3]; so does a takeover
+			// that continues the session (see attach).
 			if c.s.mayPublish(&c.info, c.will.topic, true) {
 				c.s.route(c.will, nil, nil, nil)
 			}

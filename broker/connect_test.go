@@ -129,27 +129,58 @@ func TestConnectEmptyClientID_MQTT_3_1_3_8(t *testing.T) {
 }
 
 // A CONNECT with the client id of a connected client closes the existing
-// connection [MQTT-3.1.4-2]; the old connection did not DISCONNECT, so its
-// will is published [MQTT-3.1.2-8]; the new connection works.
+// connection [MQTT-3.1.4-2]. Whether the old connection's will is
+// published follows Mosquitto 2: not when the new connection continues the
+// session (both persistent, same user), but when either side is clean or
+// the session is discarded because another user took the id. The new
+// connection works either way, with the session's subscription when it
+// continues.
 func TestConnectTakeover_MQTT_3_1_4_2(t *testing.T) {
-	_, addr := startBroker(t, broker.Config{})
-	watcher := dialConnect(t, addr, "watcher", true)
-	watcher.sub("will/#", 1)
+	tests := []struct {
+		name             string
+		oldClean, nClean bool
+		newUser          *string
+		will, present    bool
+	}{
+		{"persistent by persistent: session continues, no will", false, false, nil, false, true},
+		{"clean by persistent: will", true, false, nil, true, false},
+		{"persistent by clean: will", false, true, nil, true, false},
+		{"clean by clean: will", true, true, nil, true, false},
+		{"persistent by persistent of another user: will", false, false, strp("alice"), true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startBroker(t, broker.Config{Auth: testAuth{}})
+			watcher := dialConnect(t, addr, "watcher", true)
+			watcher.sub("will/#", 1)
 
-	old := dialRaw(t, addr)
-	old.connect(&packet.Connect{ClientID: "dev", CleanSession: false,
-		Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Accepted)
-	old.sub("cmd/dev", 1)
+			old := dialRaw(t, addr)
+			old.connect(&packet.Connect{ClientID: "dev", CleanSession: tc.oldClean,
+				Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Accepted)
+			old.sub("cmd/dev", 1)
 
-	nu := dialRaw(t, addr)
-	nu.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Accepted)
-	old.expectClosed()
-	watcher.recvExpect("will/dev", "old gone", 1)
-
-	// The resumed session kept the subscription; the new connection gets
-	// the message.
-	watcher.pub("cmd/dev", "reboot", 1, false, 9)
-	nu.expectPublish("cmd/dev", "reboot", 1, false, false)
+			nu := dialRaw(t, addr)
+			var pw []byte
+			if tc.newUser != nil {
+				pw = []byte("secret")
+			}
+			nu.connect(&packet.Connect{ClientID: "dev", CleanSession: tc.nClean, Username: tc.newUser, Password: pw},
+				tc.present, packet.Accepted)
+			old.expectClosed()
+			if tc.will {
+				watcher.recvExpect("will/dev", "old gone", 1)
+			}
+			// The old connection is gone before the new CONNACK is sent: a
+			// will would be routed by the time a PINGREQ is answered.
+			nu.sync()
+			watcher.pub("cmd/dev", "reboot", 1, false, 9)
+			if tc.present {
+				nu.expectPublish("cmd/dev", "reboot", 1, false, false)
+			}
+			nu.sync()
+			watcher.sync()
+		})
+	}
 }
 
 // recvExpect reads a PUBLISH, checks topic, payload and QoS (retain 0, no

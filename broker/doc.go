@@ -93,8 +93,9 @@
 //     never sees them. A session stored by an edged that did not record
 //     owners is adopted by the first client that resumes it.
 //   - If the session's client is connected, it is disconnected whatever the
-//     new client's identity [MQTT-3.1.4-2], as Mosquitto does, and its will
-//     is published. So a client id is not a secret: give each user its own
+//     new client's identity [MQTT-3.1.4-2], as Mosquitto does; its will is
+//     published unless the new connection continues the session (see
+//     "Choices"). So a client id is not a secret: give each user its own
 //     ids, and an ACL (pattern rules with %c) for what must stay private.
 //   - A resumed session's subscriptions are checked again with the rules in
 //     use (they may have changed while its client was away); a filter no
@@ -148,9 +149,30 @@
 //     closing the connection, so one bad filter does not cost the others.
 //   - A refused PUBLISH (by the Authorizer) is acknowledged and dropped, as
 //     Mosquitto does: MQTT 3.1.1 cannot report it.
-//   - A client id takeover closes the old connection as a network loss, so
-//     its will is published, as Mosquitto does, whoever the new client is
-//     (see "Access control" for the session).
+//   - A client id takeover closes the old connection. Its will is not
+//     published when the new connection continues the session (both
+//     connections with clean session 0, same identity): the client is
+//     back, as Mosquitto 2 decides. It is published when either side is
+//     clean, or when the session is discarded because another identity
+//     took the id (see "Access control").
+//   - An acknowledgement of the wrong kind for a message in flight (PUBREC
+//     or PUBCOMP for QoS 1, PUBACK for QoS 2, PUBCOMP before PUBREC) is a
+//     protocol violation that closes the connection, as in Mosquitto 2;
+//     the message stays in flight for the next connection. One for a
+//     packet id not in flight is ignored (a late duplicate).
+//   - A client's QoS 2 PUBLISH is forwarded after its PUBREC is queued and,
+//     with a Store, only once the commit that stores its packet id (and the
+//     message, for persistent subscribers) is durable: every write it
+//     causes, to any subscriber, clean or persistent, waits for that commit
+//     (route, session.held), and QoS 1/2 messages to the same subscribers
+//     wait behind it to keep the order. A crash before the commit loses
+//     the message with no subscriber having seen it and the publisher
+//     sends it again; after the commit a re-send is only acknowledged. So
+//     no exactly-once subscriber gets it twice. QoS 0 deliveries of other
+//     messages are not held and may overtake it (order is kept per QoS of
+//     the published messages [MQTT-4.6.0-6]). Mosquitto 2 goes further and
+//     forwards only on PUBREL (one more round trip); edged forwards on the
+//     commit, which already makes the packet id durable.
 //   - A CONNECT over Limits.MaxConnections, MaxConnectionsPerAddress or a
 //     listener's WithMaxConnections is answered with CONNACK 0x03 (server
 //     unavailable) rather than a silent close; a takeover is always

@@ -129,7 +129,8 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	var ss *session
 	if old != nil {
 		old.mu.Lock()
-		if oc := old.conn; oc != nil {
+		oc := old.conn
+		if oc != nil {
 			oc.log.Info("session taken over by a new connection")
 			oc.close(closeTakeover)
 			old.conn = nil
@@ -140,6 +141,12 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 			ss, present = old, true
 			if !old.ownerKnown {
 				c.log.Info("session stored without an owner adopted", userAttr(&c.info))
+			}
+			if oc != nil {
+				// The session goes on: the old connection's will is not
+				// published, as in Mosquitto (it is when either side is
+				// clean, or the session is discarded for another user).
+				oc.willCancelled.Store(true)
 			}
 		default:
 			// Another identity must not get the session's subscriptions
@@ -251,11 +258,11 @@ func (c *conn) handle(p packet.Packet) closeReason {
 	case *packet.Publish:
 		return c.publish(p)
 	case *packet.Puback:
-		ss.update(func() { ss.ackLocked(packet.PUBACK, p.PacketID) }, nil)
+		return c.ack(packet.PUBACK, p.PacketID)
 	case *packet.Pubrec:
-		ss.update(func() { ss.ackLocked(packet.PUBREC, p.PacketID) }, nil)
+		return c.ack(packet.PUBREC, p.PacketID)
 	case *packet.Pubcomp:
-		ss.update(func() { ss.ackLocked(packet.PUBCOMP, p.PacketID) }, nil)
+		return c.ack(packet.PUBCOMP, p.PacketID)
 	case *packet.Pubrel:
 		// PUBCOMP even for an unknown id: the client may be completing a
 		// flow whose state the server already dropped [MQTT-4.3.3-2]. It
@@ -290,6 +297,20 @@ func (c *conn) handle(p packet.Packet) closeReason {
 		// CONNACK, SUBACK, UNSUBACK and PINGRESP go from server to client
 		// only.
 		c.log.Info("closing connection", "error", "unexpected "+p.Type().String())
+		return closeProtocol
+	}
+	return closeNone
+}
+
+// ack handles PUBACK, PUBREC and PUBCOMP. One that does not fit the
+// message in flight with its packet id (see session.ackLocked) is a
+// protocol violation and closes the connection, as in Mosquitto.
+func (c *conn) ack(t packet.Type, pid uint16) closeReason {
+	ss := c.sess
+	var err error
+	ss.update(func() { err = ss.ackLocked(t, pid) }, nil)
+	if err != nil {
+		c.log.Info("closing connection", "error", err)
 		return closeProtocol
 	}
 	return closeNone

@@ -34,6 +34,10 @@ type Server struct {
 	// afterCommit, guarded by routeMu, holds writes that must wait for the
 	// commit being built (see session.writeAfterCommitLocked).
 	afterCommit []func()
+	// holdSeq, guarded by routeMu, numbers the routes of clients' QoS 2
+	// messages, whose writes wait for their commit (see route,
+	// session.holdFor).
+	holdSeq uint64
 
 	mu       sync.Mutex // guards sessions, conns, listeners, closing, admission
 	sessions map[string]*session

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/edged/edged/broker/packet"
@@ -64,6 +65,16 @@ type session struct {
 	// queue behind them so the client sees messages in order.
 	deferred    int
 	deferredFor *conn
+	// held are writes to a clean session's connection waiting for the
+	// commit of a client's QoS 2 message (holdFor), tagged with that
+	// route's holdSeq, and the QoS 1/2 writes queued behind them to
+	// keep the order. Released in order by releaseHeld. Bounded like the
+	// inflight window: one entry per held route still committing plus the
+	// window's messages.
+	held []heldWrite
+	// holdFor is set while route delivers a client's QoS 2 message to the
+	// session: the route's holdSeq. Its writes wait for its commit.
+	holdFor uint64
 	// retained sends the retained messages of new subscriptions as the
 	// connection makes room (see retaincursor.go).
 	retained retainCursors
@@ -110,10 +121,17 @@ func (ss *session) opLocked(op persist.Op) {
 
 // writeAfterCommitLocked writes p to the current connection once the ops
 // built so far under routeMu are committed, for a state change the client
-// must not see before it is durable. It needs routeMu when the session is
-// persistent.
+// must not see before it is durable, and for every write of a client's QoS
+// 2 message (holdFor). It needs routeMu when the session is persistent.
 func (ss *session) writeAfterCommitLocked(p packet.Packet) {
-	if !ss.persistent() || ss.gone {
+	switch {
+	case ss.gone || ss.conn == nil:
+		return
+	case !ss.persistent():
+		if ss.holdFor != 0 {
+			ss.held = append(ss.held, heldWrite{seq: ss.holdFor, p: p})
+			return
+		}
 		ss.writeLocked(p)
 		return
 	}
@@ -127,12 +145,37 @@ func (ss *session) writeAfterCommitLocked(p packet.Packet) {
 		defer ss.mu.Unlock()
 		// A new connection has had everything in flight re-sent already.
 		if c != nil && ss.conn == c {
-			ss.writeLocked(p)
+			ss.writeNowLocked(p)
 		}
 		if ss.deferredFor == c {
 			ss.deferred--
 		}
 	})
+}
+
+// heldWrite is a write held for the commit of route number seq.
+type heldWrite struct {
+	seq uint64
+	p   packet.Packet
+}
+
+// releaseHeld writes, in order, the held writes of routes up to seq, once
+// their commit is done.
+func (ss *session) releaseHeld(seq uint64) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	i := 0
+	for ; i < len(ss.held) && ss.held[i].seq <= seq; i++ {
+		if ss.conn != nil && !ss.gone {
+			ss.writeNowLocked(ss.held[i].p)
+		}
+	}
+	n := copy(ss.held, ss.held[i:])
+	clear(ss.held[n:])
+	ss.held = ss.held[:n]
+	if n == 0 {
+		ss.held = nil
+	}
 }
 
 // hasDeferredLocked reports whether writes to the current connection are
@@ -162,7 +205,9 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 	if qos == 0 {
 		if ss.conn != nil {
 			p := &packet.Publish{Topic: m.topic, Payload: m.payload, Retain: retain}
-			if !ss.conn.sendQoS0(p) {
+			if ss.holdFor != 0 {
+				ss.writeAfterCommitLocked(p)
+			} else if !ss.conn.sendQoS0(p) {
 				ss.s.stats.pubDropped.Add(1)
 			}
 		}
@@ -226,20 +271,41 @@ func (ss *session) sendLocked(om *outMsg) {
 	// it; under a new id it would be a second delivery. (A QoS 1 message
 	// may arrive twice anyway, but waits behind a QoS 2 one to keep the
 	// order.)
-	if (om.qos == 2 && om.msg.id != 0) || ss.hasDeferredLocked() {
+	if (om.qos == 2 && om.msg.id != 0) || ss.hasDeferredLocked() || ss.holdFor != 0 {
 		ss.writeAfterCommitLocked(om.publish(false))
 		return
 	}
 	ss.writeLocked(om.publish(false))
 }
 
-// writeLocked queues a QoS 1/2 publish or PUBREL on the connection. A
-// connection that cannot take it is a slow consumer: it is closed, and the
-// message stays in flight for the next connection.
+// writeLocked queues a QoS 1/2 publish or PUBREL on the connection,
+// behind the writes held for a QoS 2 message's commit (held) if any.
 func (ss *session) writeLocked(p packet.Packet) {
-	if ss.conn != nil && !ss.conn.send(p) && !ss.conn.isClosed() {
+	if n := len(ss.held); n > 0 {
+		ss.held = append(ss.held, heldWrite{seq: ss.held[n-1].seq, p: p})
+		return
+	}
+	ss.writeNowLocked(p)
+}
+
+// writeNowLocked queues p on the connection. A QoS 0 PUBLISH that does not
+// fit is dropped and counted; for anything else, a connection that cannot
+// take it is a slow consumer: it is closed, and the message stays in
+// flight for the next connection.
+func (ss *session) writeNowLocked(p packet.Packet) {
+	c := ss.conn
+	if c == nil {
+		return
+	}
+	if pub, ok := p.(*packet.Publish); ok && pub.QoS == 0 {
+		if !c.sendQoS0(pub) {
+			ss.s.stats.pubDropped.Add(1)
+		}
+		return
+	}
+	if !c.send(p) && !c.isClosed() {
 		ss.s.stats.slowConsumers.Add(1)
-		ss.conn.close(closeSlowConsumer)
+		c.close(closeSlowConsumer)
 	}
 }
 
@@ -351,7 +417,13 @@ func (ss *session) resumeLocked() {
 }
 
 // ackLocked handles PUBACK, PUBREC and PUBCOMP for an outbound message.
-func (ss *session) ackLocked(t packet.Type, pid uint16) {
+// An acknowledgement of the wrong kind for the message in flight with that
+// packet id is a protocol violation, as Mosquitto treats it: PUBREC or
+// PUBCOMP for a QoS 1 message, PUBACK for a QoS 2 one [MQTT-4.3.2-1 and
+// MQTT-4.3.3-1 fix which packets answer each QoS], and PUBCOMP for a QoS 2
+// message whose PUBREC has not arrived (no PUBREL was sent for it). The
+// message stays in flight for the session's next connection.
+func (ss *session) ackLocked(t packet.Type, pid uint16) error {
 	i := -1
 	for j, om := range ss.inflight {
 		if om.pid == pid {
@@ -361,8 +433,8 @@ func (ss *session) ackLocked(t packet.Type, pid uint16) {
 	}
 	if i < 0 {
 		// An ack for an id not in flight (a duplicate after a resend) is
-		// ignored; MQTT 3.1.1 has no way to refuse it.
-		return
+		// ignored, as Mosquitto does (it logs a warning).
+		return nil
 	}
 	om := ss.inflight[i]
 	switch {
@@ -382,12 +454,17 @@ func (ss *session) ackLocked(t packet.Type, pid uint16) {
 			// forgot the id [MQTT-4.3.3-1]. Dones run in commit order, so
 			// PUBRELs keep the order of their PUBRECs [MQTT-4.6.0-4].
 			ss.writeAfterCommitLocked(&packet.Pubrel{PacketID: pid})
-			return
+			return nil
 		}
 		om.pubrel = true
 		// A PUBREC repeated after a resend gets its PUBREL again.
 		ss.writeLocked(&packet.Pubrel{PacketID: pid})
+	case t == packet.PUBCOMP && om.qos == 2:
+		return fmt.Errorf("PUBCOMP for packet id %d before its PUBREC", pid)
+	default:
+		return fmt.Errorf("%s for packet id %d, a QoS %d message", t, pid, om.qos)
 	}
+	return nil
 }
 
 // setSubLocked adds or replaces the subscription to filter, and stores
