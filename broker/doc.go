@@ -224,6 +224,25 @@
 //     publisher gets no PUBREC and its re-send is routed again: subscribers
 //     that got the first copy in memory may get it twice. edged prefers a
 //     duplicate to a loss.
+//   - Shared subscriptions "$share/{group}/{filter}" work for every
+//     protocol version (shared.go). Each message matching filter goes to
+//     one member of the group: round-robin among the online members that
+//     have room for it now (QoS 0: the write queue; QoS 1/2: an open
+//     inflight window with nothing queued); if none has, the online
+//     member with the least waiting, so a member that never reads stops
+//     getting the group's messages once it is full instead of stalling
+//     its share (what it holds stays in its session); if no member is
+//     online, a QoS 1/2 message is queued for an offline persistent member
+//     (round-robin) and a QoS 0 one is dropped, as for any offline
+//     session. (Mosquitto 2 rotates through every member, offline ones
+//     included, which parks messages in absent sessions while others are
+//     online.) A shared subscription gets no retained messages (5.0
+//     4.8.2); the Authorizer sees the filter without "$share/group/"; a
+//     share name that is empty or holds "+", "#" or "/", or a missing or
+//     invalid filter, gets SUBACK 0x80; UNSUBSCRIBE takes the full name;
+//     the full name is stored with the session, and each membership counts
+//     as a subscription on $SYS. A session that also has an ordinary
+//     subscription matching the message gets that copy too.
 //   - MQTT 3.1 ("MQIsdp", level 3) clients are served like 3.1.1 ones, with
 //     the rules of 3.1: a client id of 1 to 23 characters (counted in
 //     characters, not bytes; an empty or longer one gets CONNACK 0x02, so

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -433,7 +434,7 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		// An invalid or refused filter gets the failure code; the others
 		// in the same packet are still granted [MQTT-3.9.3].
 		g := GrantNone
-		if packet.ValidTopicFilter(sub.Filter) {
+		if validFilter(sub.Filter) {
 			if g = c.s.grant(&c.info, sub.Filter); g == GrantNone {
 				c.s.logDenied("subscription denied", &c.info, "filter", sub.Filter)
 			}
@@ -522,8 +523,9 @@ func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error)
 	if err == nil && ss.conn == c && !ss.gone {
 		for _, g := range granted {
 			// Not for a filter unsubscribed since: its retained messages
-			// are no longer wanted.
-			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS {
+			// are no longer wanted. Never for a shared subscription
+			// (MQTT 5.0, sections 3.8.4 and 4.8.2).
+			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS && !strings.HasPrefix(g.Filter, sharePrefix) {
 				ss.startRetainedLocked(g.Filter, g.QoS)
 			}
 		}

@@ -14,6 +14,17 @@ import (
 	"github.com/edged/edged/persist"
 )
 
+// shutdown shuts s down before the test ends (a crash or a restart);
+// the cleanup's Shutdown is then a no-op.
+func shutdown(t *testing.T, s *broker.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func openDB(t *testing.T, path string) *persist.DB {
 	t.Helper()
 	db, err := persist.Open(persist.Options{Path: path})
@@ -150,11 +161,7 @@ func TestQoS2CrashBeforeCommitNoDuplicate(t *testing.T) {
 	clean.expectNothing(100 * time.Millisecond)
 	pers.expectNothing(10 * time.Millisecond)
 	pub.expectNothing(10 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s1.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	shutdown(t, s1)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

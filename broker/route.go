@@ -64,9 +64,16 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 	// Matching under routeMu orders this message against subscriptions
 	// being made live (see conn.subscribed).
 	var targets []target
+	var groups []*shareGroup
 	s.topics.match(m.topic, func(ss *session, granted byte) {
 		targets = append(targets, target{ss, min(m.qos, granted)})
-	})
+	}, &groups)
+	for _, g := range groups {
+		// One member of each matching shared subscription (see shared.go).
+		if mem, ok := g.pickLocked(m.qos, m.size()); ok {
+			targets = append(targets, target{mem.ss, min(m.qos, mem.qos)})
+		}
+	}
 	if m.time == 0 {
 		m.time = time.Now().UnixNano()
 	}
