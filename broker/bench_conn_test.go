@@ -44,7 +44,7 @@ func benchFan(b *testing.B, addr string, publishers, subscribers int) {
 	})
 	for i := range subscribers {
 		c := dialRaw(b, addr)
-		c.connect(&packet.Connect{ClientID: fmt.Sprintf("sub%d", i), CleanSession: true}, false, packet.Accepted)
+		c.connect(&packet.Connect{ClientID: fmt.Sprintf("sub%d", i), CleanSession: true}, false, packet.Success)
 		c.sub("fan/#", 0)
 		subs[i] = c.nc
 		readers.Add(1)
@@ -54,7 +54,7 @@ func benchFan(b *testing.B, addr string, publishers, subscribers int) {
 			br := bufio.NewReaderSize(c.nc, 64<<10)
 			c.nc.SetReadDeadline(time.Time{})
 			for {
-				if _, err := packet.Read(br, 0); err != nil {
+				if _, err := packet.Read(br, 0, packet.V311); err != nil {
 					return
 				}
 			}
@@ -65,7 +65,7 @@ func benchFan(b *testing.B, addr string, publishers, subscribers int) {
 	conns := make([]net.Conn, publishers)
 	for i := range conns {
 		c := dialRaw(b, addr)
-		c.connect(&packet.Connect{ClientID: fmt.Sprintf("pub%d", i), CleanSession: true}, false, packet.Accepted)
+		c.connect(&packet.Connect{ClientID: fmt.Sprintf("pub%d", i), CleanSession: true}, false, packet.Success)
 		conns[i] = c.nc
 	}
 	b.SetBytes(int64(len(payload)))
@@ -112,7 +112,7 @@ func BenchmarkPublishConnMemory(b *testing.B) {
 		for i := range cs {
 			c := dialRaw(b, addr)
 			c.connect(&packet.Connect{ClientID: fmt.Sprintf("idle%d", i), CleanSession: true, KeepAlive: 60},
-				false, packet.Accepted)
+				false, packet.Success)
 			c.sub(fmt.Sprintf("idle/%d", i), 1)
 			cs[i] = c
 		}

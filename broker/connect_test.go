@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ func TestConnectRefusedFirstPackets(t *testing.T) {
 			c := dialRaw(t, addr)
 			c.write(tc.Raw)
 			if tc.Reason == packet.UnsupportedProtocolVersion {
-				c.expect(&packet.Connack{Code: packet.RefusedProtocolVersion})
+				c.expect(&packet.Connack{Reason: packet.UnsupportedProtocolVersion})
 			}
 			c.expectClosed()
 		})
@@ -76,7 +77,7 @@ func TestConnectRefusedFirstPackets(t *testing.T) {
 	}
 	// The fixtures must include MQTT level 3 and 5 and MQIsdp level 4,
 	// or this test proves less than it claims.
-	for _, name := range []string{"CONNECT MQTT level 3", "CONNECT MQTT level 5", "CONNECT MQIsdp level 4",
+	for _, name := range []string{"CONNECT MQTT level 3", "CONNECT MQTT level 6", "CONNECT MQIsdp level 4",
 		"CONNECT protocol name HTTP", "CONNECT reserved flag"} {
 		found := false
 		for _, tc := range packettest.Invalid {
@@ -91,12 +92,40 @@ func TestConnectRefusedFirstPackets(t *testing.T) {
 	}
 }
 
+// Until the broker serves MQTT 5.0, a 5.0 CONNECT (properties included) is
+// refused with a 5.0 CONNACK 0x84, which a 5.0 client can read, and the
+// connection is closed [MQTT-3.1.2-2]. A 3.1.1 CONNACK (20 02 00 01) would
+// not decode at 5.0: it has no property length.
+func TestConnectV5RefusedUntilServed(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	c := dialRaw(t, addr)
+	exp := uint32(60)
+	ca := c.connect5(&packet.Connect{ClientID: "v5", CleanSession: true, KeepAlive: 30,
+		Properties: &packet.Properties{SessionExpiry: &exp, User: []packet.UserProperty{{Key: "k", Value: "v"}}}})
+	if !reflect.DeepEqual(ca, &packet.Connack{Reason: packet.UnsupportedProtocolVersion}) {
+		t.Fatalf("got %s, want a 5.0 CONNACK 0x84 without properties", describe(ca))
+	}
+	c.expectClosed()
+
+	// The same bytes by hand, so the test does not lean on the encoder.
+	c = dialRaw(t, addr)
+	c.write(packettest.Valid5[0].Raw)
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c.br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\x20\x03\x00\x84\x00"; string(got) != want {
+		t.Fatalf("broker answered % x, want % x", got, want)
+	}
+}
+
 // MQTT 3.1 clients ("MQIsdp", level 3) are accepted and served.
 func TestConnectMQTT31Accepted(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{})
 	c := dialRaw(t, addr)
 	c.connect(&packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "old31", CleanSession: true},
-		false, packet.Accepted)
+		false, packet.Success)
 	c.sub("t", 1)
 	c.pub("u", "ignored", 1, false, 5)
 	p := dialConnect(t, addr, "pub", true)
@@ -123,7 +152,7 @@ func TestConnectEmptyClientID_MQTT_3_1_3_8(t *testing.T) {
 	})
 	t.Run("clean session 0 refused 0x02", func(t *testing.T) {
 		c := dialRaw(t, addr)
-		c.connect(&packet.Connect{ClientID: "", CleanSession: false}, false, packet.RefusedIdentifierRejected)
+		c.connect(&packet.Connect{ClientID: "", CleanSession: false}, false, packet.ClientIdentifierNotValid)
 		c.expectClosed()
 	})
 }
@@ -156,7 +185,7 @@ func TestConnectTakeover_MQTT_3_1_4_2(t *testing.T) {
 
 			old := dialRaw(t, addr)
 			old.connect(&packet.Connect{ClientID: "dev", CleanSession: tc.oldClean,
-				Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Accepted)
+				Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Success)
 			old.sub("cmd/dev", 1)
 
 			nu := dialRaw(t, addr)
@@ -165,7 +194,7 @@ func TestConnectTakeover_MQTT_3_1_4_2(t *testing.T) {
 				pw = []byte("secret")
 			}
 			nu.connect(&packet.Connect{ClientID: "dev", CleanSession: tc.nClean, Username: tc.newUser, Password: pw},
-				tc.present, packet.Accepted)
+				tc.present, packet.Success)
 			old.expectClosed()
 			if tc.will {
 				watcher.recvExpect("will/dev", "old gone", 1)
@@ -217,7 +246,7 @@ func TestConnectSessionPresent_MQTT_3_2_2_1(t *testing.T) {
 	for _, st := range steps {
 		// Sequential steps: each depends on the previous ones.
 		c := dialRaw(t, addr)
-		c.connect(&packet.Connect{ClientID: st.id, CleanSession: st.clean}, st.present, packet.Accepted)
+		c.connect(&packet.Connect{ClientID: st.id, CleanSession: st.clean}, st.present, packet.Success)
 		c.send(&packet.Disconnect{})
 		c.expectClosed()
 	}
@@ -230,7 +259,7 @@ func TestConnectMaxConnections(t *testing.T) {
 	a := dialConnect(t, addr, "a", true)
 	dialConnect(t, addr, "b", true)
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "c", CleanSession: true}, false, packet.RefusedServerUnavailable)
+	c.connect(&packet.Connect{ClientID: "c", CleanSession: true}, false, packet.ServerUnavailable)
 	c.expectClosed()
 
 	a.send(&packet.Disconnect{})
@@ -249,14 +278,14 @@ func TestConnectMaxConnections(t *testing.T) {
 // credentials with 0x04, and clients without a user name with 0x05.
 type testAuth struct{}
 
-func (testAuth) Authenticate(c *broker.ClientInfo, password []byte) packet.ConnackCode {
+func (testAuth) Authenticate(c *broker.ClientInfo, password []byte) packet.Reason {
 	switch {
 	case !c.HasUsername:
-		return packet.RefusedNotAuthorized
+		return packet.NotAuthorized
 	case c.Username == "alice" && string(password) == "secret":
-		return packet.Accepted
+		return packet.Success
 	}
-	return packet.RefusedBadUsernamePassword
+	return packet.BadUserNameOrPassword
 }
 
 func strp(s string) *string { return &s }
@@ -279,18 +308,18 @@ func TestConnectAuthentication(t *testing.T) {
 		anonymous bool
 		user      *string
 		password  []byte
-		want      packet.ConnackCode
+		want      packet.Reason
 	}{
-		{"no auth, anonymous listener", nil, true, nil, nil, packet.Accepted},
-		{"no auth, closed listener, anonymous client", nil, false, nil, nil, packet.RefusedNotAuthorized},
-		{"no auth, closed listener, with credentials", nil, false, strp("alice"), []byte("secret"), packet.RefusedNotAuthorized},
-		{"auth, good password", testAuth{}, false, strp("alice"), []byte("secret"), packet.Accepted},
-		{"auth, bad password", testAuth{}, false, strp("alice"), []byte("wrong"), packet.RefusedBadUsernamePassword},
-		{"auth, no password", testAuth{}, false, strp("alice"), nil, packet.RefusedBadUsernamePassword},
-		{"auth, unknown user", testAuth{}, false, strp("mallory"), []byte("secret"), packet.RefusedBadUsernamePassword},
-		{"auth, anonymous client on closed listener", testAuth{}, false, nil, nil, packet.RefusedNotAuthorized},
-		{"auth, anonymous client on anonymous listener", testAuth{}, true, nil, nil, packet.Accepted},
-		{"auth, bad password on anonymous listener", testAuth{}, true, strp("alice"), []byte("wrong"), packet.RefusedBadUsernamePassword},
+		{"no auth, anonymous listener", nil, true, nil, nil, packet.Success},
+		{"no auth, closed listener, anonymous client", nil, false, nil, nil, packet.NotAuthorized},
+		{"no auth, closed listener, with credentials", nil, false, strp("alice"), []byte("secret"), packet.NotAuthorized},
+		{"auth, good password", testAuth{}, false, strp("alice"), []byte("secret"), packet.Success},
+		{"auth, bad password", testAuth{}, false, strp("alice"), []byte("wrong"), packet.BadUserNameOrPassword},
+		{"auth, no password", testAuth{}, false, strp("alice"), nil, packet.BadUserNameOrPassword},
+		{"auth, unknown user", testAuth{}, false, strp("mallory"), []byte("secret"), packet.BadUserNameOrPassword},
+		{"auth, anonymous client on closed listener", testAuth{}, false, nil, nil, packet.NotAuthorized},
+		{"auth, anonymous client on anonymous listener", testAuth{}, true, nil, nil, packet.Success},
+		{"auth, bad password on anonymous listener", testAuth{}, true, strp("alice"), []byte("wrong"), packet.BadUserNameOrPassword},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,7 +327,7 @@ func TestConnectAuthentication(t *testing.T) {
 			c := dialRaw(t, addr)
 			c.connect(&packet.Connect{ClientID: "c", CleanSession: true, Username: tc.user, Password: tc.password},
 				false, tc.want)
-			if tc.want != packet.Accepted {
+			if tc.want != packet.Success {
 				// [MQTT-3.2.2-5]
 				c.expectClosed()
 				return
@@ -331,7 +360,7 @@ func TestACL(t *testing.T) {
 	sub.send(&packet.Subscribe{PacketID: 3, Subscriptions: []packet.Subscription{
 		{Filter: "secret/#", QoS: 1}, {Filter: "ro/#", QoS: 2}, {Filter: "ok/#", QoS: 1},
 	}})
-	sub.expect(&packet.Suback{PacketID: 3, ReturnCodes: []byte{packet.SubackFailure, 2, 1}})
+	sub.expect(&packet.Suback{PacketID: 3, Reasons: []packet.Reason{packet.UnspecifiedError, 2, 1}})
 
 	pub := dialConnect(t, addr, "pub", true)
 	pub.pub("secret/x", "not subscribed", 1, false, 1)
@@ -355,7 +384,7 @@ type barrierAuth struct {
 	all     chan struct{}
 }
 
-func (b *barrierAuth) Authenticate(*broker.ClientInfo, []byte) packet.ConnackCode {
+func (b *barrierAuth) Authenticate(*broker.ClientInfo, []byte) packet.Reason {
 	b.mu.Lock()
 	b.arrived++
 	if b.arrived == b.n {
@@ -366,7 +395,7 @@ func (b *barrierAuth) Authenticate(*broker.ClientInfo, []byte) packet.ConnackCod
 	case <-b.all:
 	case <-time.After(5 * time.Second):
 	}
-	return packet.Accepted
+	return packet.Success
 }
 
 // Limits.MaxConnections holds under concurrent CONNECTs: of many clients
@@ -385,7 +414,7 @@ func testMaxConnectionsConcurrent(t *testing.T) {
 	auth := &barrierAuth{n: n, all: make(chan struct{})}
 	s, addr := startBroker(t, broker.Config{Auth: auth, Limits: broker.Limits{MaxConnections: limit}})
 	type result struct {
-		code packet.ConnackCode
+		code packet.Reason
 		err  error
 	}
 	results := make(chan result, n)
@@ -398,12 +427,12 @@ func testMaxConnectionsConcurrent(t *testing.T) {
 		go func() {
 			nc.SetDeadline(time.Now().Add(10 * time.Second))
 			b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: fmt.Sprint("c", i),
-				CleanSession: true, Username: strp("u")}).AppendTo(nil)
+				CleanSession: true, Username: strp("u")}).AppendTo(nil, packet.V311)
 			if _, err := nc.Write(b); err != nil {
 				results <- result{err: err}
 				return
 			}
-			p, err := packet.Read(bufio.NewReader(nc), 0)
+			p, err := packet.Read(bufio.NewReader(nc), 0, packet.V311)
 			if err != nil {
 				results <- result{err: err}
 				return
@@ -413,7 +442,7 @@ func testMaxConnectionsConcurrent(t *testing.T) {
 				results <- result{err: fmt.Errorf("got %s", describe(p))}
 				return
 			}
-			results <- result{code: ca.Code}
+			results <- result{code: ca.Reason}
 		}()
 	}
 	accepted := 0
@@ -422,9 +451,9 @@ func testMaxConnectionsConcurrent(t *testing.T) {
 		switch {
 		case r.err != nil:
 			t.Fatal(r.err)
-		case r.code == packet.Accepted:
+		case r.code == packet.Success:
 			accepted++
-		case r.code != packet.RefusedServerUnavailable:
+		case r.code != packet.ServerUnavailable:
 			t.Fatalf("CONNACK %#x, want 0 or 3", r.code)
 		}
 	}
@@ -443,7 +472,7 @@ func TestConnectTakeoverAtMaxConnections_MQTT_3_1_4_2(t *testing.T) {
 	dialConnect(t, addr, "a", true)
 	stale := dialConnect(t, addr, "dev", false)
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Success)
 	stale.expectClosed()
 	c.sync()
 	waitConnected(t, s, 2)
@@ -458,21 +487,21 @@ func TestConnectMQTT31ClientIDLength(t *testing.T) {
 	tests := []struct {
 		name string
 		id   string
-		code packet.ConnackCode
+		code packet.Reason
 	}{
-		{"empty", "", packet.RefusedIdentifierRejected},
-		{"one", "a", packet.Accepted},
-		{"23", strings.Repeat("x", 23), packet.Accepted},
-		{"24", strings.Repeat("y", 24), packet.RefusedIdentifierRejected},
-		{"23 two-byte characters", strings.Repeat("é", 23), packet.Accepted},
-		{"24 two-byte characters", strings.Repeat("ü", 24), packet.RefusedIdentifierRejected},
+		{"empty", "", packet.ClientIdentifierNotValid},
+		{"one", "a", packet.Success},
+		{"23", strings.Repeat("x", 23), packet.Success},
+		{"24", strings.Repeat("y", 24), packet.ClientIdentifierNotValid},
+		{"23 two-byte characters", strings.Repeat("é", 23), packet.Success},
+		{"24 two-byte characters", strings.Repeat("ü", 24), packet.ClientIdentifierNotValid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialRaw(t, addr)
 			c.connect(&packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: tc.id, CleanSession: true},
 				false, tc.code)
-			if tc.code != packet.Accepted {
+			if tc.code != packet.Success {
 				c.expectClosed()
 				return
 			}
@@ -480,7 +509,7 @@ func TestConnectMQTT31ClientIDLength(t *testing.T) {
 		})
 	}
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: strings.Repeat("y", 24), CleanSession: true}, false, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: strings.Repeat("y", 24), CleanSession: true}, false, packet.Success)
 }
 
 // A MQTT 3.1 CONNACK never has the session present bit (3.1 reserves that
@@ -491,7 +520,7 @@ func TestConnectMQTT31NoSessionPresent(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{})
 	conn31 := &packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "old31"}
 	c := dialRaw(t, addr)
-	c.connect(conn31, false, packet.Accepted)
+	c.connect(conn31, false, packet.Success)
 	c.sub("q/31", 1)
 	c.send(&packet.Disconnect{})
 	c.expectClosed()
@@ -513,5 +542,5 @@ func TestConnectMQTT31NoSessionPresent(t *testing.T) {
 	c.expectClosed()
 
 	c = dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "old31"}, true, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "old31"}, true, packet.Success)
 }

@@ -52,27 +52,26 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	if p.Username != nil {
 		c.info.Username, c.info.HasUsername = *p.Username, true
 	}
-	c.level = p.ProtocolLevel
-	if c.level == 3 {
+	if c.version == packet.V31 {
 		// MQTT 3.1 (section 3.1, "Client Identifier"): between 1 and 23
 		// characters; the server answers others with 0x02, as Mosquitto
 		// does for an empty one. Counted in characters, not bytes.
 		if n := utf8.RuneCountInString(p.ClientID); n < 1 || n > 23 {
-			return c.refuse(packet.RefusedIdentifierRejected,
+			return c.refuse(packet.ClientIdentifierNotValid,
 				fmt.Errorf("MQTT 3.1 client id of %d characters (1 to 23 allowed)", n))
 		}
 	}
 	if p.ClientID == "" {
 		if !p.CleanSession {
 			// [MQTT-3.1.3-8]
-			return c.refuse(packet.RefusedIdentifierRejected, nil)
+			return c.refuse(packet.ClientIdentifierNotValid, nil)
 		}
 		// The server assigns a unique id [MQTT-3.1.3-6].
 		var b [8]byte
 		rand.Read(b[:])
 		c.info.ClientID = "edged-" + hex.EncodeToString(b[:])
 	}
-	if code := c.authenticate(p.Password); code != packet.Accepted {
+	if code := c.authenticate(p.Password); code != packet.Success {
 		return c.refuse(code, nil)
 	}
 	if p.Will != nil {
@@ -83,22 +82,22 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 
 	present, ok := s.attach(c, c.info.ClientID, p.CleanSession)
 	if !ok {
-		return c.refuse(packet.RefusedServerUnavailable, nil)
+		return c.refuse(packet.ServerUnavailable, nil)
 	}
 	c.log.Info("client connected", userAttr(&c.info), "clean_session", p.CleanSession, "session_present", present,
 		"keepalive", int(p.KeepAlive))
 	return closeNone
 }
 
-func (c *conn) authenticate(password []byte) packet.ConnackCode {
+func (c *conn) authenticate(password []byte) packet.Reason {
 	a := c.s.cfg.Auth
 	switch {
 	case a == nil && c.opts.anonymous:
-		return packet.Accepted
+		return packet.Success
 	case a == nil:
-		return packet.RefusedNotAuthorized
+		return packet.NotAuthorized
 	case !c.info.HasUsername && c.opts.anonymous:
-		return packet.Accepted
+		return packet.Success
 	}
 	return a.Authenticate(&c.info, password)
 }
@@ -190,8 +189,8 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	// CONNACK is the first packet the client receives [MQTT-3.2.0-1];
 	// session present as in [MQTT-3.2.2-2] [MQTT-3.2.2-3].
 	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
-	// reserved (Mosquitto sends 0 too).
-	c.send(&packet.Connack{SessionPresent: present && c.level != 3})
+	// reserved (Mosquitto sends 0 too; the codec leaves it out at V31).
+	c.send(&packet.Connack{SessionPresent: present && c.version != packet.V31})
 	if present {
 		ss.resumeLocked()
 	}
@@ -426,7 +425,7 @@ func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeRea
 // persistent session are committed, then the matching retained messages.
 func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	ss := c.sess
-	codes := make([]byte, len(p.Subscriptions))
+	codes := make([]packet.Reason, len(p.Subscriptions))
 	var granted []packet.Subscription
 	var grants []Grant
 	var at []int // the index in codes of each granted
@@ -440,15 +439,15 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 			}
 		}
 		if g == GrantNone {
-			codes[i] = packet.SubackFailure
+			codes[i] = packet.UnspecifiedError
 			continue
 		}
-		codes[i] = sub.QoS
+		codes[i] = packet.Reason(sub.QoS) // GrantedQoS0, 1 or 2
 		granted = append(granted, sub)
 		grants = append(grants, g)
 		at = append(at, i)
 	}
-	e, ok := c.queueAck(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
+	e, ok := c.queueAck(&packet.Suback{PacketID: p.PacketID, Reasons: codes}, false)
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
@@ -470,7 +469,7 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		// (SUBACK is not written before c.subscribed, so its codes may
 		// still change.)
 		if _, ok := ss.subs[g.Filter]; !ok && max > 0 && len(ss.subs) >= max {
-			codes[at[j]] = packet.SubackFailure
+			codes[at[j]] = packet.UnspecifiedError
 			refused++
 			continue
 		}

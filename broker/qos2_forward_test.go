@@ -172,9 +172,9 @@ func TestQoS2CrashBeforeCommitNoDuplicate(t *testing.T) {
 	clean = dialConnect(t, addr, "clean", true)
 	clean.sub("x/#", 2)
 	pers = dialRaw(t, addr)
-	pers.connect(&packet.Connect{ClientID: "pers"}, true, packet.Accepted)
+	pers.connect(&packet.Connect{ClientID: "pers"}, true, packet.Success)
 	pub = dialRaw(t, addr)
-	pub.connect(&packet.Connect{ClientID: "pub"}, true, packet.Accepted)
+	pub.connect(&packet.Connect{ClientID: "pub"}, true, packet.Success)
 	dup := *msg
 	dup.Dup = true
 	pub.send(&dup)

@@ -239,7 +239,7 @@ func TestInOrderDelivery_MQTT_4_6_0_5(t *testing.T) {
 				if qos > 0 {
 					id = uint16(i + 1)
 				}
-				b = (&packet.Publish{Topic: "seq", Payload: []byte(strconv.Itoa(i)), QoS: qos, PacketID: id}).AppendTo(b)
+				b = (&packet.Publish{Topic: "seq", Payload: []byte(strconv.Itoa(i)), QoS: qos, PacketID: id}).AppendTo(b, packet.V311)
 			}
 			pub.write(b) // pipelined: the broker reads them back to back
 			switch qos {
@@ -344,7 +344,7 @@ func TestWrongAckKindClosesConnection(t *testing.T) {
 			sub.expectClosed()
 
 			again := dialRaw(t, addr)
-			again.connect(&packet.Connect{ClientID: "sub"}, true, packet.Accepted)
+			again.connect(&packet.Connect{ClientID: "sub"}, true, packet.Success)
 			if got := again.expectPublish("w", "m", tc.qos, false, true); got != id {
 				t.Fatalf("re-sent with id %d, want %d", got, id)
 			}

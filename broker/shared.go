@@ -112,14 +112,16 @@ func (g *shareGroup) pickLocked(qos byte, size int64) (shareMember, bool) {
 		ss.mu.Lock()
 		switch {
 		case ss.gone:
-		case ss.conn != nil:
+		case ss.conn != nil && !ss.conn.isClosed() && !ss.conn.draining.Load():
+			// (A connection that is closing counts as offline: its
+			// session is about to be detached.)
 			room, waiting := ss.roomLocked(q, size)
 			if room {
 				pick = k
 			} else if online < 0 || waiting < least {
 				online, least = k, waiting
 			}
-		case !ss.clean && q > 0 && offline < 0:
+		case !ss.clean && q > 0 && offline < 0 && (ss.conn == nil || ss.conn.isClosed()):
 			offline = k
 		}
 		ss.mu.Unlock()

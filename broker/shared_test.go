@@ -65,17 +65,17 @@ func TestSharedSubscriptionInvalid(t *testing.T) {
 		{"$share/g/x", true}, {"$share/g/+/#", true}, {"$sharex/g", true}, {"$share", true},
 	}
 	var subs []packet.Subscription
-	var want []byte
+	var want []packet.Reason
 	for _, f := range filters {
 		subs = append(subs, packet.Subscription{Filter: f.f, QoS: 1})
 		if f.ok {
 			want = append(want, 1)
 		} else {
-			want = append(want, packet.SubackFailure)
+			want = append(want, packet.UnspecifiedError)
 		}
 	}
 	c.send(&packet.Subscribe{PacketID: 4, Subscriptions: subs})
-	c.expect(&packet.Suback{PacketID: 4, ReturnCodes: want})
+	c.expect(&packet.Suback{PacketID: 4, Reasons: want})
 }
 
 // A shared subscription gets no retained messages (MQTT 5.0 4.8.2), while
@@ -100,7 +100,7 @@ func TestSharedSubscriptionACL(t *testing.T) {
 	c := dialConnect(t, addr, "c", true)
 	c.send(&packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{
 		{Filter: "$share/g/secret/x", QoS: 1}, {Filter: "$share/secret/x", QoS: 1}}})
-	c.expect(&packet.Suback{PacketID: 2, ReturnCodes: []byte{packet.SubackFailure, 1}})
+	c.expect(&packet.Suback{PacketID: 2, Reasons: []packet.Reason{packet.UnspecifiedError, 1}})
 }
 
 // UNSUBSCRIBE takes the full "$share/group/filter" name; the bare filter
@@ -160,7 +160,7 @@ func TestSharedSubscriptionOfflineAndRestart(t *testing.T) {
 	got := map[string]int{}
 	for _, id := range []string{"p1", "p2"} {
 		c := dialRaw(t, addr)
-		c.connect(&packet.Connect{ClientID: id}, true, packet.Accepted)
+		c.connect(&packet.Connect{ClientID: id}, true, packet.Success)
 		p := c.nextPublish()
 		c.ackIncoming(p)
 		got[string(p.Payload)]++
@@ -180,7 +180,7 @@ func TestSharedSubscriptionStuckMember(t *testing.T) {
 		const window, n = 4, 200
 		s, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxInflight: window}})
 		stuck := dialSmallRecvBuf(t, addr)
-		stuck.connect(&packet.Connect{ClientID: "stuck", CleanSession: true}, false, packet.Accepted)
+		stuck.connect(&packet.Connect{ClientID: "stuck", CleanSession: true}, false, packet.Success)
 		stuck.sub("$share/g/k", 1)
 		ok := dialConnect(t, addr, "ok", true)
 		ok.sub("$share/g/k", 1)
@@ -197,7 +197,7 @@ func TestSharedSubscriptionStuckMember(t *testing.T) {
 				}
 				if pp, isPub := p.(*packet.Publish); isPub {
 					got++
-					ok.nc.Write((&packet.Puback{PacketID: pp.PacketID}).AppendTo(nil))
+					ok.nc.Write((&packet.Puback{PacketID: pp.PacketID}).AppendTo(nil, packet.V311))
 				}
 			}
 		}()

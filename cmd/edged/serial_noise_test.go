@@ -160,8 +160,8 @@ func runLossySensor(ctx context.Context, s *sensor, id string, msgs []*noisyMsg,
 			}
 			switch p := f.pkt.(type) {
 			case *packet.Connack:
-				if p.Code != packet.Accepted {
-					return res, fmt.Errorf("CONNACK %v", p.Code)
+				if p.Reason != packet.Success {
+					return res, fmt.Errorf("CONNACK %v", p.Reason)
 				}
 				if connected {
 					continue // a late CONNACK from a replaced connection
@@ -281,7 +281,7 @@ func TestSerialNoise(t *testing.T) {
 	sysDone.Add(1)
 	go func() {
 		defer sysDone.Done()
-		publishSerialStats(sysCtx, sb.b, &Config{SysInterval: 50 * time.Millisecond, Serial: []SerialConfig{{Name: "noisy"}}},
+		publishSerialStats(sysCtx, sb.b, &Config{SysInterval: 50 * time.Millisecond, Serial: []SerialConfig{{Config: serialio.Config{Name: "noisy"}}}},
 			[]*serialio.Listener{ln})
 	}()
 	t.Cleanup(func() { sysStop(); sysDone.Wait() })
