@@ -56,6 +56,19 @@ type session struct {
 	// whose first copy is still being committed.
 	inboundWaiters map[uint16][]func(error)
 	lastSeen       int64 // Unix seconds of the last disconnect; 0 while online
+	// version is the protocol version the session's client last
+	// connected with; expiry its Session Expiry Interval, seconds, capped
+	// by Limits.SessionExpiry: persist.ExpiryNever for a 3.1.1 session
+	// (clean session 0), 0 when the session ends with its connection
+	// (see endsLocked). Stored with the session.
+	version byte
+	expiry  uint32
+	// will is a will waiting for its Will Delay Interval (5.0) while the
+	// client is offline, due at willDue (Unix nanoseconds); published by
+	// housekeeping, or when the session ends, and cancelled when the
+	// client reconnects in time [MQTT-3.1.3-9].
+	will    *message
+	willDue int64
 	dropped        uint64
 	// gone is set when the session is discarded (clean start, expiry): a
 	// connection that still holds it must not bring it back to the store.
@@ -90,6 +103,7 @@ func newSession(s *Server, id string, clean bool) *session {
 		inbound:  make(map[uint16]bool),
 
 		inboundWaiters: make(map[uint16][]func(error)),
+		expiry:         persist.ExpiryNever, // until attach or restore says otherwise
 	}
 }
 
@@ -205,6 +219,10 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 	if qos == 0 {
 		if ss.conn != nil {
 			p := &packet.Publish{Topic: m.topic, Payload: m.payload, Retain: retain}
+			if ss.conn.tooBigFor(p) {
+				ss.dropTooBigLocked(&outMsg{msg: &message{topic: m.topic}})
+				return
+			}
 			if ss.holdFor != 0 {
 				ss.writeAfterCommitLocked(p)
 			} else if !ss.conn.sendQoS0(p) {
@@ -261,6 +279,10 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 
 // sendLocked assigns a packet id to om, moves it in flight and writes it.
 func (ss *session) sendLocked(om *outMsg) {
+	if ss.conn.tooBigFor(om.publish(false)) {
+		ss.dropTooBigLocked(om)
+		return
+	}
 	om.pid = ss.allocPIDLocked()
 	ss.inflight = append(ss.inflight, om)
 	if om.msg.id != 0 {
@@ -326,14 +348,14 @@ func (ss *session) allocPIDLocked() uint16 {
 // once: the client is connected, the inflight window has room and nothing
 // is queued ahead, in memory or spilled to disk.
 func (ss *session) windowOpenLocked() bool {
-	return ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight && ss.pending.len() == 0 && ss.spilled == 0
+	return ss.conn != nil && len(ss.inflight) < ss.windowLocked() && ss.pending.len() == 0 && ss.spilled == 0
 }
 
 // fillLocked sends queued messages while the inflight window has room,
 // reading spilled ones back from the store when the window is empty, then
 // retained messages for new subscriptions (which wait behind the queue).
 func (ss *session) fillLocked() {
-	for ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight {
+	for ss.conn != nil && len(ss.inflight) < ss.windowLocked() {
 		if ss.pending.len() == 0 && !ss.refillLocked() {
 			break
 		}
@@ -406,14 +428,50 @@ func (ss *session) refillLocked() bool {
 // order and with their original packet ids [MQTT-4.4.0-1], then queued
 // messages.
 func (ss *session) resumeLocked() {
+	kept := ss.inflight[:0]
 	for _, om := range ss.inflight {
-		if om.pubrel {
+		switch {
+		case om.pubrel:
 			ss.writeLocked(&packet.Pubrel{PacketID: om.pid})
-		} else {
+		case ss.conn.tooBigFor(om.publish(true)):
+			// The new connection allows smaller packets.
+			delete(ss.usedPIDs, om.pid)
+			ss.dropTooBigLocked(om)
+			continue
+		default:
 			ss.writeLocked(om.publish(true))
 		}
+		kept = append(kept, om)
 	}
+	clear(ss.inflight[len(kept):])
+	ss.inflight = kept
 	ss.fillLocked()
+}
+
+// windowLocked is how many QoS 1 and 2 messages may be in flight to the
+// client: Limits.MaxInflight, or a 5.0 client's smaller Receive Maximum
+// [MQTT-3.3.4-9].
+func (ss *session) windowLocked() int {
+	w := ss.s.cfg.Limits.MaxInflight
+	if c := ss.conn; c != nil && c.version == packet.V5 {
+		w = min(w, int(c.v5.sendMax))
+	}
+	return w
+}
+
+// dropTooBigLocked drops, for this session only, a message larger than its
+// client's Maximum Packet Size [MQTT-3.1.2-25]: it is counted as dropped and
+// leaves the session's stored queue.
+func (ss *session) dropTooBigLocked(om *outMsg) {
+	ss.dropped++
+	ss.s.stats.pubDropped.Add(1)
+	if om.msg.id != 0 {
+		ss.opLocked(persist.Dequeue{ClientID: ss.id, MsgID: om.msg.id})
+	}
+	if ok, n := ss.s.limitWarn.allow(); ok {
+		ss.s.log.Info("message larger than the client's maximum packet size dropped for it", "client_id", ss.id,
+			"topic", om.msg.topic, "maximum_packet_size", ss.conn.v5.maxOut, "suppressed", n)
+	}
 }
 
 // ackLocked handles PUBACK, PUBREC and PUBCOMP for an outbound message.
