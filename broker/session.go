@@ -69,7 +69,7 @@ type session struct {
 	// client reconnects in time [MQTT-3.1.3-9].
 	will    *message
 	willDue int64
-	dropped        uint64
+	dropped uint64
 	// gone is set when the session is discarded (clean start, expiry): a
 	// connection that still holds it must not bring it back to the store.
 	gone bool
