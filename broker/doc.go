@@ -86,6 +86,69 @@
 // change). The client thus never gets a message twice or a stale retained
 // value after a newer live one on the same topic.
 //
+// # MQTT 5.0 connections
+//
+// 3.1, 3.1.1 and 5.0 clients share one set of sessions, one topic tree and
+// one store; $SYS, the ACL, persistence and serial lines (ServeConn) treat
+// them alike. The 5.0 connection layer (v5conn.go):
+//
+//   - Session expiry replaces clean session: a 5.0 session outlives its
+//     connection for its Session Expiry Interval (0: it ends with the
+//     connection), a 3.1.1 one with clean session 0 never expires; both
+//     are capped by Limits.SessionExpiry, and a 5.0 client asking for more
+//     is told the capped value in CONNACK. Clean start discards an
+//     existing session. A DISCONNECT may lower or raise the interval, but
+//     not from a CONNECT's 0 (protocol error 0x82) [MQTT-3.14.2-2]. The
+//     interval, the protocol version and the last-seen time are stored
+//     with the session, so sessions expire on schedule across restarts
+//     (checked every second).
+//   - A will with a Will Delay Interval waits in the session for the
+//     earlier of its delay and the session's end, and is cancelled if the
+//     client reconnects to the session in time [MQTT-3.1.3-9]. DISCONNECT
+//     0x04 publishes the will; a normal DISCONNECT discards it. A delayed
+//     will lives in memory only: a restart while it waits loses it.
+//   - Limits.MaxKeepalive: a 5.0 client asking for more, or for 0, gets
+//     the maximum as Server Keep Alive and is held to it (3.1.1 clients
+//     are refused, see below).
+//   - An empty client id is assigned an id (CONNACK Assigned Client
+//     Identifier), with clean start 0 too.
+//   - Receive maximum: edged advertises Limits.ReceiveMaximum (default
+//     MaxInflight); a client with more QoS 1/2 PUBLISH unanswered (PUBACK,
+//     PUBCOMP, or a PUBREC refusing it) gets DISCONNECT 0x93. edged keeps
+//     at most the client's Receive Maximum in flight to it.
+//   - Maximum packet size: edged advertises the total size of a
+//     MaxPacketSize packet; a larger packet gets DISCONNECT 0x95. A
+//     message larger than the client's Maximum Packet Size is dropped for
+//     that client (counted in messages dropped, and removed from its
+//     stored queue) and delivery continues [MQTT-3.1.2-25].
+//   - The broker ends a 5.0 connection with a DISCONNECT saying why:
+//     0x81 malformed packet, 0x82 protocol error, 0x8B shutdown, 0x8D
+//     keepalive timeout, 0x8E session taken over, 0x93, 0x95, 0x98 an
+//     operator's disconnect (status page), 0x83 a store failure. A
+//     reason string goes with it. After sending it the broker closes its
+//     write side and reads (and discards) what the client still sends for
+//     up to 500 ms, so that unread bytes do not turn the close into a
+//     reset the client sees instead of the DISCONNECT. A slow consumer is
+//     closed without one (its queue is full); 3.1.1 clients never get one.
+//   - CONNACK advertises Receive Maximum (when below 65535), Maximum
+//     Packet Size, Retain, Wildcard and Shared Subscription Available 1,
+//     Subscription Identifier Available 0 (until the message layer
+//     delivers them), Topic Alias Maximum only when aliases are accepted;
+//     Maximum QoS is 2 and not sent.
+//   - Refusals carry 5.0 reason codes: CONNACK 0x86 bad user name or
+//     password, 0x87 not authorized, 0x85 client id refused, 0x88 server
+//     unavailable (connection limits); PUBACK and PUBREC 0x87 for a publish
+//     the ACL refuses (a refused QoS 2 flow ends with that PUBREC: nothing
+//     is kept for its packet id); SUBACK 0x87 refused, 0x8F invalid filter
+//     (a bad $share name included), 0x97 over MaxSubscriptions; UNSUBACK
+//     0x11 for a filter that was not subscribed.
+//   - Enhanced authentication is not supported: a CONNECT with an
+//     Authentication Method gets CONNACK 0x8C, an AUTH packet is a protocol
+//     error (DISCONNECT 0x82).
+//   - Request Problem Information 0 is honoured trivially: edged sends
+//     reason strings only on DISCONNECT (always allowed) and user
+//     properties on nothing but forwarded PUBLISH packets.
+//
 // # Access control
 //
 // A client's identity is its user name, or none (anonymous); the
