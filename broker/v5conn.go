@@ -263,7 +263,9 @@ func (c *conn) countInbound(p *packet.Publish) (counted, ok bool) {
 // Size: such a message is not sent to it [MQTT-3.1.2-24] but dropped for
 // that client and counted [MQTT-3.1.2-25].
 func (c *conn) tooBigFor(p *packet.Publish) bool {
-	return c.v5.maxOut > 0 && uint32(min(p.Size(c.version), math.MaxUint32)) > c.v5.maxOut
+	// A packet is at most 268,435,460 bytes: int64 holds it on 32-bit
+	// platforms too.
+	return c.v5.maxOut > 0 && int64(p.Size(c.version)) > int64(c.v5.maxOut)
 }
 
 // errSessionExpiryFromZero is the protocol error of a DISCONNECT that sets
