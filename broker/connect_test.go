@@ -488,13 +488,14 @@ func TestConnectMQTT31ClientIDLength(t *testing.T) {
 // while it was away arrives. The same session resumed over 3.1.1 reports
 // it present.
 func TestConnectMQTT31NoSessionPresent(t *testing.T) {
-	_, addr := startBroker(t, broker.Config{})
+	s, addr := startBroker(t, broker.Config{})
 	conn31 := &packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "old31"}
 	c := dialRaw(t, addr)
 	c.connect(conn31, false, packet.Success)
 	c.sub("q/31", 1)
 	c.send(&packet.Disconnect{})
 	c.expectClosed()
+	waitConnected(t, s, 0) // offline, not closing: the message is queued
 
 	p := dialConnect(t, addr, "pub", true)
 	p.pub("q/31", "while away", 1, false, 3)
