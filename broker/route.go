@@ -64,10 +64,9 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 	// Matching under routeMu orders this message against subscriptions
 	// being made live (see conn.subscribed).
 	var targets []target
-	var groups []*shareGroup
-	s.topics.match(m.topic, func(ss *session, granted byte) {
+	groups := s.topics.match(m.topic, func(ss *session, granted byte) {
 		targets = append(targets, target{ss, min(m.qos, granted)})
-	}, &groups)
+	})
 	for _, g := range groups {
 		// One member of each matching shared subscription (see shared.go).
 		if mem, ok := g.pickLocked(m.qos, m.size()); ok {
@@ -143,7 +142,9 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 	if hold {
 		mine := s.afterCommit
 		s.afterCommit = earlier
-		seq, inner := s.holdSeq, done
+		// A copy, so that only this branch moves a slice header to the
+		// heap for the closure.
+		seq, inner, targets := s.holdSeq, done, targets
 		done = func(err error) {
 			if inner != nil {
 				inner(err) // the PUBREC, before the message

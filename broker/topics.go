@@ -115,10 +115,10 @@ func (t *topicTree) unsubscribe(s *session, filter string) bool {
 // match calls fn once per subscribed session with the highest QoS of its
 // matching subscriptions: overlapping subscriptions deliver a message once
 // [MQTT-3.3.5-1]. Filters starting with a wildcard do not match topics
-// starting with '$' [MQTT-4.7.2-1]. It appends the matching shared
-// subscriptions' groups to *groups (each delivers its own copy to one of
+// starting with '$' [MQTT-4.7.2-1]. It returns the matching shared
+// subscriptions' groups (each delivers its own copy to one of
 // its members, whatever the session's other subscriptions).
-func (t *topicTree) match(topic string, fn func(s *session, qos byte), groups *[]*shareGroup) {
+func (t *topicTree) match(topic string, fn func(s *session, qos byte)) (groups []*shareGroup) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var found map[*session]byte
@@ -126,7 +126,7 @@ func (t *topicTree) match(topic string, fn func(s *session, qos byte), groups *[
 	var singleQoS byte
 	add := func(n *node) {
 		for _, g := range n.shared {
-			*groups = append(*groups, g)
+			groups = append(groups, g)
 		}
 		for s, q := range n.subs {
 			switch {
@@ -188,6 +188,7 @@ func (t *topicTree) match(topic string, fn func(s *session, qos byte), groups *[
 	} else if single != nil {
 		fn(single, singleQoS)
 	}
+	return groups
 }
 
 // len returns the number of subscriptions.
