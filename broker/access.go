@@ -31,8 +31,10 @@ func (s *Server) mayPublish(ci *ClientInfo, topic string, will bool) bool {
 	return false
 }
 
-// grant decides on one filter of a SUBSCRIBE.
+// grant decides on one filter of a SUBSCRIBE; for a shared subscription,
+// on its filter without the "$share/group/" prefix.
 func (s *Server) grant(ci *ClientInfo, filter string) Grant {
+	filter = aclFilter(filter)
 	switch a := s.cfg.ACL.(type) {
 	case nil:
 		return GrantAll

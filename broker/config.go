@@ -111,8 +111,16 @@ type Limits struct {
 	// accepted into an empty queue. Default 1 MiB.
 	MaxWriteQueueBytes int64 `yaml:"max_write_queue_bytes" config:"size"`
 	// SessionExpiry removes persistent sessions whose client has been
-	// offline this long. Zero keeps them forever.
+	// offline this long. Zero keeps them forever. It caps the Session
+	// Expiry Interval an MQTT 5.0 client asks for (the client is told the
+	// capped value in CONNACK); an MQTT 3.1.1 session (clean session 0)
+	// otherwise never expires.
 	SessionExpiry time.Duration `yaml:"session_expiry"`
+	// ReceiveMaximum is the most QoS 1 and 2 PUBLISH packets an MQTT 5.0
+	// client may send unacknowledged, advertised in CONNACK; a client
+	// exceeding it is disconnected with reason 0x93. Default 0: the value
+	// of MaxInflight. At most 65535.
+	ReceiveMaximum int `yaml:"receive_maximum"`
 }
 
 // Default limits.
@@ -176,6 +184,9 @@ func (l Limits) Validate() error {
 		bad("max_keepalive", "must be between 0 (none) and 65535s, got %s", l.MaxKeepalive)
 	} else if l.MaxKeepalive%time.Second != 0 {
 		bad("max_keepalive", "must be whole seconds (MQTT keepalive is in seconds), got %s", l.MaxKeepalive)
+	}
+	if l.ReceiveMaximum < 0 || l.ReceiveMaximum > 65535 {
+		bad("receive_maximum", "must be between 0 (max_inflight) and 65535, got %d", l.ReceiveMaximum)
 	}
 	if l.SessionExpiry < 0 {
 		bad("session_expiry", "must not be negative, got %s", l.SessionExpiry)

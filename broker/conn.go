@@ -36,11 +36,15 @@ const (
 	closeConnectTimeout             // no CONNECT within ConnectTimeout
 	closeTLS                        // the TLS handshake failed
 	closeOperator                   // an operator disconnected it (Server.Disconnect)
+	closeMalformed                  // a malformed packet
+	closeRecvMax                    // a 5.0 client exceeded the broker's receive maximum
+	closeDisconnectWill             // a 5.0 DISCONNECT with reason 0x04: the will is published
 )
 
 var closeNames = [...]string{"", "disconnect", "network", "protocol violation", "keepalive timeout",
 	"session taken over", "slow consumer", "server shutdown", "connection refused", "store error",
-	"packet too large", "connect timeout", "TLS handshake failed", "disconnected by operator"}
+	"packet too large", "connect timeout", "TLS handshake failed", "disconnected by operator",
+	"malformed packet", "receive maximum exceeded", "disconnect with will"}
 
 func (r closeReason) String() string { return closeNames[r] }
 
@@ -77,7 +81,10 @@ type conn struct {
 	closed    chan struct{} // closed by close
 	reason    atomic.Int32  // closeReason
 	draining  atomic.Bool   // set under outMu: the writer flushes, then closes
-	done      chan struct{} // closed when the connection is fully cleaned up
+	// willCancelled is set when a new connection resumes this one's
+	// session (takeover): its will is not published.
+	willCancelled atomic.Bool
+	done          chan struct{} // closed when the connection is fully cleaned up
 
 	acks      ackQueue
 	commitSem chan struct{}
@@ -87,6 +94,10 @@ type conn struct {
 	// by the reader at CONNECT before it queues the first packet, so the
 	// writer, which starts after that packet is queued, sees it.
 	version packet.Version
+	// acked, guarded by outMu, is set when CONNACK 0 is queued: only then
+	// may a 5.0 client be sent a DISCONNECT [MQTT-3.14.0-1].
+	acked bool
+	v5    connV5
 
 	// Set by the reader at CONNECT and read by the reader afterwards.
 	sess      *session
@@ -437,12 +448,9 @@ func (c *conn) serve(ctx context.Context) closeReason {
 		c.log.Debug("first packet is not CONNECT", "type", p.Type().String())
 		return closeProtocol
 	}
+	c.outMu.Lock()
 	c.version = packet.Version(cp.ProtocolLevel)
-	if c.version == packet.V5 {
-		// MQTT 5.0 is decoded but not served yet: refused with a 5.0
-		// CONNACK 0x84 [MQTT-3.1.2-2], which a 5.0 client understands.
-		return c.refuse(packet.UnsupportedProtocolVersion, errors.New("MQTT 5.0 is not supported yet"))
-	}
+	c.outMu.Unlock()
 	if err := c.checkKeepalive(cp); err != nil {
 		c.info.ClientID = cp.ClientID
 		if cp.Username != nil {
@@ -477,7 +485,7 @@ func (c *conn) packets(fresh bool) (r closeReason, idle bool) {
 		if err != nil {
 			return c.readError(err), false
 		}
-		if c.isClosed() {
+		if c.isClosed() || c.draining.Load() {
 			// Taken over or shut down: packets still buffered must not act
 			// on a session that now belongs to another connection.
 			return closeReason(c.reason.Load()), false
@@ -495,8 +503,11 @@ func (c *conn) readError(err error) closeReason {
 	}
 	if r, ok := packet.ReasonOf(err); ok {
 		c.log.Info("closing connection", "error", err)
-		if r == packet.PacketTooLarge {
+		switch r {
+		case packet.PacketTooLarge:
 			return closeTooLarge
+		case packet.MalformedPacket:
+			return closeMalformed
 		}
 		return closeProtocol
 	}
@@ -515,7 +526,8 @@ func (c *conn) readError(err error) closeReason {
 // unavailable").
 func (c *conn) checkKeepalive(cp *packet.Connect) error {
 	max := c.s.cfg.Limits.MaxKeepalive
-	if max <= 0 {
+	if max <= 0 || c.version == packet.V5 {
+		// A 5.0 client is told the maximum instead (connectV5).
 		return nil
 	}
 	if ka := time.Duration(cp.KeepAlive) * time.Second; ka == 0 || ka > max {
@@ -543,7 +555,8 @@ func (c *conn) refuse(code packet.Reason, err error) closeReason {
 // cleanup runs once the reader has stopped.
 func (c *conn) cleanup(reason closeReason) {
 	if !c.draining.Load() {
-		c.close(reason)
+		// A 5.0 client is told why (end), then the writer closes.
+		c.end(reason)
 	}
 	// Wait for a writer still flushing (drainAndClose), at most
 	// WriteTimeout; close's past deadline then ends its write. No new
@@ -560,16 +573,28 @@ func (c *conn) cleanup(reason closeReason) {
 		<-flushed
 	}
 	c.close(reason)
+	if c.v5.sentDisconnect.Load() && reason != closeShutdown {
+		c.halfCloseDrain()
+	}
 	c.nc.Close() // the only place the socket is closed; no lock is held
 	c.releasePending()
 	if r := closeReason(c.reason.Load()); r != closeNone {
 		reason = r
 	}
 	if ss := c.sess; ss != nil {
-		c.s.detach(c, ss)
-		if c.will != nil && reason != closeDisconnect {
-			// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8];
-			// DISCONNECT discards it [MQTT-3.14.4-3].
+		// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8] (a
+		// 5.0 DISCONNECT 0x04 asks for it); DISCONNECT discards it
+		// [MQTT-3.14.4-3]; so does a takeover that continues the session
+		// (see attach). A 5.0 will with a delay waits in the session.
+		will := c.will != nil && reason != closeDisconnect && !c.willCancelled.Load()
+		var delay *message
+		if will && c.v5.willDelay > 0 {
+			delay = c.will
+		}
+		if c.s.detach(c, ss, delay) {
+			will = false
+		}
+		if will {
 			if c.s.mayPublish(&c.info, c.will.topic, true) {
 				c.s.route(c.will, nil, nil, nil)
 			}
@@ -602,11 +627,14 @@ type ackQueue struct {
 type ackEntry struct {
 	p     packet.Packet
 	ready bool
+	// counted: sending it releases a slot of the broker's receive maximum
+	// (a 5.0 client's PUBACK, PUBCOMP, or PUBREC refusing the message).
+	counted bool
 }
 
 // add appends an acknowledgement; ready says whether it may go out now.
-func (q *ackQueue) add(p packet.Packet, ready bool) *ackEntry {
-	e := &ackEntry{p: p, ready: ready}
+func (q *ackQueue) add(p packet.Packet, ready, counted bool) *ackEntry {
+	e := &ackEntry{p: p, ready: ready, counted: counted}
 	q.mu.Lock()
 	q.entries = append(q.entries, e)
 	q.mu.Unlock()
@@ -634,6 +662,9 @@ func (q *ackQueue) flush() {
 			q.c.s.stats.slowConsumers.Add(1)
 			q.c.close(closeSlowConsumer)
 		}
+		if e.counted {
+			q.c.v5.recvIn.Add(-1)
+		}
 		<-q.c.commitSem
 	}
 	n := copy(q.entries, q.entries[i:])
@@ -648,6 +679,12 @@ func (q *ackQueue) flush() {
 // (a client cannot pile up even PINGRESPs behind one waiting for the
 // store), and reports false if the connection closes meanwhile.
 func (c *conn) queueAck(p packet.Packet, ready bool) (*ackEntry, bool) {
+	return c.queueAckCounted(p, ready, false)
+}
+
+// queueAckCounted is queueAck for an acknowledgement that releases a slot
+// of the broker's receive maximum when it is sent.
+func (c *conn) queueAckCounted(p packet.Packet, ready, counted bool) (*ackEntry, bool) {
 	if c.isClosed() {
 		return nil, false
 	}
@@ -656,7 +693,7 @@ func (c *conn) queueAck(p packet.Packet, ready bool) (*ackEntry, bool) {
 	case <-c.closed:
 		return nil, false
 	}
-	return c.acks.add(p, ready), true
+	return c.acks.add(p, ready, counted), true
 }
 
 // committed is the done callback of a store commit that an acknowledgement

@@ -2,10 +2,10 @@ package broker_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
-	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -91,34 +91,6 @@ func TestConnectRefusedFirstPackets(t *testing.T) {
 	}
 }
 
-// Until the broker serves MQTT 5.0, a 5.0 CONNECT (properties included) is
-// refused with a 5.0 CONNACK 0x84, which a 5.0 client can read, and the
-// connection is closed [MQTT-3.1.2-2]. A 3.1.1 CONNACK (20 02 00 01) would
-// not decode at 5.0: it has no property length.
-func TestConnectV5RefusedUntilServed(t *testing.T) {
-	_, addr := startBroker(t, broker.Config{})
-	c := dialRaw(t, addr)
-	exp := uint32(60)
-	ca := c.connect5(&packet.Connect{ClientID: "v5", CleanSession: true, KeepAlive: 30,
-		Properties: &packet.Properties{SessionExpiry: &exp, User: []packet.UserProperty{{Key: "k", Value: "v"}}}})
-	if !reflect.DeepEqual(ca, &packet.Connack{Reason: packet.UnsupportedProtocolVersion}) {
-		t.Fatalf("got %s, want a 5.0 CONNACK 0x84 without properties", describe(ca))
-	}
-	c.expectClosed()
-
-	// The same bytes by hand, so the test does not lean on the encoder.
-	c = dialRaw(t, addr)
-	c.write(packettest.Valid5[0].Raw)
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, err := io.ReadAll(c.br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "\x20\x03\x00\x84\x00"; string(got) != want {
-		t.Fatalf("broker answered % x, want % x", got, want)
-	}
-}
-
 // MQTT 3.1 clients ("MQIsdp", level 3) are accepted and served.
 func TestConnectMQTT31Accepted(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{})
@@ -157,27 +129,58 @@ func TestConnectEmptyClientID_MQTT_3_1_3_8(t *testing.T) {
 }
 
 // A CONNECT with the client id of a connected client closes the existing
-// connection [MQTT-3.1.4-2]; the old connection did not DISCONNECT, so its
-// will is published [MQTT-3.1.2-8]; the new connection works.
+// connection [MQTT-3.1.4-2]. Whether the old connection's will is
+// published follows Mosquitto 2: not when the new connection continues the
+// session (both persistent, same user), but when either side is clean or
+// the session is discarded because another user took the id. The new
+// connection works either way, with the session's subscription when it
+// continues.
 func TestConnectTakeover_MQTT_3_1_4_2(t *testing.T) {
-	_, addr := startBroker(t, broker.Config{})
-	watcher := dialConnect(t, addr, "watcher", true)
-	watcher.sub("will/#", 1)
+	tests := []struct {
+		name             string
+		oldClean, nClean bool
+		newUser          *string
+		will, present    bool
+	}{
+		{"persistent by persistent: session continues, no will", false, false, nil, false, true},
+		{"clean by persistent: will", true, false, nil, true, false},
+		{"persistent by clean: will", false, true, nil, true, false},
+		{"clean by clean: will", true, true, nil, true, false},
+		{"persistent by persistent of another user: will", false, false, strp("alice"), true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startBroker(t, broker.Config{Auth: testAuth{}})
+			watcher := dialConnect(t, addr, "watcher", true)
+			watcher.sub("will/#", 1)
 
-	old := dialRaw(t, addr)
-	old.connect(&packet.Connect{ClientID: "dev", CleanSession: false,
-		Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Success)
-	old.sub("cmd/dev", 1)
+			old := dialRaw(t, addr)
+			old.connect(&packet.Connect{ClientID: "dev", CleanSession: tc.oldClean,
+				Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Success)
+			old.sub("cmd/dev", 1)
 
-	nu := dialRaw(t, addr)
-	nu.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Success)
-	old.expectClosed()
-	watcher.recvExpect("will/dev", "old gone", 1)
-
-	// The resumed session kept the subscription; the new connection gets
-	// the message.
-	watcher.pub("cmd/dev", "reboot", 1, false, 9)
-	nu.expectPublish("cmd/dev", "reboot", 1, false, false)
+			nu := dialRaw(t, addr)
+			var pw []byte
+			if tc.newUser != nil {
+				pw = []byte("secret")
+			}
+			nu.connect(&packet.Connect{ClientID: "dev", CleanSession: tc.nClean, Username: tc.newUser, Password: pw},
+				tc.present, packet.Success)
+			old.expectClosed()
+			if tc.will {
+				watcher.recvExpect("will/dev", "old gone", 1)
+			}
+			// The old connection is gone before the new CONNACK is sent: a
+			// will would be routed by the time a PINGREQ is answered.
+			nu.sync()
+			watcher.pub("cmd/dev", "reboot", 1, false, 9)
+			if tc.present {
+				nu.expectPublish("cmd/dev", "reboot", 1, false, false)
+			}
+			nu.sync()
+			watcher.sync()
+		})
+	}
 }
 
 // recvExpect reads a PUBLISH, checks topic, payload and QoS (retain 0, no
@@ -444,4 +447,72 @@ func TestConnectTakeoverAtMaxConnections_MQTT_3_1_4_2(t *testing.T) {
 	stale.expectClosed()
 	c.sync()
 	waitConnected(t, s, 2)
+}
+
+// MQTT 3.1 ("MQIsdp") client ids are 1 to 23 characters: an empty or
+// longer one gets CONNACK 0x02 and the connection is closed; the count is
+// in characters, so 23 two-byte characters pass. (3.1.1 has no such limit:
+// the same 24-character id is accepted there.)
+func TestConnectMQTT31ClientIDLength(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	tests := []struct {
+		name string
+		id   string
+		code packet.Reason
+	}{
+		{"empty", "", packet.ClientIdentifierNotValid},
+		{"one", "a", packet.Success},
+		{"23", strings.Repeat("x", 23), packet.Success},
+		{"24", strings.Repeat("y", 24), packet.ClientIdentifierNotValid},
+		{"23 two-byte characters", strings.Repeat("é", 23), packet.Success},
+		{"24 two-byte characters", strings.Repeat("ü", 24), packet.ClientIdentifierNotValid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.connect(&packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: tc.id, CleanSession: true},
+				false, tc.code)
+			if tc.code != packet.Success {
+				c.expectClosed()
+				return
+			}
+			c.sync()
+		})
+	}
+	c := dialRaw(t, addr)
+	c.connect(&packet.Connect{ClientID: strings.Repeat("y", 24), CleanSession: true}, false, packet.Success)
+}
+
+// A MQTT 3.1 CONNACK never has the session present bit (3.1 reserves that
+// byte), though a persistent 3.1 session is resumed: the message queued
+// while it was away arrives. The same session resumed over 3.1.1 reports
+// it present.
+func TestConnectMQTT31NoSessionPresent(t *testing.T) {
+	s, addr := startBroker(t, broker.Config{})
+	conn31 := &packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "old31"}
+	c := dialRaw(t, addr)
+	c.connect(conn31, false, packet.Success)
+	c.sub("q/31", 1)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+	waitConnected(t, s, 0) // offline, not closing: the message is queued
+
+	p := dialConnect(t, addr, "pub", true)
+	p.pub("q/31", "while away", 1, false, 3)
+
+	c = dialRaw(t, addr)
+	c.send(conn31)
+	// The exact bytes: flags byte 0, return code 0.
+	want := []byte{0x20, 0x02, 0x00, 0x00}
+	got := make([]byte, 4)
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c.br, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("CONNACK bytes % x (%v), want % x", got, err, want)
+	}
+	c.recvExpect("q/31", "while away", 1)
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+
+	c = dialRaw(t, addr)
+	c.connect(&packet.Connect{ClientID: "old31"}, true, packet.Success)
 }

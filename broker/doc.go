@@ -86,6 +86,69 @@
 // change). The client thus never gets a message twice or a stale retained
 // value after a newer live one on the same topic.
 //
+// # MQTT 5.0 connections
+//
+// 3.1, 3.1.1 and 5.0 clients share one set of sessions, one topic tree and
+// one store; $SYS, the ACL, persistence and serial lines (ServeConn) treat
+// them alike. The 5.0 connection layer (v5conn.go):
+//
+//   - Session expiry replaces clean session: a 5.0 session outlives its
+//     connection for its Session Expiry Interval (0: it ends with the
+//     connection), a 3.1.1 one with clean session 0 never expires; both
+//     are capped by Limits.SessionExpiry, and a 5.0 client asking for more
+//     is told the capped value in CONNACK. Clean start discards an
+//     existing session. A DISCONNECT may lower or raise the interval, but
+//     not from a CONNECT's 0 (protocol error 0x82) [MQTT-3.14.2-2]. The
+//     interval, the protocol version and the last-seen time are stored
+//     with the session, so sessions expire on schedule across restarts
+//     (checked every second).
+//   - A will with a Will Delay Interval waits in the session for the
+//     earlier of its delay and the session's end, and is cancelled if the
+//     client reconnects to the session in time [MQTT-3.1.3-9]. DISCONNECT
+//     0x04 publishes the will; a normal DISCONNECT discards it. A delayed
+//     will lives in memory only: a restart while it waits loses it.
+//   - Limits.MaxKeepalive: a 5.0 client asking for more, or for 0, gets
+//     the maximum as Server Keep Alive and is held to it (3.1.1 clients
+//     are refused, see below).
+//   - An empty client id is assigned an id (CONNACK Assigned Client
+//     Identifier), with clean start 0 too.
+//   - Receive maximum: edged advertises Limits.ReceiveMaximum (default
+//     MaxInflight); a client with more QoS 1/2 PUBLISH unanswered (PUBACK,
+//     PUBCOMP, or a PUBREC refusing it) gets DISCONNECT 0x93. edged keeps
+//     at most the client's Receive Maximum in flight to it.
+//   - Maximum packet size: edged advertises the total size of a
+//     MaxPacketSize packet; a larger packet gets DISCONNECT 0x95. A
+//     message larger than the client's Maximum Packet Size is dropped for
+//     that client (counted in messages dropped, and removed from its
+//     stored queue) and delivery continues [MQTT-3.1.2-25].
+//   - The broker ends a 5.0 connection with a DISCONNECT saying why:
+//     0x81 malformed packet, 0x82 protocol error, 0x8B shutdown, 0x8D
+//     keepalive timeout, 0x8E session taken over, 0x93, 0x95, 0x98 an
+//     operator's disconnect (status page), 0x83 a store failure. A
+//     reason string goes with it. After sending it the broker closes its
+//     write side and reads (and discards) what the client still sends for
+//     up to 500 ms, so that unread bytes do not turn the close into a
+//     reset the client sees instead of the DISCONNECT. A slow consumer is
+//     closed without one (its queue is full); 3.1.1 clients never get one.
+//   - CONNACK advertises Receive Maximum (when below 65535), Maximum
+//     Packet Size, Retain, Wildcard and Shared Subscription Available 1,
+//     Subscription Identifier Available 0 (until the message layer
+//     delivers them), Topic Alias Maximum only when aliases are accepted;
+//     Maximum QoS is 2 and not sent.
+//   - Refusals carry 5.0 reason codes: CONNACK 0x86 bad user name or
+//     password, 0x87 not authorized, 0x85 client id refused, 0x88 server
+//     unavailable (connection limits); PUBACK and PUBREC 0x87 for a publish
+//     the ACL refuses (a refused QoS 2 flow ends with that PUBREC: nothing
+//     is kept for its packet id); SUBACK 0x87 refused, 0x8F invalid filter
+//     (a bad $share name included), 0x97 over MaxSubscriptions; UNSUBACK
+//     0x11 for a filter that was not subscribed.
+//   - Enhanced authentication is not supported: a CONNECT with an
+//     Authentication Method gets CONNACK 0x8C, an AUTH packet is a protocol
+//     error (DISCONNECT 0x82).
+//   - Request Problem Information 0 is honoured trivially: edged sends
+//     reason strings only on DISCONNECT (always allowed) and user
+//     properties on nothing but forwarded PUBLISH packets.
+//
 // # Access control
 //
 // A client's identity is its user name, or none (anonymous); the
@@ -100,8 +163,9 @@
 //     never sees them. A session stored by an edged that did not record
 //     owners is adopted by the first client that resumes it.
 //   - If the session's client is connected, it is disconnected whatever the
-//     new client's identity [MQTT-3.1.4-2], as Mosquitto does, and its will
-//     is published. So a client id is not a secret: give each user its own
+//     new client's identity [MQTT-3.1.4-2], as Mosquitto does; its will is
+//     published unless the new connection continues the session (see
+//     "Choices"). So a client id is not a secret: give each user its own
 //     ids, and an ACL (pattern rules with %c) for what must stay private.
 //   - A resumed session's subscriptions are checked again with the rules in
 //     use (they may have changed while its client was away); a filter no
@@ -155,9 +219,30 @@
 //     closing the connection, so one bad filter does not cost the others.
 //   - A refused PUBLISH (by the Authorizer) is acknowledged and dropped, as
 //     Mosquitto does: MQTT 3.1.1 cannot report it.
-//   - A client id takeover closes the old connection as a network loss, so
-//     its will is published, as Mosquitto does, whoever the new client is
-//     (see "Access control" for the session).
+//   - A client id takeover closes the old connection. Its will is not
+//     published when the new connection continues the session (both
+//     connections with clean session 0, same identity): the client is
+//     back, as Mosquitto 2 decides. It is published when either side is
+//     clean, or when the session is discarded because another identity
+//     took the id (see "Access control").
+//   - An acknowledgement of the wrong kind for a message in flight (PUBREC
+//     or PUBCOMP for QoS 1, PUBACK for QoS 2, PUBCOMP before PUBREC) is a
+//     protocol violation that closes the connection, as in Mosquitto 2;
+//     the message stays in flight for the next connection. One for a
+//     packet id not in flight is ignored (a late duplicate).
+//   - A client's QoS 2 PUBLISH is forwarded after its PUBREC is queued and,
+//     with a Store, only once the commit that stores its packet id (and the
+//     message, for persistent subscribers) is durable: every write it
+//     causes, to any subscriber, clean or persistent, waits for that commit
+//     (route, session.held), and QoS 1/2 messages to the same subscribers
+//     wait behind it to keep the order. A crash before the commit loses
+//     the message with no subscriber having seen it and the publisher
+//     sends it again; after the commit a re-send is only acknowledged. So
+//     no exactly-once subscriber gets it twice. QoS 0 deliveries of other
+//     messages are not held and may overtake it (order is kept per QoS of
+//     the published messages [MQTT-4.6.0-6]). Mosquitto 2 goes further and
+//     forwards only on PUBREL (one more round trip); edged forwards on the
+//     commit, which already makes the packet id durable.
 //   - A CONNECT over Limits.MaxConnections, MaxConnectionsPerAddress or a
 //     listener's WithMaxConnections is answered with CONNACK 0x03 (server
 //     unavailable) rather than a silent close; a takeover is always
@@ -221,4 +306,29 @@
 //     publisher gets no PUBREC and its re-send is routed again: subscribers
 //     that got the first copy in memory may get it twice. edged prefers a
 //     duplicate to a loss.
+//   - Shared subscriptions "$share/{group}/{filter}" work for every
+//     protocol version (shared.go). Each message matching filter goes to
+//     one member of the group: round-robin among the online members that
+//     have room for it now (QoS 0: the write queue; QoS 1/2: an open
+//     inflight window with nothing queued); if none has, the online
+//     member with the least waiting, so a member that never reads stops
+//     getting the group's messages once it is full instead of stalling
+//     its share (what it holds stays in its session); if no member is
+//     online, a QoS 1/2 message is queued for an offline persistent member
+//     (round-robin) and a QoS 0 one is dropped, as for any offline
+//     session. (Mosquitto 2 rotates through every member, offline ones
+//     included, which parks messages in absent sessions while others are
+//     online.) A shared subscription gets no retained messages (5.0
+//     4.8.2); the Authorizer sees the filter without "$share/group/"; a
+//     share name that is empty or holds "+", "#" or "/", or a missing or
+//     invalid filter, gets SUBACK 0x80; UNSUBSCRIBE takes the full name;
+//     the full name is stored with the session, and each membership counts
+//     as a subscription on $SYS. A session that also has an ordinary
+//     subscription matching the message gets that copy too.
+//   - MQTT 3.1 ("MQIsdp", level 3) clients are served like 3.1.1 ones, with
+//     the rules of 3.1: a client id of 1 to 23 characters (counted in
+//     characters, not bytes; an empty or longer one gets CONNACK 0x02, so
+//     no id is assigned), and a CONNACK whose first byte is always 0 (3.1
+//     has no session present flag; a persistent session is resumed all
+//     the same).
 package broker

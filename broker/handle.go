@@ -3,7 +3,11 @@ package broker
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/persist"
@@ -49,15 +53,42 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	if p.Username != nil {
 		c.info.Username, c.info.HasUsername = *p.Username, true
 	}
+	if c.version == packet.V31 {
+		// MQTT 3.1 (section 3.1, "Client Identifier"): between 1 and 23
+		// characters; the server answers others with 0x02, as Mosquitto
+		// does for an empty one. Counted in characters, not bytes.
+		if n := utf8.RuneCountInString(p.ClientID); n < 1 || n > 23 {
+			return c.refuse(packet.ClientIdentifierNotValid,
+				fmt.Errorf("MQTT 3.1 client id of %d characters (1 to 23 allowed)", n))
+		}
+	}
+	// The session expiry: a 5.0 client's Session Expiry Interval, a 3.1.1
+	// client's clean session flag (0: never expires), capped by
+	// Limits.SessionExpiry. The keepalive and what CONNACK says of both.
+	var expiry uint32
+	keepAlive := p.KeepAlive
+	var props *packet.Properties
+	if c.version == packet.V5 {
+		var refused packet.Reason
+		if expiry, keepAlive, props, refused = c.connectV5(p); refused != packet.Success {
+			return c.refuse(refused, errors.New("enhanced authentication (an authentication method) is not supported"))
+		}
+	} else if !p.CleanSession {
+		expiry = s.capExpiry(persist.ExpiryNever)
+	}
 	if p.ClientID == "" {
-		if !p.CleanSession {
-			// [MQTT-3.1.3-8]
+		if !p.CleanSession && c.version != packet.V5 {
+			// [MQTT-3.1.3-8]; 5.0 allows it [MQTT-3.1.3-7].
 			return c.refuse(packet.ClientIdentifierNotValid, nil)
 		}
-		// The server assigns a unique id [MQTT-3.1.3-6].
+		// The server assigns a unique id [MQTT-3.1.3-6], and tells a 5.0
+		// client [MQTT-3.2.2-16].
 		var b [8]byte
 		rand.Read(b[:])
 		c.info.ClientID = "edged-" + hex.EncodeToString(b[:])
+		if props != nil {
+			props.AssignedClientID = c.info.ClientID
+		}
 	}
 	if code := c.authenticate(p.Password); code != packet.Success {
 		return c.refuse(code, nil)
@@ -65,15 +96,16 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	if p.Will != nil {
 		c.will = &message{topic: p.Will.Topic, payload: p.Will.Payload, qos: p.Will.QoS, retain: p.Will.Retain}
 	}
-	c.keepAlive = time.Duration(p.KeepAlive) * time.Second
+	c.keepAlive = time.Duration(keepAlive) * time.Second
 	c.log = c.log.With("client_id", c.info.ClientID)
 
-	present, ok := s.attach(c, c.info.ClientID, p.CleanSession)
+	present, ok := s.attach(c, c.info.ClientID, p.CleanSession, expiry, props)
 	if !ok {
 		return c.refuse(packet.ServerUnavailable, nil)
 	}
-	c.log.Info("client connected", userAttr(&c.info), "clean_session", p.CleanSession, "session_present", present,
-		"keepalive", int(p.KeepAlive))
+	s.publishDueWills(false)
+	c.log.Info("client connected", userAttr(&c.info), "protocol", int(c.version), "clean_session", p.CleanSession,
+		"session_present", present, "keepalive", int(keepAlive), "session_expiry", expiry)
 	return closeNone
 }
 
@@ -97,7 +129,7 @@ func (c *conn) authenticate(password []byte) packet.Reason {
 // whether a session was present, and false for ok when the connection
 // would exceed Limits.MaxConnections (a takeover replaces a connection, so
 // it is always allowed [MQTT-3.1.4-2]).
-func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
+func (s *Server) attach(c *conn, id string, clean bool, expiry uint32, props *packet.Properties) (present, ok bool) {
 	s.routeMu.Lock()
 	defer s.routeMu.Unlock()
 	s.mu.Lock()
@@ -117,17 +149,24 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	var ss *session
 	if old != nil {
 		old.mu.Lock()
-		if oc := old.conn; oc != nil {
+		oc := old.conn
+		if oc != nil {
 			oc.log.Info("session taken over by a new connection")
-			oc.close(closeTakeover)
+			oc.end(closeTakeover)
 			old.conn = nil
 		}
 		switch {
-		case clean || old.clean:
+		case clean || old.endsLocked():
 		case old.ownedByLocked(&c.info):
 			ss, present = old, true
 			if !old.ownerKnown {
 				c.log.Info("session stored without an owner adopted", userAttr(&c.info))
+			}
+			if oc != nil {
+				// The session goes on: the old connection's will is not
+				// published, as in Mosquitto (it is when either side is
+				// clean, or the session is discarded for another user).
+				oc.willCancelled.Store(true)
 			}
 		default:
 			// Another identity must not get the session's subscriptions
@@ -145,7 +184,7 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 		}
 	}
 	if ss == nil {
-		ss = newSession(s, id, clean)
+		ss = newSession(s, id, expiry == 0)
 		s.sessions[id] = ss
 	}
 	s.mu.Unlock()
@@ -154,11 +193,15 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	ss.stopAllRetainedLocked()
 	ss.conn = c
 	ss.lastSeen = 0
+	ss.version, ss.expiry = byte(c.version), expiry
+	// The client is back in time: a will waiting for its delay is not
+	// published [MQTT-3.1.3-9].
+	ss.will, ss.willDue = nil, 0
 	c.sess = ss
 	if ss.persistent() {
 		// Only the info record: the subscriptions are stored one by one as
 		// they change.
-		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: id})
+		s.pendingOps = append(s.pendingOps, ss.putSessionOp(0))
 	}
 	ss.setOwnerLocked(&c.info)
 	if present {
@@ -169,7 +212,12 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 	}
 	// CONNACK is the first packet the client receives [MQTT-3.2.0-1];
 	// session present as in [MQTT-3.2.2-2] [MQTT-3.2.2-3].
-	c.send(&packet.Connack{SessionPresent: present})
+	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
+	// reserved (Mosquitto sends 0 too; the codec leaves it out at V31).
+	c.outMu.Lock()
+	c.acked = true
+	c.outMu.Unlock()
+	c.send(&packet.Connack{SessionPresent: present && c.version != packet.V31, Properties: props})
 	if present {
 		ss.resumeLocked()
 	}
@@ -183,6 +231,7 @@ func (s *Server) attach(c *conn, id string, clean bool) (present, ok bool) {
 func (s *Server) discardLocked(ss *session) {
 	ss.mu.Lock()
 	ss.gone = true
+	ss.takeWillLocked()
 	for f := range ss.subs {
 		s.topics.unsubscribe(ss, f)
 	}
@@ -206,28 +255,42 @@ func (s *Server) discardLocked(ss *session) {
 // detach unbinds a closed connection from its session. A clean session
 // ends with its connection [MQTT-3.1.2-6]; a persistent one stays with its
 // subscriptions and queue.
-func (s *Server) detach(c *conn, ss *session) {
+//
+// will is the connection's will if it has a Will Delay Interval (5.0) and
+// is to be published: if the session outlives the connection, the session
+// keeps it until it is due, and detach reports true; otherwise the caller
+// publishes it now.
+func (s *Server) detach(c *conn, ss *session, will *message) (delayed bool) {
 	s.routeMu.Lock()
 	defer s.routeMu.Unlock()
 	ss.mu.Lock()
 	if ss.conn != c {
 		// Taken over: the session belongs to the new connection.
 		ss.mu.Unlock()
-		return
+		return false
 	}
 	ss.conn = nil
 	ss.stopAllRetainedLocked()
 	ss.lastSeen = time.Now().Unix()
-	if ss.persistent() {
-		s.pendingOps = append(s.pendingOps, persist.PutSession{ClientID: ss.id, LastSeen: ss.lastSeen})
+	ends := ss.endsLocked()
+	if ss.persistent() && !ends {
+		s.pendingOps = append(s.pendingOps, ss.putSessionOp(ss.lastSeen))
+	}
+	if will != nil && !ends {
+		// A 5.0 will with a delay waits for the earlier of its delay and
+		// the session's end [MQTT-3.1.3-9] [MQTT-3.1.2-8].
+		ss.will = will
+		ss.willDue = time.Now().Add(time.Duration(min(c.v5.willDelay, s.capExpiry(ss.expiry))) * time.Second).UnixNano()
+		delayed = true
 	}
 	ss.mu.Unlock()
-	if ss.clean {
+	if ends {
 		s.mu.Lock()
 		s.discardLocked(ss)
 		s.mu.Unlock()
 	}
 	s.commitLocked(nil)
+	return delayed
 }
 
 // handle handles one packet after CONNECT.
@@ -237,18 +300,20 @@ func (c *conn) handle(p packet.Packet) closeReason {
 	case *packet.Publish:
 		return c.publish(p)
 	case *packet.Puback:
-		ss.update(func() { ss.ackLocked(packet.PUBACK, p.PacketID) }, nil)
+		return c.ack(packet.PUBACK, p.PacketID)
 	case *packet.Pubrec:
-		ss.update(func() { ss.ackLocked(packet.PUBREC, p.PacketID) }, nil)
+		return c.ack(packet.PUBREC, p.PacketID)
 	case *packet.Pubcomp:
-		ss.update(func() { ss.ackLocked(packet.PUBCOMP, p.PacketID) }, nil)
+		return c.ack(packet.PUBCOMP, p.PacketID)
 	case *packet.Pubrel:
 		// PUBCOMP even for an unknown id: the client may be completing a
 		// flow whose state the server already dropped [MQTT-4.3.3-2]. It
 		// goes out only once the id's release is durable: the client may
 		// reuse the id at once, and a restart that still remembered it
 		// would swallow the new message as a duplicate.
-		e, ok := c.queueAck(&packet.Pubcomp{PacketID: p.PacketID}, false)
+		_, counted := c.v5.in2[p.PacketID]
+		delete(c.v5.in2, p.PacketID)
+		e, ok := c.queueAckCounted(&packet.Pubcomp{PacketID: p.PacketID}, false, counted)
 		if !ok {
 			return closeReason(c.reason.Load())
 		}
@@ -267,7 +332,7 @@ func (c *conn) handle(p packet.Packet) closeReason {
 			return closeReason(c.reason.Load())
 		}
 	case *packet.Disconnect:
-		return closeDisconnect
+		return c.disconnected(p)
 	case *packet.Connect:
 		// A second CONNECT is a protocol violation [MQTT-3.1.0-2].
 		c.log.Info("closing connection", "error", "second CONNECT")
@@ -281,9 +346,29 @@ func (c *conn) handle(p packet.Packet) closeReason {
 	return closeNone
 }
 
+// ack handles PUBACK, PUBREC and PUBCOMP. One that does not fit the
+// message in flight with its packet id (see session.ackLocked) is a
+// protocol violation and closes the connection, as in Mosquitto.
+func (c *conn) ack(t packet.Type, pid uint16) closeReason {
+	ss := c.sess
+	var err error
+	ss.update(func() { err = ss.ackLocked(t, pid) }, nil)
+	if err != nil {
+		c.log.Info("closing connection", "error", err)
+		return closeProtocol
+	}
+	return closeNone
+}
+
 // publish handles a PUBLISH from the client.
 func (c *conn) publish(p *packet.Publish) closeReason {
 	c.s.stats.msgsReceived.Add(1)
+	counted, ok := c.countInbound(p)
+	if !ok {
+		c.log.Info("closing connection", "error", "receive maximum exceeded",
+			"receive_maximum", c.s.cfg.Limits.receiveMaximum())
+		return closeRecvMax
+	}
 	allowed := c.s.mayPublish(&c.info, p.Topic, false)
 	m := &message{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain}
 	switch p.QoS {
@@ -292,7 +377,13 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 			c.s.route(m, nil, nil, nil)
 		}
 	case 1:
-		e, ok := c.queueAck(&packet.Puback{PacketID: p.PacketID}, false)
+		ack := &packet.Puback{PacketID: p.PacketID}
+		if !allowed {
+			// 5.0 can say why [MQTT-3.4.2.1]; before 5.0 the reason is
+			// not encoded and the refusal looks like a success.
+			ack.Reason = packet.NotAuthorized
+		}
+		e, ok := c.queueAckCounted(ack, false, counted)
 		if !ok {
 			return closeReason(c.reason.Load())
 		}
@@ -317,6 +408,17 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 // closed), this connection's PUBREC waits for that same commit.
 func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeReason {
 	ss, pid := c.sess, p.PacketID
+	if !allowed && c.version == packet.V5 {
+		// PUBREC 0x87 ends the flow: a PUBREL follows only a PUBREC
+		// below 0x80 [MQTT-4.3.3-4], so no state is kept, and the
+		// receive maximum slot is released with it.
+		_, counted := c.v5.in2[pid]
+		delete(c.v5.in2, pid)
+		if _, ok := c.queueAckCounted(&packet.Pubrec{PacketID: pid, Reason: packet.NotAuthorized}, true, counted); !ok {
+			return closeReason(c.reason.Load())
+		}
+		return closeNone
+	}
 	ss.mu.Lock()
 	if ss.conn != c {
 		// Taken over: the session's QoS 2 state belongs to the new
@@ -397,14 +499,16 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	for i, sub := range p.Subscriptions {
 		// An invalid or refused filter gets the failure code; the others
 		// in the same packet are still granted [MQTT-3.9.3].
-		g := GrantNone
-		if packet.ValidTopicFilter(sub.Filter) {
+		// 5.0 says which failure (3.1.1 encodes each as 0x80).
+		g, fail := GrantNone, packet.TopicFilterInvalid
+		if validFilter(sub.Filter) {
 			if g = c.s.grant(&c.info, sub.Filter); g == GrantNone {
 				c.s.logDenied("subscription denied", &c.info, "filter", sub.Filter)
+				fail = packet.NotAuthorized
 			}
 		}
 		if g == GrantNone {
-			codes[i] = packet.UnspecifiedError
+			codes[i] = fail
 			continue
 		}
 		codes[i] = packet.Reason(sub.QoS) // GrantedQoS0, 1 or 2
@@ -434,7 +538,7 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		// (SUBACK is not written before c.subscribed, so its codes may
 		// still change.)
 		if _, ok := ss.subs[g.Filter]; !ok && max > 0 && len(ss.subs) >= max {
-			codes[at[j]] = packet.UnspecifiedError
+			codes[at[j]] = packet.QuotaExceeded
 			refused++
 			continue
 		}
@@ -487,8 +591,9 @@ func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error)
 	if err == nil && ss.conn == c && !ss.gone {
 		for _, g := range granted {
 			// Not for a filter unsubscribed since: its retained messages
-			// are no longer wanted.
-			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS {
+			// are no longer wanted. Never for a shared subscription
+			// (MQTT 5.0, sections 3.8.4 and 4.8.2).
+			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS && !strings.HasPrefix(g.Filter, sharePrefix) {
 				ss.startRetainedLocked(g.Filter, g.QoS)
 			}
 		}
@@ -503,13 +608,21 @@ func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error)
 // when nothing matched [MQTT-3.10.4-5].
 func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
 	ss := c.sess
-	e, ok := c.queueAck(&packet.Unsuback{PacketID: p.PacketID}, false)
+	ack := &packet.Unsuback{PacketID: p.PacketID}
+	if c.version == packet.V5 {
+		// One reason per filter [MQTT-3.11.3-1], filled in below before
+		// the UNSUBACK can be sent (it waits for committed).
+		ack.Reasons = make([]packet.Reason, len(p.Filters))
+	}
+	e, ok := c.queueAck(ack, false)
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
 	ss.update(func() {
-		for _, f := range p.Filters {
-			ss.deleteSubLocked(f)
+		for i, f := range p.Filters {
+			if !ss.deleteSubLocked(f) && ack.Reasons != nil {
+				ack.Reasons[i] = packet.NoSubscriptionExisted
+			}
 		}
 	}, func(err error) { c.committed(e, err) })
 	return closeNone

@@ -117,7 +117,7 @@ func (s *Server) Disconnect(clientID string) error {
 	if c == nil {
 		return ErrNotConnected
 	}
-	c.close(closeOperator)
+	c.end(closeOperator)
 	return nil
 }
 
@@ -142,7 +142,7 @@ func (s *Server) DeleteSession(clientID string) error {
 	s.commitLocked(nil)
 	s.routeMu.Unlock()
 	if c != nil {
-		c.close(closeOperator)
+		c.end(closeOperator)
 	}
 	return nil
 }

@@ -102,8 +102,7 @@ func TestQoSFlowsBothDirections(t *testing.T) {
 	}
 }
 
-// A PUBREC repeated by the subscriber gets its PUBREL again, and an ack for
-// a QoS 2 message of the wrong kind (PUBACK) does not complete it.
+// A PUBREC repeated by the subscriber gets its PUBREL again.
 func TestQoS2OutboundRepeatedPubrec(t *testing.T) {
 	s, addr := startBroker(t, broker.Config{})
 	sub := dialConnect(t, addr, "sub", true)
@@ -111,8 +110,6 @@ func TestQoS2OutboundRepeatedPubrec(t *testing.T) {
 	pub := dialConnect(t, addr, "pub", true)
 	pub.pub("x", "m", 2, false, 1)
 	id := sub.expectPublish("x", "m", 2, false, false)
-	sub.send(&packet.Puback{PacketID: id})
-	sub.sync()
 	waitQueued(t, s, 1)
 	sub.send(&packet.Pubrec{PacketID: id})
 	sub.expect(&packet.Pubrel{PacketID: id})
@@ -158,6 +155,7 @@ func TestPacketIDsUniqueInflight_MQTT_2_3_1_2(t *testing.T) {
 	pub := dialConnect(t, addr, "pub", true)
 
 	inflight := map[uint16]bool{}
+	qosOf := map[uint16]byte{}
 	take := func(n int) []uint16 {
 		t.Helper()
 		var ids []uint16
@@ -167,6 +165,7 @@ func TestPacketIDsUniqueInflight_MQTT_2_3_1_2(t *testing.T) {
 				t.Fatalf("got %s: id zero or already in flight (%v)", describe(p), inflight)
 			}
 			inflight[p.PacketID] = true
+			qosOf[p.PacketID] = p.QoS
 			ids = append(ids, p.PacketID)
 		}
 		return ids
@@ -186,13 +185,15 @@ func TestPacketIDsUniqueInflight_MQTT_2_3_1_2(t *testing.T) {
 			if i%2 == 1 {
 				continue
 			}
-			sub.send(&packet.Puback{PacketID: id})
-			sub.send(&packet.Pubrec{PacketID: id})
+			if qosOf[id] == 1 {
+				sub.send(&packet.Puback{PacketID: id})
+			} else {
+				sub.send(&packet.Pubrec{PacketID: id})
+			}
 			delete(inflight, id)
 			n++
 		}
-		// PUBREL for the QoS 2 ones among them; PUBACK went to QoS 1 ones,
-		// the wrong-kind ack is ignored either way.
+		// PUBREL for the QoS 2 ones among them.
 		var fresh []uint16
 		for len(fresh) < min(n, 100-got) {
 			switch p := sub.next().(type) {
@@ -203,6 +204,7 @@ func TestPacketIDsUniqueInflight_MQTT_2_3_1_2(t *testing.T) {
 					t.Fatalf("got %s: id zero or already in flight", describe(p))
 				}
 				inflight[p.PacketID] = true
+				qosOf[p.PacketID] = p.QoS
 				fresh = append(fresh, p.PacketID)
 			default:
 				t.Fatalf("got %s", describe(p))
@@ -306,5 +308,46 @@ func TestPubrelUnknownID(t *testing.T) {
 	for _, id := range []uint16{1, 99, 65535} {
 		c.send(&packet.Pubrel{PacketID: id})
 		c.expect(&packet.Pubcomp{PacketID: id})
+	}
+}
+
+// An acknowledgement of the wrong kind for a message in flight is a
+// protocol violation that closes the connection, as in Mosquitto 2: PUBREC
+// or PUBCOMP for a QoS 1 message, PUBACK for a QoS 2 one, PUBCOMP for a
+// QoS 2 one before its PUBREC [MQTT-4.3.2-1] [MQTT-4.3.3-1]. The message
+// stays in flight and is re-sent with DUP to the session's next
+// connection. An acknowledgement for an unknown packet id is ignored.
+func TestWrongAckKindClosesConnection(t *testing.T) {
+	tests := []struct {
+		name string
+		qos  byte
+		ack  func(id uint16) packet.Packet
+	}{
+		{"PUBREC for QoS 1", 1, func(id uint16) packet.Packet { return &packet.Pubrec{PacketID: id} }},
+		{"PUBCOMP for QoS 1", 1, func(id uint16) packet.Packet { return &packet.Pubcomp{PacketID: id} }},
+		{"PUBACK for QoS 2", 2, func(id uint16) packet.Packet { return &packet.Puback{PacketID: id} }},
+		{"PUBCOMP for QoS 2 before PUBREC", 2, func(id uint16) packet.Packet { return &packet.Pubcomp{PacketID: id} }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, addr := startBroker(t, broker.Config{})
+			sub := dialConnect(t, addr, "sub", false)
+			sub.sub("w", 2)
+			// Unknown ids are ignored, whatever their kind.
+			sub.send(&packet.Puback{PacketID: 999}, &packet.Pubrec{PacketID: 998}, &packet.Pubcomp{PacketID: 997})
+			sub.sync()
+			pub := dialConnect(t, addr, "pub", true)
+			pub.pub("w", "m", tc.qos, false, 1)
+			id := sub.expectPublish("w", "m", tc.qos, false, false)
+			sub.send(tc.ack(id))
+			sub.expectClosed()
+
+			again := dialRaw(t, addr)
+			again.connect(&packet.Connect{ClientID: "sub"}, true, packet.Success)
+			if got := again.expectPublish("w", "m", tc.qos, false, true); got != id {
+				t.Fatalf("re-sent with id %d, want %d", got, id)
+			}
+		})
 	}
 }

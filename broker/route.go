@@ -47,6 +47,14 @@ type target struct {
 // store once it is durable; otherwise route calls done itself before it
 // returns. done may be nil.
 //
+// A client's QoS 2 message (owner set) is forwarded only after done (which
+// queues the publisher's PUBREC), and with a store only once its commit is
+// durable: until then every write it causes is held (session.holdFor). A crash
+// before that commit loses the message with no subscriber having seen it,
+// and the publisher, without PUBREC, sends it again; after the commit the
+// packet id is stored, and a re-send is answered without routing it again.
+// No exactly-once subscriber gets it twice.
+//
 // Everything happens under routeMu, and the commit is handed to the store
 // before routeMu is released, so no acknowledgement of this message by a
 // subscriber (which also needs routeMu) can reach the store first.
@@ -56,9 +64,15 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 	// Matching under routeMu orders this message against subscriptions
 	// being made live (see conn.subscribed).
 	var targets []target
-	s.topics.match(m.topic, func(ss *session, granted byte) {
+	groups := s.topics.match(m.topic, func(ss *session, granted byte) {
 		targets = append(targets, target{ss, min(m.qos, granted)})
 	})
+	for _, g := range groups {
+		// One member of each matching shared subscription (see shared.go).
+		if mem, ok := g.pickLocked(m.qos, m.size()); ok {
+			targets = append(targets, target{mem.ss, min(m.qos, mem.qos)})
+		}
+	}
 	if m.time == 0 {
 		m.time = time.Now().UnixNano()
 	}
@@ -106,10 +120,46 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 	if len(s.taps) > 0 {
 		taps = s.tapsLocked(m)
 	}
+	hold := owner != nil && s.store != nil
+	var earlier []func()
+	if hold {
+		s.holdSeq++
+		earlier, s.afterCommit = s.afterCommit, nil
+	} else if owner != nil && done != nil {
+		// Nothing to commit: PUBREC first, then the message.
+		done(nil)
+		done = nil
+	}
 	for _, t := range targets {
 		t.ss.mu.Lock()
+		if hold {
+			t.ss.holdFor = s.holdSeq
+		}
 		t.ss.deliverLocked(m, t.qos)
+		t.ss.holdFor = 0
 		t.ss.mu.Unlock()
+	}
+	if hold {
+		mine := s.afterCommit
+		s.afterCommit = earlier
+		// A copy, so that only this branch moves a slice header to the
+		// heap for the closure.
+		seq, inner, targets := s.holdSeq, done, targets
+		done = func(err error) {
+			if inner != nil {
+				inner(err) // the PUBREC, before the message
+			}
+			// Forwarded even if the commit failed: the publisher sends
+			// it again, and a duplicate is better than a loss (doc.go).
+			for _, f := range mine {
+				f()
+			}
+			for _, t := range targets {
+				if !t.ss.persistent() {
+					t.ss.releaseHeld(seq)
+				}
+			}
+		}
 	}
 	if putAt >= 0 && !slices.ContainsFunc(s.pendingOps[putAt:], isEnqueue) {
 		// Every persistent target dropped it on a full queue.

@@ -34,6 +34,13 @@ type Server struct {
 	// afterCommit, guarded by routeMu, holds writes that must wait for the
 	// commit being built (see session.writeAfterCommitLocked).
 	afterCommit []func()
+	// holdSeq, guarded by routeMu, numbers the routes of clients' QoS 2
+	// messages, whose writes wait for their commit (see route,
+	// session.holdFor).
+	holdSeq uint64
+	// endedWills, guarded by routeMu, are the delayed wills of sessions
+	// that ended; publishDueWills publishes them.
+	endedWills []pendingWill
 
 	mu       sync.Mutex // guards sessions, conns, listeners, closing, admission
 	sessions map[string]*session
@@ -316,7 +323,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("shutting down", "connections", len(conns))
 	}
 	for _, c := range conns {
-		c.drainAndClose(closeShutdown)
+		c.end(closeShutdown)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -354,6 +361,10 @@ func (s *Server) restore(snap *persist.Snapshot) {
 	for _, ps := range snap.Sessions {
 		ss := newSession(s, ps.ClientID, false)
 		ss.lastSeen = ps.LastSeen
+		ss.version = ps.Version
+		if e, ok := ps.ExpiresAfter(); ok {
+			ss.expiry = e
+		}
 		ss.owner.ClientID = ps.ClientID
 		if o := ps.Owner; o != nil {
 			ss.owner.Username, ss.owner.HasUsername, ss.ownerKnown = o.Username, o.HasUsername, true
@@ -363,7 +374,7 @@ func (s *Server) restore(snap *persist.Snapshot) {
 			// starts now, and is stored, so a device that reboots more
 			// often than session_expiry still expires an abandoned session.
 			ss.lastSeen = time.Now().Unix()
-			touched = append(touched, persist.PutSession{ClientID: ps.ClientID, LastSeen: ss.lastSeen})
+			touched = append(touched, ss.putSessionOp(ss.lastSeen))
 		}
 		// A session keeps its subscriptions even beyond a MaxSubscriptions
 		// lowered since: the limit refuses new ones.

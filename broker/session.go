@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/edged/edged/broker/packet"
@@ -55,7 +56,20 @@ type session struct {
 	// whose first copy is still being committed.
 	inboundWaiters map[uint16][]func(error)
 	lastSeen       int64 // Unix seconds of the last disconnect; 0 while online
-	dropped        uint64
+	// version is the protocol version the session's client last
+	// connected with; expiry its Session Expiry Interval, seconds, capped
+	// by Limits.SessionExpiry: persist.ExpiryNever for a 3.1.1 session
+	// (clean session 0), 0 when the session ends with its connection
+	// (see endsLocked). Stored with the session.
+	version byte
+	expiry  uint32
+	// will is a will waiting for its Will Delay Interval (5.0) while the
+	// client is offline, due at willDue (Unix nanoseconds); published by
+	// housekeeping, or when the session ends, and cancelled when the
+	// client reconnects in time [MQTT-3.1.3-9].
+	will    *message
+	willDue int64
+	dropped uint64
 	// gone is set when the session is discarded (clean start, expiry): a
 	// connection that still holds it must not bring it back to the store.
 	gone bool
@@ -64,6 +78,16 @@ type session struct {
 	// queue behind them so the client sees messages in order.
 	deferred    int
 	deferredFor *conn
+	// held are writes to a clean session's connection waiting for the
+	// commit of a client's QoS 2 message (holdFor), tagged with that
+	// route's holdSeq, and the QoS 1/2 writes queued behind them to
+	// keep the order. Released in order by releaseHeld. Bounded like the
+	// inflight window: one entry per held route still committing plus the
+	// window's messages.
+	held []heldWrite
+	// holdFor is set while route delivers a client's QoS 2 message to the
+	// session: the route's holdSeq. Its writes wait for its commit.
+	holdFor uint64
 	// retained sends the retained messages of new subscriptions as the
 	// connection makes room (see retaincursor.go).
 	retained retainCursors
@@ -79,6 +103,7 @@ func newSession(s *Server, id string, clean bool) *session {
 		inbound:  make(map[uint16]bool),
 
 		inboundWaiters: make(map[uint16][]func(error)),
+		expiry:         persist.ExpiryNever, // until attach or restore says otherwise
 	}
 }
 
@@ -110,10 +135,17 @@ func (ss *session) opLocked(op persist.Op) {
 
 // writeAfterCommitLocked writes p to the current connection once the ops
 // built so far under routeMu are committed, for a state change the client
-// must not see before it is durable. It needs routeMu when the session is
-// persistent.
+// must not see before it is durable, and for every write of a client's QoS
+// 2 message (holdFor). It needs routeMu when the session is persistent.
 func (ss *session) writeAfterCommitLocked(p packet.Packet) {
-	if !ss.persistent() || ss.gone {
+	switch {
+	case ss.gone || ss.conn == nil:
+		return
+	case !ss.persistent():
+		if ss.holdFor != 0 {
+			ss.held = append(ss.held, heldWrite{seq: ss.holdFor, p: p})
+			return
+		}
 		ss.writeLocked(p)
 		return
 	}
@@ -127,12 +159,37 @@ func (ss *session) writeAfterCommitLocked(p packet.Packet) {
 		defer ss.mu.Unlock()
 		// A new connection has had everything in flight re-sent already.
 		if c != nil && ss.conn == c {
-			ss.writeLocked(p)
+			ss.writeNowLocked(p)
 		}
 		if ss.deferredFor == c {
 			ss.deferred--
 		}
 	})
+}
+
+// heldWrite is a write held for the commit of route number seq.
+type heldWrite struct {
+	seq uint64
+	p   packet.Packet
+}
+
+// releaseHeld writes, in order, the held writes of routes up to seq, once
+// their commit is done.
+func (ss *session) releaseHeld(seq uint64) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	i := 0
+	for ; i < len(ss.held) && ss.held[i].seq <= seq; i++ {
+		if ss.conn != nil && !ss.gone {
+			ss.writeNowLocked(ss.held[i].p)
+		}
+	}
+	n := copy(ss.held, ss.held[i:])
+	clear(ss.held[n:])
+	ss.held = ss.held[:n]
+	if n == 0 {
+		ss.held = nil
+	}
 }
 
 // hasDeferredLocked reports whether writes to the current connection are
@@ -162,7 +219,13 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 	if qos == 0 {
 		if ss.conn != nil {
 			p := &packet.Publish{Topic: m.topic, Payload: m.payload, Retain: retain}
-			if !ss.conn.sendQoS0(p) {
+			if ss.conn.tooBigFor(p) {
+				ss.dropTooBigLocked(&outMsg{msg: &message{topic: m.topic}})
+				return
+			}
+			if ss.holdFor != 0 {
+				ss.writeAfterCommitLocked(p)
+			} else if !ss.conn.sendQoS0(p) {
 				ss.s.stats.pubDropped.Add(1)
 			}
 		}
@@ -216,6 +279,10 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 
 // sendLocked assigns a packet id to om, moves it in flight and writes it.
 func (ss *session) sendLocked(om *outMsg) {
+	if ss.conn.tooBigFor(om.publish(false)) {
+		ss.dropTooBigLocked(om)
+		return
+	}
 	om.pid = ss.allocPIDLocked()
 	ss.inflight = append(ss.inflight, om)
 	if om.msg.id != 0 {
@@ -226,20 +293,41 @@ func (ss *session) sendLocked(om *outMsg) {
 	// it; under a new id it would be a second delivery. (A QoS 1 message
 	// may arrive twice anyway, but waits behind a QoS 2 one to keep the
 	// order.)
-	if (om.qos == 2 && om.msg.id != 0) || ss.hasDeferredLocked() {
+	if (om.qos == 2 && om.msg.id != 0) || ss.hasDeferredLocked() || ss.holdFor != 0 {
 		ss.writeAfterCommitLocked(om.publish(false))
 		return
 	}
 	ss.writeLocked(om.publish(false))
 }
 
-// writeLocked queues a QoS 1/2 publish or PUBREL on the connection. A
-// connection that cannot take it is a slow consumer: it is closed, and the
-// message stays in flight for the next connection.
+// writeLocked queues a QoS 1/2 publish or PUBREL on the connection,
+// behind the writes held for a QoS 2 message's commit (held) if any.
 func (ss *session) writeLocked(p packet.Packet) {
-	if ss.conn != nil && !ss.conn.send(p) && !ss.conn.isClosed() {
+	if n := len(ss.held); n > 0 {
+		ss.held = append(ss.held, heldWrite{seq: ss.held[n-1].seq, p: p})
+		return
+	}
+	ss.writeNowLocked(p)
+}
+
+// writeNowLocked queues p on the connection. A QoS 0 PUBLISH that does not
+// fit is dropped and counted; for anything else, a connection that cannot
+// take it is a slow consumer: it is closed, and the message stays in
+// flight for the next connection.
+func (ss *session) writeNowLocked(p packet.Packet) {
+	c := ss.conn
+	if c == nil {
+		return
+	}
+	if pub, ok := p.(*packet.Publish); ok && pub.QoS == 0 {
+		if !c.sendQoS0(pub) {
+			ss.s.stats.pubDropped.Add(1)
+		}
+		return
+	}
+	if !c.send(p) && !c.isClosed() {
 		ss.s.stats.slowConsumers.Add(1)
-		ss.conn.close(closeSlowConsumer)
+		c.close(closeSlowConsumer)
 	}
 }
 
@@ -260,14 +348,14 @@ func (ss *session) allocPIDLocked() uint16 {
 // once: the client is connected, the inflight window has room and nothing
 // is queued ahead, in memory or spilled to disk.
 func (ss *session) windowOpenLocked() bool {
-	return ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight && ss.pending.len() == 0 && ss.spilled == 0
+	return ss.conn != nil && len(ss.inflight) < ss.windowLocked() && ss.pending.len() == 0 && ss.spilled == 0
 }
 
 // fillLocked sends queued messages while the inflight window has room,
 // reading spilled ones back from the store when the window is empty, then
 // retained messages for new subscriptions (which wait behind the queue).
 func (ss *session) fillLocked() {
-	for ss.conn != nil && len(ss.inflight) < ss.s.cfg.Limits.MaxInflight {
+	for ss.conn != nil && len(ss.inflight) < ss.windowLocked() {
 		if ss.pending.len() == 0 && !ss.refillLocked() {
 			break
 		}
@@ -340,18 +428,60 @@ func (ss *session) refillLocked() bool {
 // order and with their original packet ids [MQTT-4.4.0-1], then queued
 // messages.
 func (ss *session) resumeLocked() {
+	kept := ss.inflight[:0]
 	for _, om := range ss.inflight {
-		if om.pubrel {
+		switch {
+		case om.pubrel:
 			ss.writeLocked(&packet.Pubrel{PacketID: om.pid})
-		} else {
+		case ss.conn.tooBigFor(om.publish(true)):
+			// The new connection allows smaller packets.
+			delete(ss.usedPIDs, om.pid)
+			ss.dropTooBigLocked(om)
+			continue
+		default:
 			ss.writeLocked(om.publish(true))
 		}
+		kept = append(kept, om)
 	}
+	clear(ss.inflight[len(kept):])
+	ss.inflight = kept
 	ss.fillLocked()
 }
 
+// windowLocked is how many QoS 1 and 2 messages may be in flight to the
+// client: Limits.MaxInflight, or a 5.0 client's smaller Receive Maximum
+// [MQTT-3.3.4-9].
+func (ss *session) windowLocked() int {
+	w := ss.s.cfg.Limits.MaxInflight
+	if c := ss.conn; c != nil && c.version == packet.V5 {
+		w = min(w, int(c.v5.sendMax))
+	}
+	return w
+}
+
+// dropTooBigLocked drops, for this session only, a message larger than its
+// client's Maximum Packet Size [MQTT-3.1.2-25]: it is counted as dropped and
+// leaves the session's stored queue.
+func (ss *session) dropTooBigLocked(om *outMsg) {
+	ss.dropped++
+	ss.s.stats.pubDropped.Add(1)
+	if om.msg.id != 0 {
+		ss.opLocked(persist.Dequeue{ClientID: ss.id, MsgID: om.msg.id})
+	}
+	if ok, n := ss.s.limitWarn.allow(); ok {
+		ss.s.log.Info("message larger than the client's maximum packet size dropped for it", "client_id", ss.id,
+			"topic", om.msg.topic, "maximum_packet_size", ss.conn.v5.maxOut, "suppressed", n)
+	}
+}
+
 // ackLocked handles PUBACK, PUBREC and PUBCOMP for an outbound message.
-func (ss *session) ackLocked(t packet.Type, pid uint16) {
+// An acknowledgement of the wrong kind for the message in flight with that
+// packet id is a protocol violation, as Mosquitto treats it: PUBREC or
+// PUBCOMP for a QoS 1 message, PUBACK for a QoS 2 one [MQTT-4.3.2-1 and
+// MQTT-4.3.3-1 fix which packets answer each QoS], and PUBCOMP for a QoS 2
+// message whose PUBREC has not arrived (no PUBREL was sent for it). The
+// message stays in flight for the session's next connection.
+func (ss *session) ackLocked(t packet.Type, pid uint16) error {
 	i := -1
 	for j, om := range ss.inflight {
 		if om.pid == pid {
@@ -361,8 +491,8 @@ func (ss *session) ackLocked(t packet.Type, pid uint16) {
 	}
 	if i < 0 {
 		// An ack for an id not in flight (a duplicate after a resend) is
-		// ignored; MQTT 3.1.1 has no way to refuse it.
-		return
+		// ignored, as Mosquitto does (it logs a warning).
+		return nil
 	}
 	om := ss.inflight[i]
 	switch {
@@ -382,12 +512,17 @@ func (ss *session) ackLocked(t packet.Type, pid uint16) {
 			// forgot the id [MQTT-4.3.3-1]. Dones run in commit order, so
 			// PUBRELs keep the order of their PUBRECs [MQTT-4.6.0-4].
 			ss.writeAfterCommitLocked(&packet.Pubrel{PacketID: pid})
-			return
+			return nil
 		}
 		om.pubrel = true
 		// A PUBREC repeated after a resend gets its PUBREL again.
 		ss.writeLocked(&packet.Pubrel{PacketID: pid})
+	case t == packet.PUBCOMP && om.qos == 2:
+		return fmt.Errorf("PUBCOMP for packet id %d before its PUBREC", pid)
+	default:
+		return fmt.Errorf("%s for packet id %d, a QoS %d message", t, pid, om.qos)
 	}
+	return nil
 }
 
 // setSubLocked adds or replaces the subscription to filter, and stores

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/edged/edged/persist"
 	"strconv"
 	"time"
 )
@@ -71,19 +72,22 @@ func (s *Server) housekeeping() {
 	if interval < 0 {
 		interval = time.Minute
 	}
-	if e := s.cfg.Limits.SessionExpiry; e > 0 {
-		interval = min(interval, max(e/4, time.Second))
-	}
 	s.publishSys()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// Session expiry and will delay intervals are in seconds (5.0 clients
+	// choose them): checked every second.
+	sec := time.NewTicker(time.Second)
+	defer sec.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 			s.publishSys()
-			s.expireSessions(time.Now())
+		case now := <-sec.C:
+			s.expireSessions(now)
+			s.publishDueWills(true)
 		}
 	}
 }
@@ -130,21 +134,19 @@ func (s *Server) publishInternal(topic string, payload []byte) {
 	s.route(&message{topic: topic, payload: payload, retain: true}, nil, nil, nil)
 }
 
-// expireSessions removes persistent sessions offline longer than
-// limits.session_expiry.
+// expireSessions removes the sessions whose client has been offline
+// longer than their Session Expiry Interval (5.0) or limits.session_expiry,
+// whichever is shorter; a session stored with its last-seen time expires
+// after a restart too. Their delayed wills are published.
 func (s *Server) expireSessions(now time.Time) {
-	exp := s.cfg.Limits.SessionExpiry
-	if exp <= 0 {
-		return
-	}
-	cutoff := now.Add(-exp).Unix()
 	s.routeMu.Lock()
-	defer s.routeMu.Unlock()
 	s.mu.Lock()
 	var n int
 	for _, ss := range s.sessions {
 		ss.mu.Lock()
-		expired := ss.conn == nil && ss.lastSeen != 0 && ss.lastSeen <= cutoff
+		e := s.capExpiry(ss.expiry)
+		expired := ss.conn == nil && ss.lastSeen != 0 && e != persist.ExpiryNever &&
+			ss.lastSeen+int64(e) <= now.Unix()
 		ss.mu.Unlock()
 		if expired {
 			s.discardLocked(ss)
@@ -153,7 +155,8 @@ func (s *Server) expireSessions(now time.Time) {
 	}
 	s.mu.Unlock()
 	s.commitLocked(nil)
+	s.routeMu.Unlock()
 	if n > 0 {
-		s.log.Info("expired persistent sessions", "count", n)
+		s.log.Info("expired sessions", "count", n)
 	}
 }

@@ -17,13 +17,16 @@ type topicTree struct {
 type node struct {
 	children map[string]*node
 	subs     map[*session]byte // subscriber → granted QoS
+	shared   map[string]*shareGroup
 }
 
 func newTopicTree() *topicTree { return &topicTree{root: &node{}} }
 
 // subscribe adds or replaces a subscription. It reports whether the filter
-// was new for that session.
+// was new for that session. A shared subscription ("$share/group/filter",
+// already validated) makes the session a member of the group at filter.
 func (t *topicTree) subscribe(s *session, filter string, qos byte) bool {
+	group, filter, shared, _ := parseShared(filter)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.root
@@ -37,6 +40,21 @@ func (t *topicTree) subscribe(s *session, filter string, qos byte) bool {
 			n.children[level] = c
 		}
 		n = c
+	}
+	if shared {
+		if n.shared == nil {
+			n.shared = make(map[string]*shareGroup)
+		}
+		g := n.shared[group]
+		if g == nil {
+			g = &shareGroup{name: group}
+			n.shared[group] = g
+		}
+		isNew := g.set(s, qos)
+		if isNew {
+			t.count++
+		}
+		return isNew
 	}
 	if n.subs == nil {
 		n.subs = make(map[*session]byte)
@@ -52,6 +70,10 @@ func (t *topicTree) subscribe(s *session, filter string, qos byte) bool {
 // unsubscribe removes a subscription and prunes empty nodes. It reports
 // whether it existed.
 func (t *topicTree) unsubscribe(s *session, filter string) bool {
+	group, filter, shared, ok := parseShared(filter)
+	if !ok {
+		return false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	levels := strings.Split(filter, "/")
@@ -65,14 +87,24 @@ func (t *topicTree) unsubscribe(s *session, filter string) bool {
 		}
 		path = append(path, n)
 	}
-	if _, ok := n.subs[s]; !ok {
-		return false
+	if shared {
+		g := n.shared[group]
+		if g == nil || !g.remove(s) {
+			return false
+		}
+		if len(g.members) == 0 {
+			delete(n.shared, group)
+		}
+	} else {
+		if _, ok := n.subs[s]; !ok {
+			return false
+		}
+		delete(n.subs, s)
 	}
-	delete(n.subs, s)
 	t.count--
 	for i := len(levels) - 1; i >= 0; i-- {
 		c := path[i+1]
-		if len(c.subs) > 0 || len(c.children) > 0 {
+		if len(c.subs) > 0 || len(c.children) > 0 || len(c.shared) > 0 {
 			break
 		}
 		delete(path[i].children, levels[i])
@@ -83,15 +115,20 @@ func (t *topicTree) unsubscribe(s *session, filter string) bool {
 // match calls fn once per subscribed session with the highest QoS of its
 // matching subscriptions: overlapping subscriptions deliver a message once
 // [MQTT-3.3.5-1]. Filters starting with a wildcard do not match topics
-// starting with '$' [MQTT-4.7.2-1].
-func (t *topicTree) match(topic string, fn func(s *session, qos byte)) {
+// starting with '$' [MQTT-4.7.2-1]. It returns the matching shared
+// subscriptions' groups (each delivers its own copy to one of
+// its members, whatever the session's other subscriptions).
+func (t *topicTree) match(topic string, fn func(s *session, qos byte)) (groups []*shareGroup) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var found map[*session]byte
 	var single *session
 	var singleQoS byte
-	add := func(subs map[*session]byte) {
-		for s, q := range subs {
+	add := func(n *node) {
+		for _, g := range n.shared {
+			groups = append(groups, g)
+		}
+		for s, q := range n.subs {
 			switch {
 			case found != nil:
 				if old, ok := found[s]; !ok || q > old {
@@ -115,17 +152,17 @@ func (t *topicTree) match(topic string, fn func(s *session, qos byte)) {
 		level, tail, more := strings.Cut(rest, "/")
 		if !(first && dollar) {
 			if c := n.children["#"]; c != nil {
-				add(c.subs)
+				add(c)
 			}
 		}
 		if c := n.children[level]; c != nil {
 			if more {
 				walk(c, tail, false)
 			} else {
-				add(c.subs)
+				add(c)
 				// "a/#" matches "a" [MQTT-4.7.1-2].
 				if h := c.children["#"]; h != nil {
-					add(h.subs)
+					add(h)
 				}
 			}
 		}
@@ -136,9 +173,9 @@ func (t *topicTree) match(topic string, fn func(s *session, qos byte)) {
 			if more {
 				walk(c, tail, false)
 			} else {
-				add(c.subs)
+				add(c)
 				if h := c.children["#"]; h != nil {
-					add(h.subs)
+					add(h)
 				}
 			}
 		}
@@ -151,6 +188,7 @@ func (t *topicTree) match(topic string, fn func(s *session, qos byte)) {
 	} else if single != nil {
 		fn(single, singleQoS)
 	}
+	return groups
 }
 
 // len returns the number of subscriptions.
