@@ -280,5 +280,5 @@ func TestDamagedV5RecordsSetAside(t *testing.T) {
 	if err != nil || len(notes) != 5 {
 		t.Fatalf("after setting aside: %q, %v", notes, err)
 	}
-	db = mustOpenStore(t, opts)
+	mustOpenStore(t, opts) // opens again cleanly; Close is registered by the helper
 }
