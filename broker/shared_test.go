@@ -214,7 +214,9 @@ func TestSharedSubscriptionStuckMember(t *testing.T) {
 		// at worst (the least loaded member gets the message when none
 		// has room), not half of everything.
 		t.Logf("healthy member got %d of %d, the stuck one holds %d", got, n, held)
-		if got < n*3/4 {
+		// Observed 146-184 of 200 depending on scheduling; a stuck member
+		// taking its round-robin half would leave about 100.
+		if got < n*3/5 {
 			t.Fatalf("healthy member got only %d of %d", got, n)
 		}
 	})
