@@ -289,6 +289,16 @@ func (d *decoder) end(t Type) error {
 
 func (d *decoder) empty(t Type) error { return d.end(t) }
 
+// packetID reads the packet identifier of a packet of type t, which is
+// never 0 [MQTT-2.3.1-1].
+func (d *decoder) packetID(t Type) (uint16, error) {
+	id, err := d.uint16("packet identifier")
+	if err == nil && id == 0 {
+		err = malformed(t.String() + " with packet identifier 0")
+	}
+	return id, err
+}
+
 func (d *decoder) ack(t Type) (uint16, error) {
 	id, err := d.uint16("packet identifier")
 	if err != nil {
@@ -443,11 +453,8 @@ func (d *decoder) publish(flags byte) (Packet, error) {
 		return nil, malformed("topic name " + strconv.Quote(p.Topic) + " is not valid")
 	}
 	if p.QoS > 0 {
-		if p.PacketID, err = d.uint16("packet identifier"); err != nil {
+		if p.PacketID, err = d.packetID(PUBLISH); err != nil {
 			return nil, err
-		}
-		if p.PacketID == 0 {
-			return nil, malformed("PUBLISH with packet identifier 0") // [MQTT-2.3.1-1]
 		}
 	}
 	p.Payload = d.b[d.off:len(d.b):len(d.b)]
@@ -456,12 +463,9 @@ func (d *decoder) publish(flags byte) (Packet, error) {
 }
 
 func (d *decoder) subscribe() (Packet, error) {
-	id, err := d.uint16("packet identifier")
+	id, err := d.packetID(SUBSCRIBE)
 	if err != nil {
 		return nil, err
-	}
-	if id == 0 {
-		return nil, malformed("SUBSCRIBE with packet identifier 0")
 	}
 	p := &Subscribe{PacketID: id}
 	for d.left() > 0 {
@@ -488,12 +492,9 @@ func (d *decoder) subscribe() (Packet, error) {
 }
 
 func (d *decoder) suback() (Packet, error) {
-	id, err := d.uint16("packet identifier")
+	id, err := d.packetID(SUBACK)
 	if err != nil {
 		return nil, err
-	}
-	if id == 0 {
-		return nil, malformed("SUBACK with packet identifier 0")
 	}
 	codes := d.b[d.off:]
 	d.off = len(d.b)
@@ -511,12 +512,9 @@ func (d *decoder) suback() (Packet, error) {
 }
 
 func (d *decoder) unsubscribe() (Packet, error) {
-	id, err := d.uint16("packet identifier")
+	id, err := d.packetID(UNSUBSCRIBE)
 	if err != nil {
 		return nil, err
-	}
-	if id == 0 {
-		return nil, malformed("UNSUBSCRIBE with packet identifier 0")
 	}
 	p := &Unsubscribe{PacketID: id}
 	for d.left() > 0 {

@@ -135,11 +135,8 @@ func (d *decoder) publish5(flags byte) (Packet, error) {
 		return nil, malformed("topic name " + strconv.Quote(p.Topic) + " is not valid") // [MQTT-3.3.2-2]
 	}
 	if p.QoS > 0 {
-		if p.PacketID, err = d.uint16("packet identifier"); err != nil {
+		if p.PacketID, err = d.packetID(PUBLISH); err != nil {
 			return nil, err
-		}
-		if p.PacketID == 0 {
-			return nil, malformed("PUBLISH with packet identifier 0") // [MQTT-2.3.1-1]
 		}
 	}
 	if p.Properties, err = d.properties(PUBLISH); err != nil {
@@ -159,12 +156,9 @@ func (d *decoder) publish5(flags byte) (Packet, error) {
 // absent when the remaining length is 2 (Success), the property length
 // when it is 3 [MQTT-3.4.2.1] [MQTT-3.4.2.2.1].
 func (d *decoder) ack5(t Type) (uint16, Reason, *Properties, error) {
-	id, err := d.uint16("packet identifier")
+	id, err := d.packetID(t)
 	if err != nil {
 		return 0, 0, nil, err
-	}
-	if id == 0 {
-		return 0, 0, nil, malformed(t.String() + " with packet identifier 0") // [MQTT-2.3.1-1]
 	}
 	r, pr, err := d.reasonProps(t)
 	return id, r, pr, err
@@ -194,12 +188,9 @@ func (d *decoder) reasonProps(t Type) (Reason, *Properties, error) {
 // reasonList decodes SUBACK and UNSUBACK: packet identifier, properties,
 // and one reason code per filter, at least one [MQTT-3.9.3] [MQTT-3.11.3].
 func (d *decoder) reasonList(t Type) (uint16, *Properties, []Reason, error) {
-	id, err := d.uint16("packet identifier")
+	id, err := d.packetID(t)
 	if err != nil {
 		return 0, nil, nil, err
-	}
-	if id == 0 {
-		return 0, nil, nil, malformed(t.String() + " with packet identifier 0") // [MQTT-2.3.1-1]
 	}
 	pr, err := d.properties(t)
 	if err != nil {
@@ -219,12 +210,9 @@ func (d *decoder) reasonList(t Type) (uint16, *Properties, []Reason, error) {
 }
 
 func (d *decoder) subscribe5() (Packet, error) {
-	id, err := d.uint16("packet identifier")
+	id, err := d.packetID(SUBSCRIBE)
 	if err != nil {
 		return nil, err
-	}
-	if id == 0 {
-		return nil, malformed("SUBSCRIBE with packet identifier 0") // [MQTT-2.3.1-1]
 	}
 	p := &Subscribe{PacketID: id}
 	if p.Properties, err = d.properties(SUBSCRIBE); err != nil {
@@ -270,12 +258,9 @@ func (d *decoder) subscribe5() (Packet, error) {
 }
 
 func (d *decoder) unsubscribe5() (Packet, error) {
-	id, err := d.uint16("packet identifier")
+	id, err := d.packetID(UNSUBSCRIBE)
 	if err != nil {
 		return nil, err
-	}
-	if id == 0 {
-		return nil, malformed("UNSUBSCRIBE with packet identifier 0") // [MQTT-2.3.1-1]
 	}
 	p := &Unsubscribe{PacketID: id}
 	if p.Properties, err = d.properties(UNSUBSCRIBE); err != nil {
