@@ -35,6 +35,17 @@ func TestInspectSessionsAndActions(t *testing.T) {
 	off.sub("q/#", 1)
 	off.send(&packet.Disconnect{})
 	off.expectClosed()
+	// The socket closes before the session is detached; a message routed
+	// in between is sent into the closed socket and kept inflight, not
+	// queued. Wait for the detach so all three are queued.
+	waitFor(t, 5*time.Second, func() error {
+		for _, si := range s.Sessions() {
+			if si.ClientID == "sleeper" && si.Online {
+				return errors.New("sleeper still online")
+			}
+		}
+		return nil
+	})
 	// An online client with a will, and a watcher of the will.
 	user := "alice"
 	on := dialRaw(t, addr)
