@@ -87,6 +87,13 @@ type conn struct {
 	// writer, which starts after that packet is queued, sees it.
 	version packet.Version
 
+	// MQTT 5.0 topic aliases (alias.go): aliasIn is the reader's,
+	// aliasOutMap the writer's; aliasOutMax, set at CONNECT, is how many
+	// edged may assign (0: none).
+	aliasIn     aliases
+	aliasOutMap aliases
+	aliasOutMax uint16
+
 	// Set by the reader at CONNECT and read by the reader afterwards.
 	sess      *session
 	info      ClientInfo
@@ -260,13 +267,15 @@ func (c *conn) writeLoop() {
 		if drained {
 			c.drained()
 		}
-		if err := c.writeBatch(batch); err != nil {
-			c.close(closeNetwork)
-			return
-		}
+		// Counted as queued: writeBatch may shorten a PUBLISH with a
+		// topic alias.
 		var written int64
 		for _, p := range batch {
 			written += packetSize(p, c.version)
+		}
+		if err := c.writeBatch(batch); err != nil {
+			c.close(closeNetwork)
+			return
 		}
 		clear(batch)
 		c.outMu.Lock()
@@ -287,6 +296,9 @@ func (c *conn) writeBatch(batch []packet.Packet) error {
 	}
 	var n int
 	for _, p := range batch {
+		if pub, ok := p.(*packet.Publish); ok && c.aliasOutMax > 0 {
+			c.aliasOut(pub)
+		}
 		b := p.AppendTo(bw.AvailableBuffer(), c.version)
 		n += len(b)
 		if _, err := bw.Write(b); err != nil {
@@ -437,10 +449,9 @@ func (c *conn) serve(ctx context.Context) closeReason {
 		return closeProtocol
 	}
 	c.version = packet.Version(cp.ProtocolLevel)
-	if c.version == packet.V5 {
-		// MQTT 5.0 is decoded but not served yet: refused with a 5.0
-		// CONNACK 0x84 [MQTT-3.1.2-2], which a 5.0 client understands.
-		return c.refuse(packet.UnsupportedProtocolVersion, errors.New("MQTT 5.0 is not supported yet"))
+	if c.version == packet.V5 && cp.Properties != nil && cp.Properties.TopicAliasMaximum != nil {
+		// The aliases edged may use towards the client [MQTT-3.3.2-11].
+		c.aliasOutMax = uint16(max(min(int(*cp.Properties.TopicAliasMaximum), c.s.cfg.Limits.TopicAliasMaximum), 0))
 	}
 	if err := c.checkKeepalive(cp); err != nil {
 		c.info.ClientID = cp.ClientID

@@ -3,9 +3,7 @@ package broker_test
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -88,34 +86,6 @@ func TestConnectRefusedFirstPackets(t *testing.T) {
 	}
 	if n < 3 {
 		t.Errorf("only %d unsupported-level fixtures", n)
-	}
-}
-
-// Until the broker serves MQTT 5.0, a 5.0 CONNECT (properties included) is
-// refused with a 5.0 CONNACK 0x84, which a 5.0 client can read, and the
-// connection is closed [MQTT-3.1.2-2]. A 3.1.1 CONNACK (20 02 00 01) would
-// not decode at 5.0: it has no property length.
-func TestConnectV5RefusedUntilServed(t *testing.T) {
-	_, addr := startBroker(t, broker.Config{})
-	c := dialRaw(t, addr)
-	exp := uint32(60)
-	ca := c.connect5(&packet.Connect{ClientID: "v5", CleanSession: true, KeepAlive: 30,
-		Properties: &packet.Properties{SessionExpiry: &exp, User: []packet.UserProperty{{Key: "k", Value: "v"}}}})
-	if !reflect.DeepEqual(ca, &packet.Connack{Reason: packet.UnsupportedProtocolVersion}) {
-		t.Fatalf("got %s, want a 5.0 CONNACK 0x84 without properties", describe(ca))
-	}
-	c.expectClosed()
-
-	// The same bytes by hand, so the test does not lean on the encoder.
-	c = dialRaw(t, addr)
-	c.write(packettest.Valid5[0].Raw)
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, err := io.ReadAll(c.br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "\x20\x03\x00\x84\x00"; string(got) != want {
-		t.Fatalf("broker answered % x, want % x", got, want)
 	}
 }
 
