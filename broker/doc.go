@@ -182,7 +182,7 @@
 //     carry no properties (no reason strings).
 //   - UNSUBACK gives 0x11 (no subscription existed) for a filter the
 //     session did not have.
-
+//
 // # Lock order
 //
 // Locks are taken in this order, never the reverse:
