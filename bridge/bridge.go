@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,9 @@ type Bridge struct {
 	running atomic.Bool
 
 	connected atomic.Bool
+	since     atomic.Int64  // Unix nanoseconds of the last change of connected
 	sent      atomic.Uint64 // messages acknowledged upstream (or written, QoS 0)
+	purged    atomic.Uint64 // messages deleted by Purge
 
 	mu       sync.Mutex
 	deleting map[uint64]struct{} // seqs whose deletion is not durable yet
@@ -239,7 +242,9 @@ func (br *Bridge) Run(ctx context.Context) error {
 }
 
 func (br *Bridge) setConnected(up bool) {
-	br.connected.Store(up)
+	if br.connected.Swap(up) != up {
+		br.since.Store(time.Now().UnixNano())
+	}
 	select {
 	case br.sysWake <- struct{}{}:
 	default:
@@ -287,6 +292,12 @@ func (br *Bridge) publishSys() {
 		{"sent", strconv.FormatUint(br.sent.Load(), 10)},
 	} {
 		br.broker.PublishFrom(br.cfg.Name, p+kv.k, []byte(kv.v), 0, true, nil)
+	}
+	// Mosquitto publishes each bridge's state as
+	// $SYS/broker/connection/<client id>/state, which dashboards expect
+	// (not for an id that is no valid topic level).
+	if !strings.ContainsAny(br.cfg.ClientID, "+#") {
+		br.broker.PublishFrom(br.cfg.Name, "$SYS/broker/connection/"+br.cfg.ClientID+"/state", []byte(state), 0, true, nil)
 	}
 }
 

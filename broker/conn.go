@@ -35,11 +35,12 @@ const (
 	closeTooLarge                   // a packet over max_packet_size
 	closeConnectTimeout             // no CONNECT within ConnectTimeout
 	closeTLS                        // the TLS handshake failed
+	closeOperator                   // an operator disconnected it (Server.Disconnect)
 )
 
 var closeNames = [...]string{"", "disconnect", "network", "protocol violation", "keepalive timeout",
 	"session taken over", "slow consumer", "server shutdown", "connection refused", "store error",
-	"packet too large", "connect timeout", "TLS handshake failed"}
+	"packet too large", "connect timeout", "TLS handshake failed", "disconnected by operator"}
 
 func (r closeReason) String() string { return closeNames[r] }
 

@@ -1157,6 +1157,9 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 		msgs := tx.Bucket(bucketMessages)
 		cache := make(map[uint64]*Message)
 		sessions := tx.Bucket(bucketSessions)
+		// Sized up front: growing them by append allocates about four
+		// times their size (a Message is 88 bytes).
+		snap.Sessions = make([]Session, 0, countKeys(sessions))
 		sc := sessions.Cursor()
 		for k, v := sc.First(); k != nil; k, v = sc.Next() {
 			if v != nil {
@@ -1176,6 +1179,7 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 			snap.Sessions = append(snap.Sessions, s)
 		}
 		retained := tx.Bucket(bucketRetained)
+		snap.Retained = make([]Message, 0, countKeys(retained))
 		rc := retained.Cursor()
 		for k, v := rc.First(); k != nil; k, v = rc.Next() {
 			m, err := current.decodeRetained(k, v)
@@ -1206,6 +1210,16 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 	slices.SortFunc(snap.Sessions, func(a, b Session) int { return strings.Compare(a.ClientID, b.ClientID) })
 	slices.SortFunc(snap.Retained, func(a, b Message) int { return strings.Compare(a.Topic, b.Topic) })
 	return snap, nil
+}
+
+// countKeys returns the number of keys in b (values and buckets).
+func countKeys(b *bolt.Bucket) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // reader reads the records of one format version: format 1 had no

@@ -235,3 +235,9 @@ func parseHash(s string) (*passwordHash, error) {
 	}
 	return h, nil
 }
+
+// Has reports whether the table in use has username.
+func (p *Passwords) Has(username string) bool {
+	_, ok := p.table.Load().users[username]
+	return ok
+}
