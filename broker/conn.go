@@ -571,13 +571,18 @@ func (c *conn) cleanup(reason closeReason) {
 		<-flushed
 	}
 	c.close(reason)
+	if ss := c.sess; ss != nil {
+		// Detached before the socket closes: a client that has seen the
+		// close finds its session offline, with what arrives since queued
+		// rather than sent to the dead connection.
+		c.s.detach(c, ss)
+	}
 	c.nc.Close() // the only place the socket is closed; no lock is held
 	c.releasePending()
 	if r := closeReason(c.reason.Load()); r != closeNone {
 		reason = r
 	}
 	if ss := c.sess; ss != nil {
-		c.s.detach(c, ss)
 		if c.will != nil && reason != closeDisconnect {
 			// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8];
 			// DISCONNECT discards it [MQTT-3.14.4-3].
