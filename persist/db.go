@@ -313,9 +313,23 @@ func openBolt(path string, bopts *bolt.Options) (b *bolt.DB, created bool, err e
 
 // corruptErr wraps ErrCorrupt and cause with advice for the operator.
 func corruptErr(path string, cause error) error {
-	return fmt.Errorf("opening store %s: %w: %w; run `edged db check` for details, "+
-		"then restore a backup or move the file aside to start with an empty store", path, ErrCorrupt, cause)
+	return &corruptError{path: path, cause: cause}
 }
+
+// corruptError is a damaged store found while opening it. Its message
+// advises running `edged db check`; CheckReport, which is that command,
+// reports the cause without the advice.
+type corruptError struct {
+	path  string
+	cause error
+}
+
+func (e *corruptError) Error() string {
+	return fmt.Sprintf("opening store %s: %v: %v; run `edged db check` for details, "+
+		"then restore a backup or move the file aside to start with an empty store", e.path, ErrCorrupt, e.cause)
+}
+
+func (e *corruptError) Unwrap() []error { return []error{ErrCorrupt, e.cause} }
 
 // initialize creates the buckets of a new file, checks the format version
 // of an existing one and returns the next message id. fresh reports that it

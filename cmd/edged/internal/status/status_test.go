@@ -453,7 +453,7 @@ func TestPagesEscape(t *testing.T) {
 	e := startEnv(t, Config{})
 	evil := `"><script>alert(1)</script><x y='`
 	c := mqttClientSession(t, e.mqtt, evil, false)
-	c.Write(packet.Encode(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a/<b>/#"}}}))
+	c.Write(packet.Encode(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a/<b>/#"}}}, packet.V311))
 	time.Sleep(100 * time.Millisecond)
 	for _, p := range []string{"/clients", "/topics?filter=" + url.QueryEscape(evil), "/?ok=" + url.QueryEscape(evil)} {
 		r := e.get(t, p, "")
