@@ -127,7 +127,8 @@
 // $SYS/broker/connection state here.)
 //
 // Refused PUBLISH, wills and SUBSCRIBE filters are logged with client id,
-// user and topic, at most one line per 10 s (with the count of the others).//
+// user and topic, at most one line per 10 s (with the count of the others).
+//
 // # MQTT 5.0 messages
 //
 // A message published over 5.0 carries its properties (msgExt, one pointer
