@@ -21,6 +21,14 @@ type aliases struct {
 	next   uint16            // outbound: the alias to assign or replace next, 0-based
 }
 
+// connAliases are a 5.0 connection's topic aliases: in is the reader's,
+// out the writer's; outMax, set at CONNECT, is how many edged may assign
+// (0: none).
+type connAliases struct {
+	in, out aliases
+	outMax  uint16
+}
+
 // publish5 applies what MQTT 5.0 adds to an inbound PUBLISH before it is
 // authorized and routed: the topic alias (resolving an empty topic name),
 // the subscription identifier a client must not send, and the properties
@@ -42,18 +50,18 @@ func (c *conn) publish5(p *packet.Publish, m *message) (packet.Reason, closeReas
 				// [MQTT-3.3.2-8].
 				return 0, c.disconnect5(packet.TopicAliasInvalid, "topic alias over the maximum")
 			}
-			if c.aliasIn.topics == nil {
-				c.aliasIn.topics = make([]string, max)
+			if c.alias.in.topics == nil {
+				c.alias.in.topics = make([]string, max)
 			}
 			if p.Topic == "" {
-				t := c.aliasIn.topics[*a-1]
+				t := c.alias.in.topics[*a-1]
 				if t == "" {
 					// An alias the client never set [MQTT-3.3.2.3.4].
 					return 0, c.disconnect5(packet.ProtocolError, "unknown topic alias")
 				}
 				m.topic = t
 			} else {
-				c.aliasIn.topics[*a-1] = p.Topic
+				c.alias.in.topics[*a-1] = p.Topic
 			}
 		}
 	}
@@ -93,7 +101,7 @@ func (c *conn) aliasOut(p *packet.Publish) {
 	if len(p.Topic) < minAliasTopic {
 		return
 	}
-	a := &c.aliasOutMap
+	a := &c.alias.out
 	np := &packet.Properties{}
 	if p.Properties != nil {
 		*np = *p.Properties
@@ -104,8 +112,8 @@ func (c *conn) aliasOut(p *packet.Publish) {
 		return
 	}
 	if a.topics == nil {
-		a.topics = make([]string, c.aliasOutMax)
-		a.byName = make(map[string]uint16, c.aliasOutMax)
+		a.topics = make([]string, c.alias.outMax)
+		a.byName = make(map[string]uint16, c.alias.outMax)
 	}
 	i := a.next
 	a.next = (a.next + 1) % uint16(len(a.topics))

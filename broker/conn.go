@@ -88,12 +88,9 @@ type conn struct {
 	// writer, which starts after that packet is queued, sees it.
 	version packet.Version
 
-	// MQTT 5.0 topic aliases (alias.go): aliasIn is the reader's,
-	// aliasOutMap the writer's; aliasOutMax, set at CONNECT, is how many
-	// edged may assign (0: none).
-	aliasIn     aliases
-	aliasOutMap aliases
-	aliasOutMax uint16
+	// alias holds a 5.0 connection's topic aliases (alias.go); nil for
+	// 3.1.x, so a 3.1.1 connection pays one pointer. Set at CONNECT.
+	alias *connAliases
 
 	// Set by the reader at CONNECT and read by the reader afterwards.
 	sess      *session
@@ -297,7 +294,7 @@ func (c *conn) writeBatch(batch []packet.Packet) error {
 	}
 	var n int
 	for _, p := range batch {
-		if pub, ok := p.(*packet.Publish); ok && c.aliasOutMax > 0 {
+		if pub, ok := p.(*packet.Publish); ok && c.alias != nil && c.alias.outMax > 0 {
 			c.aliasOut(pub)
 		}
 		b := p.AppendTo(bw.AvailableBuffer(), c.version)
@@ -450,9 +447,12 @@ func (c *conn) serve(ctx context.Context) closeReason {
 		return closeProtocol
 	}
 	c.version = packet.Version(cp.ProtocolLevel)
-	if c.version == packet.V5 && cp.Properties != nil && cp.Properties.TopicAliasMaximum != nil {
-		// The aliases edged may use towards the client [MQTT-3.3.2-11].
-		c.aliasOutMax = uint16(max(min(int(*cp.Properties.TopicAliasMaximum), c.s.cfg.Limits.TopicAliasMaximum), 0))
+	if c.version == packet.V5 {
+		c.alias = &connAliases{}
+		if cp.Properties != nil && cp.Properties.TopicAliasMaximum != nil {
+			// The aliases edged may use towards the client [MQTT-3.3.2-11].
+			c.alias.outMax = uint16(max(min(int(*cp.Properties.TopicAliasMaximum), c.s.cfg.Limits.TopicAliasMaximum), 0))
+		}
 	}
 	if err := c.checkKeepalive(cp); err != nil {
 		c.info.ClientID = cp.ClientID
