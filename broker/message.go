@@ -16,10 +16,18 @@ type message struct {
 	qos     byte // as published
 	retain  bool // as published
 	time    int64
-	origin  string // the bridge it came from, if any; not persisted
-	// ext holds what MQTT 5.0 adds to a message; nil for a message
-	// published over 3.1.x (the 3.1.1 path pays one pointer).
+	// ext holds what MQTT 5.0 adds to a message, and the bridge it came
+	// from; nil for a message a 3.1.x client published (the 3.1.1 path
+	// pays one pointer, and the struct keeps its size class).
 	ext *msgExt
+}
+
+// origin returns the bridge the message came from, if any.
+func (m *message) origin() string {
+	if m.ext == nil {
+		return ""
+	}
+	return m.ext.origin
 }
 
 // msgExt is the MQTT 5.0 part of a message.
@@ -39,6 +47,8 @@ type msgExt struct {
 	// from is the client id of the 5.0 connection that published it, for
 	// No Local subscriptions [MQTT-3.8.3-3]; not persisted.
 	from string
+	// origin is the bridge the message came from, if any; not persisted.
+	origin string
 }
 
 // newMsgExt returns the 5.0 part of a message a 5.0 client published with
