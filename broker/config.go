@@ -97,6 +97,13 @@ type Limits struct {
 	// memory and store records one client can make the broker hold.
 	// Default 1000; negative means no limit.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// TopicAliasMaximum is the MQTT 5.0 Topic Alias Maximum both ways: the
+	// most topic aliases a 5.0 client may use towards edged (advertised in
+	// CONNACK; an alias over it closes the connection with DISCONNECT
+	// 0x94), and the most edged assigns towards a client (at most what the
+	// client's CONNECT allows). Each alias holds one topic name per
+	// connection. Default 16; negative means none (no aliases either way).
+	TopicAliasMaximum int `yaml:"topic_alias_maximum"`
 	// MaxWriteQueue bounds the packets waiting in one connection's writer.
 	// When it is full, QoS 0 messages to that client are dropped and
 	// counted; anything else disconnects the client as a slow consumer
@@ -132,6 +139,7 @@ const (
 	DefaultMaxQueuedBytes    = 16 << 20
 	DefaultMaxWriteQueue     = 1024
 	DefaultMaxSubscriptions  = 1000
+	DefaultTopicAliasMaximum = 16
 
 	DefaultMaxConnectionsPerAddress = 128
 	DefaultMaxPendingConnections    = 256
@@ -188,6 +196,9 @@ func (l Limits) Validate() error {
 	if l.ReceiveMaximum < 0 || l.ReceiveMaximum > 65535 {
 		bad("receive_maximum", "must be between 0 (max_inflight) and 65535, got %d", l.ReceiveMaximum)
 	}
+	if l.TopicAliasMaximum > 65535 {
+		bad("topic_alias_maximum", "must be at most 65535 (negative: none), got %d", l.TopicAliasMaximum)
+	}
 	if l.SessionExpiry < 0 {
 		bad("session_expiry", "must not be negative, got %s", l.SessionExpiry)
 	}
@@ -217,6 +228,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxSubscriptions == 0 {
 		l.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if l.TopicAliasMaximum == 0 {
+		l.TopicAliasMaximum = DefaultTopicAliasMaximum
 	}
 	if l.MaxWriteQueueBytes == 0 {
 		l.MaxWriteQueueBytes = DefaultMaxWriteQueueBytes

@@ -99,6 +99,10 @@ type conn struct {
 	acked bool
 	v5    connV5
 
+	// alias holds a 5.0 connection's topic aliases (alias.go); nil for
+	// 3.1.x, so a 3.1.1 connection pays one pointer. Set at CONNECT.
+	alias *connAliases
+
 	// Set by the reader at CONNECT and read by the reader afterwards.
 	sess      *session
 	info      ClientInfo
@@ -272,13 +276,15 @@ func (c *conn) writeLoop() {
 		if drained {
 			c.drained()
 		}
-		if err := c.writeBatch(batch); err != nil {
-			c.close(closeNetwork)
-			return
-		}
+		// Counted as queued: writeBatch may shorten a PUBLISH with a
+		// topic alias.
 		var written int64
 		for _, p := range batch {
 			written += packetSize(p, c.version)
+		}
+		if err := c.writeBatch(batch); err != nil {
+			c.close(closeNetwork)
+			return
 		}
 		clear(batch)
 		c.outMu.Lock()
@@ -299,6 +305,9 @@ func (c *conn) writeBatch(batch []packet.Packet) error {
 	}
 	var n int
 	for _, p := range batch {
+		if pub, ok := p.(*packet.Publish); ok && c.alias != nil && c.alias.outMax > 0 {
+			c.aliasOut(pub)
+		}
 		b := p.AppendTo(bw.AvailableBuffer(), c.version)
 		n += len(b)
 		if _, err := bw.Write(b); err != nil {
@@ -450,6 +459,13 @@ func (c *conn) serve(ctx context.Context) closeReason {
 	}
 	c.outMu.Lock()
 	c.version = packet.Version(cp.ProtocolLevel)
+	if c.version == packet.V5 {
+		c.alias = &connAliases{}
+		if cp.Properties != nil && cp.Properties.TopicAliasMaximum != nil {
+			// The aliases edged may use towards the client [MQTT-3.3.2-11].
+			c.alias.outMax = uint16(max(min(int(*cp.Properties.TopicAliasMaximum), c.s.cfg.Limits.TopicAliasMaximum), 0))
+		}
+	}
 	c.outMu.Unlock()
 	if err := c.checkKeepalive(cp); err != nil {
 		c.info.ClientID = cp.ClientID
@@ -573,27 +589,32 @@ func (c *conn) cleanup(reason closeReason) {
 		<-flushed
 	}
 	c.close(reason)
+	if r := closeReason(c.reason.Load()); r != closeNone {
+		reason = r
+	}
+	// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8] (a 5.0
+	// DISCONNECT 0x04 asks for it); DISCONNECT discards it
+	// [MQTT-3.14.4-3]; so does a takeover that continues the session (see
+	// attach). A 5.0 will with a delay waits in the session.
+	will := c.will != nil && reason != closeDisconnect && !c.willCancelled.Load()
+	if ss := c.sess; ss != nil {
+		var delay *message
+		if will && c.v5.willDelay > 0 {
+			delay = c.will
+		}
+		// Detached before the socket closes: a client that has seen the
+		// close finds its session offline, with what arrives since queued
+		// rather than sent to the dead connection.
+		if c.s.detach(c, ss, delay) {
+			will = false
+		}
+	}
 	if c.v5.sentDisconnect.Load() && reason != closeShutdown {
 		c.halfCloseDrain()
 	}
 	c.nc.Close() // the only place the socket is closed; no lock is held
 	c.releasePending()
-	if r := closeReason(c.reason.Load()); r != closeNone {
-		reason = r
-	}
 	if ss := c.sess; ss != nil {
-		// The will goes out on any end but DISCONNECT [MQTT-3.1.2-8] (a
-		// 5.0 DISCONNECT 0x04 asks for it); DISCONNECT discards it
-		// [MQTT-3.14.4-3]; so does a takeover that continues the session
-		// (see attach). A 5.0 will with a delay waits in the session.
-		will := c.will != nil && reason != closeDisconnect && !c.willCancelled.Load()
-		var delay *message
-		if will && c.v5.willDelay > 0 {
-			delay = c.will
-		}
-		if c.s.detach(c, ss, delay) {
-			will = false
-		}
 		if will {
 			if c.s.mayPublish(&c.info, c.will.topic, true) {
 				c.s.route(c.will, nil, nil, nil)

@@ -193,6 +193,68 @@
 // Refused PUBLISH, wills and SUBSCRIBE filters are logged with client id,
 // user and topic, at most one line per 10 s (with the count of the others).
 //
+// # MQTT 5.0 messages
+//
+// A message published over 5.0 carries its properties (msgExt, one pointer
+// in the message: a 3.1.x message pays nothing more): payload format
+// indicator, content type, response topic, correlation data and user
+// properties in their order are forwarded unaltered to 5.0 subscribers
+// [MQTT-3.3.2-4] [MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-17]
+// [MQTT-3.3.2-18] [MQTT-3.3.2-20]. A 3.1.x subscriber gets the 3.1.1
+// packet without them; a 5.0 subscriber of a 3.1.x publisher gets none.
+// The store keeps them with the message as the encoded property block,
+// without topic alias and subscription identifiers (persist.Message
+// Properties and Expiry), so queued and retained messages keep them across
+// restarts.
+//
+// Message expiry: a message with a Message Expiry Interval expires that
+// long after edged received it. An expired message waiting in a session's
+// queue (memory or disk) is dropped (and dequeued from the store) when its
+// turn comes, not sent [MQTT-3.3.2-5]; an expired retained message is not
+// sent to new subscriptions (the store drops it at the next start; in
+// memory it stays until its topic is published again). Every forwarded
+// copy carries the interval left, rounded up to whole seconds
+// [MQTT-3.3.2-6]. A message already in flight when it expires is still
+// completed (re-sent on reconnect): its delivery had started.
+//
+// Choices where 5.0 leaves room:
+//
+//   - Topic aliases: limits.topic_alias_maximum (default 16) is both the
+//     Topic Alias Maximum edged advertises in CONNACK and the most it
+//     assigns towards a client (never more than the client's CONNECT
+//     allows). An inbound alias over the maximum gets DISCONNECT 0x94, an
+//     empty topic with an alias never set DISCONNECT 0x82. Outbound, edged
+//     assigns aliases in the writer, in the order packets leave: the first
+//     PUBLISH of a topic carries topic and alias, the next ones an empty
+//     topic and the alias; topics shorter than 4 bytes are not aliased
+//     (the alias costs 3); when all are taken the oldest assignment is
+//     reused (round robin). Both mappings belong to the connection and
+//     start empty on each one [MQTT-3.3.2-7].
+//   - Subscription identifiers: a message matching several subscriptions
+//     of one session is sent once, with the QoS of the highest and every
+//     matching identifier [MQTT-3.3.4-3] [MQTT-3.3.4-5] (the spec also
+//     allows one copy per subscription; one copy saves bytes and keeps
+//     3.1.1's single delivery). Retain As Published holds if any matching
+//     subscription has it. Queued messages keep their identifiers on disk
+//     (persist.Queued.SubIDs); a retained message sent for a new
+//     subscription carries that subscription's identifier.
+//   - No Local is applied to live messages by client id [MQTT-3.8.3-3];
+//     retained messages sent on subscribe are the client's own state and
+//     are sent whoever published them, as Mosquitto does.
+//   - Reason codes: a PUBLISH refused by the ACL gets PUBACK or PUBREC 0x87
+//     (after PUBREC 0x87 no PUBREL follows and the packet id is free); a
+//     refused filter SUBACK 0x87, an invalid one 0x8F, one over
+//     max_subscriptions 0x97 (all 0x80 for 3.1.x). A PUBLISH with payload
+//     format 1 whose payload is not UTF-8 is refused with PUBACK/PUBREC
+//     0x99 (QoS 0: dropped), as Mosquitto does: the check is optional
+//     [MQTT-3.3.2.3.2] but a subscriber relying on the indicator must be
+//     able to trust it. edged does not send 0x10 (no matching
+//     subscribers): a publisher learns nothing of other clients'
+//     subscriptions, and every success looks the same. PUBACK and PUBREC
+//     carry no properties (no reason strings).
+//   - UNSUBACK gives 0x11 (no subscription existed) for a filter the
+//     session did not have.
+//
 // # Lock order
 //
 // Locks are taken in this order, never the reverse:

@@ -235,7 +235,7 @@ func (s *Server) discardLocked(ss *session) {
 	for f := range ss.subs {
 		s.topics.unsubscribe(ss, f)
 	}
-	ss.subs = map[string]byte{}
+	ss.subs = map[string]subOpts{}
 	ss.partial = nil
 	ss.subSeqs = nil
 	ss.stopAllRetainedLocked()
@@ -369,21 +369,27 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 			"receive_maximum", c.s.cfg.Limits.receiveMaximum())
 		return closeRecvMax
 	}
-	allowed := c.s.mayPublish(&c.info, p.Topic, false)
 	m := &message{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain}
+	refused := packet.Success
+	if c.version == packet.V5 {
+		var r closeReason
+		if refused, r = c.publish5(p, m); r != closeNone {
+			return r
+		}
+	}
+	allowed := refused == packet.Success && c.s.mayPublish(&c.info, m.topic, false)
+	if !allowed && refused == packet.Success {
+		// 5.0 reports the refusal [MQTT-3.4.2.1]; before 5.0 the
+		// acknowledgement has no reason and the encoder leaves it out.
+		refused = packet.NotAuthorized
+	}
 	switch p.QoS {
 	case 0:
 		if allowed {
 			c.s.route(m, nil, nil, nil)
 		}
 	case 1:
-		ack := &packet.Puback{PacketID: p.PacketID}
-		if !allowed {
-			// 5.0 can say why [MQTT-3.4.2.1]; before 5.0 the reason is
-			// not encoded and the refusal looks like a success.
-			ack.Reason = packet.NotAuthorized
-		}
-		e, ok := c.queueAckCounted(ack, false, counted)
+		e, ok := c.queueAckCounted(&packet.Puback{PacketID: p.PacketID, Reason: refused}, false, counted)
 		if !ok {
 			return closeReason(c.reason.Load())
 		}
@@ -396,7 +402,7 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 		// outlive the connection) before PUBACK.
 		c.s.route(m, nil, nil, done)
 	case 2:
-		return c.publishQoS2(p, m, allowed)
+		return c.publishQoS2(p, m, allowed, refused)
 	}
 	return closeNone
 }
@@ -406,7 +412,8 @@ func (c *conn) publish(p *packet.Publish) closeReason {
 // PUBLISH (DUP) is not delivered again [MQTT-4.3.3-2]; if the first copy is
 // still waiting for the store (possibly on a connection that has since
 // closed), this connection's PUBREC waits for that same commit.
-func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeReason {
+// refused is the 5.0 reason a message that is not allowed is refused with.
+func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool, refused packet.Reason) closeReason {
 	ss, pid := c.sess, p.PacketID
 	if !allowed && c.version == packet.V5 {
 		// PUBREC 0x87 ends the flow: a PUBREL follows only a PUBREC
@@ -414,7 +421,7 @@ func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeRea
 		// receive maximum slot is released with it.
 		_, counted := c.v5.in2[pid]
 		delete(c.v5.in2, pid)
-		if _, ok := c.queueAckCounted(&packet.Pubrec{PacketID: pid, Reason: packet.NotAuthorized}, true, counted); !ok {
+		if _, ok := c.queueAckCounted(&packet.Pubrec{PacketID: pid, Reason: refused}, true, counted); !ok {
 			return closeReason(c.reason.Load())
 		}
 		return closeNone
@@ -488,31 +495,51 @@ func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeRea
 	return closeNone
 }
 
+// grantedSub is one filter of a SUBSCRIBE that was granted.
+type grantedSub struct {
+	filter string
+	o      subOpts
+	isNew  bool // the session had no subscription to filter before
+}
+
 // subscribe handles SUBSCRIBE: SUBACK goes out once the subscriptions of a
 // persistent session are committed, then the matching retained messages.
 func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	ss := c.sess
+	var id uint32
+	if p.Properties != nil && len(p.Properties.SubscriptionIDs) > 0 {
+		// The decoder admits one; it applies to every filter of the
+		// packet [MQTT-3.8.2.1.2].
+		id = p.Properties.SubscriptionIDs[0]
+	}
 	codes := make([]packet.Reason, len(p.Subscriptions))
-	var granted []packet.Subscription
+	var granted []grantedSub
 	var grants []Grant
 	var at []int // the index in codes of each granted
 	for i, sub := range p.Subscriptions {
 		// An invalid or refused filter gets the failure code; the others
-		// in the same packet are still granted [MQTT-3.9.3].
-		// 5.0 says which failure (3.1.1 encodes each as 0x80).
-		g, fail := GrantNone, packet.TopicFilterInvalid
+		// in the same packet are still granted [MQTT-3.9.3]. Before 5.0
+		// every failure is 0x80 on the wire.
+		g, code := GrantNone, packet.TopicFilterInvalid
 		if validFilter(sub.Filter) {
 			if g = c.s.grant(&c.info, sub.Filter); g == GrantNone {
 				c.s.logDenied("subscription denied", &c.info, "filter", sub.Filter)
-				fail = packet.NotAuthorized
+				code = packet.NotAuthorized
 			}
 		}
 		if g == GrantNone {
-			codes[i] = fail
+			codes[i] = code
 			continue
 		}
 		codes[i] = packet.Reason(sub.QoS) // GrantedQoS0, 1 or 2
-		granted = append(granted, sub)
+		o := subOpts{qos: sub.QoS, rh: sub.RetainHandling, id: id}
+		if sub.NoLocal {
+			o.flags |= subNoLocal
+		}
+		if sub.RetainAsPublished {
+			o.flags |= subRetainAsPublished
+		}
+		granted = append(granted, grantedSub{filter: sub.Filter, o: o})
 		grants = append(grants, g)
 		at = append(at, i)
 	}
@@ -537,13 +564,15 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		// [MQTT-3.8.4-3]; a new one beyond MaxSubscriptions is refused.
 		// (SUBACK is not written before c.subscribed, so its codes may
 		// still change.)
-		if _, ok := ss.subs[g.Filter]; !ok && max > 0 && len(ss.subs) >= max {
+		_, existed := ss.subs[g.filter]
+		if !existed && max > 0 && len(ss.subs) >= max {
 			codes[at[j]] = packet.QuotaExceeded
 			refused++
 			continue
 		}
-		ss.setSubLocked(g.Filter, g.QoS)
-		ss.setGrantLocked(g.Filter, grants[j])
+		g.isNew = !existed
+		ss.setSubLocked(g.filter, g.o)
+		ss.setGrantLocked(g.filter, grants[j])
 		kept = append(kept, g)
 	}
 	granted = kept
@@ -571,16 +600,18 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 // is delivered live, and the cursor skips its topic if it has not sent that
 // topic's retained message yet: the subscriber sees SUBACK, then retained
 // and live messages, never a stale retained value after a newer live one on
-// the same topic and never one message twice.
-func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error) {
+// the same topic and never one message twice. Retain handling (5.0) 1
+// sends them only for a new subscription, 2 never [MQTT-3.3.1-10]
+// [MQTT-3.3.1-11].
+func (c *conn) subscribed(e *ackEntry, granted []grantedSub, err error) {
 	s, ss := c.s, c.sess
 	s.routeMu.Lock()
 	ss.mu.Lock()
 	if !ss.gone {
 		for _, g := range granted {
 			// Unless an UNSUBSCRIBE or another SUBSCRIBE changed it since.
-			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS {
-				s.topics.subscribe(ss, g.Filter, g.QoS)
+			if o, ok := ss.subs[g.filter]; ok && o == g.o {
+				s.topics.subscribe(ss, g.filter, g.o)
 			}
 		}
 	}
@@ -593,8 +624,9 @@ func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error)
 			// Not for a filter unsubscribed since: its retained messages
 			// are no longer wanted. Never for a shared subscription
 			// (MQTT 5.0, sections 3.8.4 and 4.8.2).
-			if q, ok := ss.subs[g.Filter]; ok && q == g.QoS && !strings.HasPrefix(g.Filter, sharePrefix) {
-				ss.startRetainedLocked(g.Filter, g.QoS)
+			o, ok := ss.subs[g.filter]
+			if ok && o == g.o && (o.rh == 0 || o.rh == 1 && g.isNew) && !strings.HasPrefix(g.filter, sharePrefix) {
+				ss.startRetainedLocked(g.filter, o)
 			}
 		}
 		ss.retainFillLocked()
@@ -605,25 +637,29 @@ func (c *conn) subscribed(e *ackEntry, granted []packet.Subscription, err error)
 }
 
 // unsubscribe handles UNSUBSCRIBE of exact filters; UNSUBACK is sent even
-// when nothing matched [MQTT-3.10.4-5].
+// when nothing matched [MQTT-3.10.4-5], in 5.0 with a reason per filter
+// [MQTT-3.11.3-1].
 func (c *conn) unsubscribe(p *packet.Unsubscribe) closeReason {
 	ss := c.sess
 	ack := &packet.Unsuback{PacketID: p.PacketID}
-	if c.version == packet.V5 {
-		// One reason per filter [MQTT-3.11.3-1], filled in below before
-		// the UNSUBACK can be sent (it waits for committed).
-		ack.Reasons = make([]packet.Reason, len(p.Filters))
-	}
+	// The UNSUBACK is written once committed, after update has set its
+	// reasons.
 	e, ok := c.queueAck(ack, false)
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
+	v5 := c.version == packet.V5
 	ss.update(func() {
+		var reasons []packet.Reason
+		if v5 {
+			reasons = make([]packet.Reason, len(p.Filters))
+		}
 		for i, f := range p.Filters {
-			if !ss.deleteSubLocked(f) && ack.Reasons != nil {
-				ack.Reasons[i] = packet.NoSubscriptionExisted
+			if !ss.deleteSubLocked(f) && v5 {
+				reasons[i] = packet.NoSubscriptionExisted
 			}
 		}
+		ack.Reasons = reasons
 	}, func(err error) { c.committed(e, err) })
 	return closeNone
 }

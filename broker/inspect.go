@@ -88,7 +88,7 @@ func (ss *session) info() SessionInfo {
 	}
 	si.Subscriptions = make([]Subscription, 0, len(ss.subs))
 	for f, q := range ss.subs {
-		si.Subscriptions = append(si.Subscriptions, Subscription{Filter: f, QoS: q})
+		si.Subscriptions = append(si.Subscriptions, Subscription{Filter: f, QoS: q.qos})
 	}
 	slices.SortFunc(si.Subscriptions, func(a, b Subscription) int { return strings.Compare(a.Filter, b.Filter) })
 	return si

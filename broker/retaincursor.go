@@ -103,9 +103,10 @@ func (r *retainedStore) len() int {
 // both live and from the cursor.
 type retainCursor struct {
 	filter string
-	qos    byte   // granted
-	start  uint64 // the store's stamp when the subscription became live
-	exact  bool   // filter without wildcards: one lookup, no iterator
+	qos    byte     // granted
+	ids    []uint32 // the subscription's identifier (5.0), sent with each; nil if none
+	start  uint64   // the store's stamp when the subscription became live
+	exact  bool     // filter without wildcards: one lookup, no iterator
 	it     *reflect.MapIter
 	held   *retainedEntry // matched, waiting for room
 	ended  bool           // every entry has been looked at
@@ -121,7 +122,7 @@ type retainCursors []*retainCursor
 // stamp must fall between the routes that did not see the subscription and
 // those that did. A cursor for the same filter is replaced: a repeated
 // SUBSCRIBE re-sends every retained message [MQTT-3.8.4-3].
-func (ss *session) startRetainedLocked(filter string, qos byte) {
+func (ss *session) startRetainedLocked(filter string, o subOpts) {
 	ss.stopRetainedLocked(filter)
 	r := ss.s.retained
 	r.cursors.Add(1)
@@ -130,7 +131,8 @@ func (ss *session) startRetainedLocked(filter string, qos byte) {
 	r.mu.RUnlock()
 	ss.retained = append(ss.retained, &retainCursor{
 		filter: filter,
-		qos:    qos,
+		qos:    o.qos,
+		ids:    idList(o.id),
 		start:  start,
 		exact:  !strings.ContainsAny(filter, "+#"),
 	})
@@ -214,7 +216,7 @@ func (rc *retainCursor) fillLocked(ss *session) bool {
 		// must not share an id with a live copy.
 		rm := *m
 		rm.id = 0
-		ss.deliverRetainedLocked(&rm, qos)
+		ss.deliverRetainedLocked(&rm, qos, rc.ids)
 	}
 }
 
@@ -283,4 +285,13 @@ func (c *conn) drained() {
 			ss.retainFillLocked()
 		}
 	}, nil)
+}
+
+// idList returns a subscription identifier as the list a PUBLISH carries;
+// nil for none.
+func idList(id uint32) []uint32 {
+	if id == 0 {
+		return nil
+	}
+	return []uint32{id}
 }

@@ -37,8 +37,10 @@ func (s *Server) commitLocked(done func(error)) bool {
 }
 
 type target struct {
-	ss  *session
-	qos byte
+	ss     *session
+	qos    byte
+	retain bool  // the retain flag it is forwarded with
+	idAt   int32 // index of its subscription identifiers in route's idLists; -1 none
 }
 
 // route delivers m to every session with a matching subscription and
@@ -64,13 +66,31 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 	// Matching under routeMu orders this message against subscriptions
 	// being made live (see conn.subscribed).
 	var targets []target
-	groups := s.topics.match(m.topic, func(ss *session, granted byte) {
-		targets = append(targets, target{ss, min(m.qos, granted)})
+	var idLists [][]uint32
+	from := ""
+	if m.ext != nil {
+		from = m.ext.from
+	}
+	groups := s.topics.match(m.topic, from, func(ss *session, granted byte, rap bool, ids []uint32) {
+		// The retain flag is cleared unless a subscription asked to keep it
+		// (Retain As Published, 5.0) [MQTT-3.3.1-12] [MQTT-3.3.1-13];
+		// a 3.1.1 subscriber gets it cleared as before [MQTT-3.3.1-9].
+		t := target{ss: ss, qos: min(m.qos, granted), retain: rap && m.retain, idAt: -1}
+		if ids != nil {
+			t.idAt = int32(len(idLists))
+			idLists = append(idLists, ids)
+		}
+		targets = append(targets, t)
 	})
 	for _, g := range groups {
 		// One member of each matching shared subscription (see shared.go).
 		if mem, ok := g.pickLocked(m.qos, m.size()); ok {
-			targets = append(targets, target{mem.ss, min(m.qos, mem.qos)})
+			t := target{ss: mem.ss, qos: min(m.qos, mem.o.qos), retain: mem.o.flags&subRetainAsPublished != 0 && m.retain, idAt: -1}
+			if mem.o.id != 0 {
+				t.idAt = int32(len(idLists))
+				idLists = append(idLists, []uint32{mem.o.id})
+			}
+			targets = append(targets, t)
 		}
 	}
 	if m.time == 0 {
@@ -131,11 +151,15 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 		done = nil
 	}
 	for _, t := range targets {
+		var ids []uint32
+		if t.idAt >= 0 {
+			ids = idLists[t.idAt]
+		}
 		t.ss.mu.Lock()
 		if hold {
 			t.ss.holdFor = s.holdSeq
 		}
-		t.ss.deliverLocked(m, t.qos)
+		t.ss.deliverFlagLocked(m, t.qos, t.retain, ids)
 		t.ss.holdFor = 0
 		t.ss.mu.Unlock()
 	}

@@ -379,13 +379,20 @@ func (s *Server) restore(snap *persist.Snapshot) {
 		// A session keeps its subscriptions even beyond a MaxSubscriptions
 		// lowered since: the limit refuses new ones.
 		for _, sub := range ps.Subs {
-			ss.subs[sub.Filter] = sub.QoS
+			o := subOpts{qos: sub.QoS, rh: sub.RetainHandling, id: sub.ID}
+			if sub.NoLocal {
+				o.flags |= subNoLocal
+			}
+			if sub.RetainAsPublished {
+				o.flags |= subRetainAsPublished
+			}
+			ss.subs[sub.Filter] = o
 			if ss.subSeqs == nil {
 				ss.subSeqs = make(map[string]uint64, len(ps.Subs))
 			}
 			ss.subSeqs[sub.Filter] = sub.Seq
 			ss.nextSubSeq = max(ss.nextSubSeq, sub.Seq)
-			s.topics.subscribe(ss, sub.Filter, sub.QoS)
+			s.topics.subscribe(ss, sub.Filter, o)
 			if ss.ownerKnown {
 				// What is routed to the session while its client is away
 				// is checked with its owner's identity. A filter the rules
@@ -404,7 +411,9 @@ func (s *Server) restore(snap *persist.Snapshot) {
 				m = messageFromRecord(q.MsgID, &q.Msg)
 				msgs[q.MsgID] = m
 			}
-			ss.inflight = append(ss.inflight, &outMsg{msg: m, qos: q.QoS, pid: q.PacketID, pubrel: q.Pubrel, retain: q.Retain})
+			om := newOutMsg(m, q.QoS, q.Retain, q.SubIDs)
+			om.pid, om.pubrel = q.PacketID, q.Pubrel
+			ss.inflight = append(ss.inflight, om)
 			ss.usedPIDs[q.PacketID] = struct{}{}
 			ss.lastMemID = max(ss.lastMemID, q.MsgID)
 		}

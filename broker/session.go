@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/persist"
@@ -19,7 +20,7 @@ type session struct {
 
 	mu   sync.Mutex
 	conn *conn // nil while the client is offline
-	subs map[string]byte
+	subs map[string]subOpts
 	// owner is the identity of the client the session belongs to, also
 	// while it is offline: its subscriptions are checked with it (see
 	// access.go). ownerKnown is false only for a session loaded from a
@@ -98,7 +99,7 @@ func newSession(s *Server, id string, clean bool) *session {
 		s:        s,
 		id:       id,
 		clean:    clean,
-		subs:     make(map[string]byte),
+		subs:     make(map[string]subOpts),
 		usedPIDs: make(map[uint16]struct{}),
 		inbound:  make(map[uint16]bool),
 
@@ -203,13 +204,22 @@ func (ss *session) hasDeferredLocked() bool {
 // [MQTT-3.1.2-5 allows but does not require queueing it]. QoS 1 and 2 are
 // sent if the inflight window has room, else queued within the session's
 // limits; a message over a limit is dropped and counted.
-func (ss *session) deliverLocked(m *message, qos byte) { ss.deliverFlagLocked(m, qos, false) }
+func (ss *session) deliverLocked(m *message, qos byte) { ss.deliverFlagLocked(m, qos, false, nil) }
 
 // deliverRetainedLocked delivers a retained message because of a new
-// subscription: with the retain flag set [MQTT-3.3.1-8].
-func (ss *session) deliverRetainedLocked(m *message, qos byte) { ss.deliverFlagLocked(m, qos, true) }
+// subscription: with the retain flag set [MQTT-3.3.1-8] and the
+// subscription's identifier, if any.
+func (ss *session) deliverRetainedLocked(m *message, qos byte, ids []uint32) {
+	ss.deliverFlagLocked(m, qos, true, ids)
+}
 
-func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
+// deliverFlagLocked is deliverLocked with the retain flag to send and the
+// identifiers of the matching subscriptions (5.0; nil if none). An expired
+// message is not delivered [MQTT-3.3.2-5].
+func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool, ids []uint32) {
+	if m.ext != nil && m.expired(time.Now().UnixNano()) {
+		return
+	}
 	// The one read check for live, retained and queued deliveries: a
 	// subscription granted for part of its filter gets only what its owner
 	// may read.
@@ -219,6 +229,9 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 	if qos == 0 {
 		if ss.conn != nil {
 			p := &packet.Publish{Topic: m.topic, Payload: m.payload, Retain: retain}
+			if m.ext != nil || ids != nil {
+				p.Properties = m.pubProps(ids, time.Now().UnixNano())
+			}
 			if ss.conn.tooBigFor(p) {
 				ss.dropTooBigLocked(&outMsg{msg: &message{topic: m.topic}})
 				return
@@ -258,7 +271,7 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 		ss.opLocked(persist.PutMessage{ID: m.id, Msg: m.record()})
 	}
 	if m.id != 0 {
-		ss.opLocked(persist.Enqueue{ClientID: ss.id, MsgID: m.id, QoS: qos, Retain: retain})
+		ss.opLocked(persist.Enqueue{ClientID: ss.id, MsgID: m.id, QoS: qos, Retain: retain, SubIDs: ids})
 	}
 	switch {
 	case spill:
@@ -271,9 +284,9 @@ func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool) {
 		ss.lastMemID = m.id
 	}
 	if direct {
-		ss.sendLocked(&outMsg{msg: m, qos: qos, retain: retain})
+		ss.sendLocked(newOutMsg(m, qos, retain, ids))
 	} else {
-		ss.pending.push(&outMsg{msg: m, qos: qos, retain: retain})
+		ss.pending.push(newOutMsg(m, qos, retain, ids))
 	}
 }
 
@@ -359,7 +372,16 @@ func (ss *session) fillLocked() {
 		if ss.pending.len() == 0 && !ss.refillLocked() {
 			break
 		}
-		ss.sendLocked(ss.pending.pop())
+		om := ss.pending.pop()
+		if om.msg.ext != nil && om.msg.expired(time.Now().UnixNano()) {
+			// Expired while queued: dropped, not sent [MQTT-3.3.2-5].
+			ss.s.stats.pubDropped.Add(1)
+			if om.msg.id != 0 {
+				ss.opLocked(persist.Dequeue{ClientID: ss.id, MsgID: om.msg.id})
+			}
+			continue
+		}
+		ss.sendLocked(om)
 	}
 	ss.retainFillLocked()
 }
@@ -393,7 +415,7 @@ func (ss *session) refillLocked() bool {
 	for i := range qs {
 		q := &qs[i]
 		m := messageFromRecord(q.MsgID, &q.Msg)
-		ss.pending.push(&outMsg{msg: m, qos: q.QoS, retain: q.Retain})
+		ss.pending.push(newOutMsg(m, q.QoS, q.Retain, q.SubIDs))
 		ss.lastMemID = q.MsgID
 		ss.spilled--
 		ss.spilledBytes -= m.size()
@@ -526,9 +548,9 @@ func (ss *session) ackLocked(t packet.Type, pid uint16) error {
 }
 
 // setSubLocked adds or replaces the subscription to filter, and stores
-// that one record for a persistent session.
-func (ss *session) setSubLocked(filter string, qos byte) {
-	ss.subs[filter] = qos
+// that one record, with its 5.0 options, for a persistent session.
+func (ss *session) setSubLocked(filter string, o subOpts) {
+	ss.subs[filter] = o
 	if !ss.persistent() {
 		return
 	}
@@ -541,7 +563,9 @@ func (ss *session) setSubLocked(filter string, qos byte) {
 		}
 		ss.subSeqs[filter] = seq
 	}
-	ss.opLocked(persist.PutSubscription{ClientID: ss.id, Sub: persist.Subscription{Seq: seq, Filter: filter, QoS: qos}})
+	ss.opLocked(persist.PutSubscription{ClientID: ss.id, Sub: persist.Subscription{Seq: seq, Filter: filter, QoS: o.qos,
+		NoLocal: o.flags&subNoLocal != 0, RetainAsPublished: o.flags&subRetainAsPublished != 0,
+		RetainHandling: o.rh, ID: o.id}})
 }
 
 // deleteSubLocked removes the subscription to filter: from the topic tree,

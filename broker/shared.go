@@ -61,20 +61,20 @@ type shareGroup struct {
 }
 
 type shareMember struct {
-	ss  *session
-	qos byte
+	ss *session
+	o  subOpts
 }
 
 // set adds or replaces ss's membership; it reports whether ss is new.
-func (g *shareGroup) set(ss *session, qos byte) bool {
+func (g *shareGroup) set(ss *session, o subOpts) bool {
 	i := slices.IndexFunc(g.members, func(m shareMember) bool { return m.ss == ss })
 	if i >= 0 {
 		ms := slices.Clone(g.members)
-		ms[i].qos = qos
+		ms[i].o = o
 		g.members = ms
 		return false
 	}
-	g.members = append(slices.Clip(g.members), shareMember{ss, qos})
+	g.members = append(slices.Clip(g.members), shareMember{ss, o})
 	return true
 }
 
@@ -107,7 +107,7 @@ func (g *shareGroup) pickLocked(qos byte, size int64) (shareMember, bool) {
 	for i := range n {
 		k := (g.next + i) % n
 		m := ms[k]
-		q := min(qos, m.qos)
+		q := min(qos, m.o.qos)
 		ss := m.ss
 		ss.mu.Lock()
 		switch {

@@ -254,6 +254,7 @@ func TestRetainedWildcard(t *testing.T) {
 	for _, topic := range []string{"w/a", "w/b/c", "x/y", "$X/w"} {
 		pub.pub(topic, topic, 0, true, 0)
 	}
+	pub.sync() // every one retained before the first subscription
 	tests := []struct {
 		filter string
 		want   []string

@@ -50,7 +50,7 @@ func (s *Server) AddTap(name, queue string, filters []string, accept func(topic 
 func (s *Server) tapsLocked(m *message) []*tap {
 	var hit []*tap
 	for _, t := range s.taps {
-		if t.name == m.origin || t.accept != nil && !t.accept(m.topic) {
+		if t.name == m.origin() || t.accept != nil && !t.accept(m.topic) {
 			continue
 		}
 		for _, f := range t.filters {
@@ -68,5 +68,9 @@ func (s *Server) tapsLocked(m *message) []*tap {
 // name): taps named origin do not receive it.
 func (s *Server) PublishFrom(origin, topic string, payload []byte, qos byte, retain bool, done func(error)) {
 	s.stats.msgsReceived.Add(1)
-	s.route(&message{topic: topic, payload: payload, qos: min(qos, 2), retain: retain, origin: origin}, nil, nil, done)
+	m := &message{topic: topic, payload: payload, qos: min(qos, 2), retain: retain}
+	if origin != "" {
+		m.ext = &msgExt{origin: origin}
+	}
+	s.route(m, nil, nil, done)
 }

@@ -16,16 +16,30 @@ type topicTree struct {
 
 type node struct {
 	children map[string]*node
-	subs     map[*session]byte // subscriber → granted QoS
+	subs     map[*session]subOpts // subscriber → its subscription's options
 	shared   map[string]*shareGroup
 }
+
+// subOpts are a subscription's granted QoS and MQTT 5.0 options; a 3.1.x
+// subscription has only the QoS.
+type subOpts struct {
+	qos   byte
+	flags byte   // subNoLocal, subRetainAsPublished
+	rh    byte   // retain handling: 0 send at subscribe, 1 only if new, 2 never
+	id    uint32 // subscription identifier; 0 none
+}
+
+const (
+	subNoLocal           = 1 << 0 // not delivered to the publishing client [MQTT-3.8.3-3]
+	subRetainAsPublished = 1 << 1 // forwarded with its retain flag [MQTT-3.3.1-12]
+)
 
 func newTopicTree() *topicTree { return &topicTree{root: &node{}} }
 
 // subscribe adds or replaces a subscription. It reports whether the filter
 // was new for that session. A shared subscription ("$share/group/filter",
 // already validated) makes the session a member of the group at filter.
-func (t *topicTree) subscribe(s *session, filter string, qos byte) bool {
+func (t *topicTree) subscribe(s *session, filter string, o subOpts) bool {
 	group, filter, shared, _ := parseShared(filter)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -50,17 +64,17 @@ func (t *topicTree) subscribe(s *session, filter string, qos byte) bool {
 			g = &shareGroup{name: group}
 			n.shared[group] = g
 		}
-		isNew := g.set(s, qos)
+		isNew := g.set(s, o)
 		if isNew {
 			t.count++
 		}
 		return isNew
 	}
 	if n.subs == nil {
-		n.subs = make(map[*session]byte)
+		n.subs = make(map[*session]subOpts)
 	}
 	_, existed := n.subs[s]
-	n.subs[s] = qos
+	n.subs[s] = o
 	if !existed {
 		t.count++
 	}
@@ -114,35 +128,55 @@ func (t *topicTree) unsubscribe(s *session, filter string) bool {
 
 // match calls fn once per subscribed session with the highest QoS of its
 // matching subscriptions: overlapping subscriptions deliver a message once
-// [MQTT-3.3.5-1]. Filters starting with a wildcard do not match topics
-// starting with '$' [MQTT-4.7.2-1]. It returns the matching shared
-// subscriptions' groups (each delivers its own copy to one of
-// its members, whatever the session's other subscriptions).
-func (t *topicTree) match(topic string, fn func(s *session, qos byte)) (groups []*shareGroup) {
+// [MQTT-3.3.5-1]. rap is set when one of them has Retain As Published, ids
+// holds the identifiers of those that have one (5.0: one copy carries
+// them all [MQTT-3.3.4-3] [MQTT-3.3.4-5]). A No Local subscription of the
+// client whose id is from does not match [MQTT-3.8.3-3]. Filters starting
+// with a wildcard do not match topics starting with '$' [MQTT-4.7.2-1].
+// It returns the matching shared subscriptions' groups (each delivers its
+// own copy to one of its members, whatever the session's other
+// subscriptions).
+func (t *topicTree) match(topic, from string, fn func(s *session, qos byte, rap bool, ids []uint32)) (groups []*shareGroup) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	// found holds the QoS (bits 0-1) and Retain As Published (bit 2) per
+	// session, as one byte: a 3.1.1 fan-out costs what it did before 5.0.
+	// ids is made only when a subscription has an identifier.
 	var found map[*session]byte
+	var ids map[*session][]uint32
 	var single *session
 	var singleQoS byte
+	merge := func(old, q byte) byte { return max(old&3, q&3) | (old|q)&4 }
 	add := func(n *node) {
 		for _, g := range n.shared {
 			groups = append(groups, g)
 		}
-		for s, q := range n.subs {
+		for s, o := range n.subs {
+			if o.flags != 0 {
+				if o.flags&subNoLocal != 0 && from != "" && s.id == from {
+					continue
+				}
+			}
+			q := o.qos
+			if o.flags&subRetainAsPublished != 0 {
+				q |= 4
+			}
+			if o.id != 0 {
+				if ids == nil {
+					ids = make(map[*session][]uint32)
+				}
+				ids[s] = append(ids[s], o.id)
+			}
 			switch {
 			case found != nil:
-				if old, ok := found[s]; !ok || q > old {
-					found[s] = q
-				}
+				found[s] = merge(found[s], q)
 			case single == nil:
 				single, singleQoS = s, q
 			case single == s:
-				singleQoS = max(singleQoS, q)
+				singleQoS = merge(singleQoS, q)
 			default:
 				found = map[*session]byte{single: singleQoS}
-				if old, ok := found[s]; !ok || q > old {
-					found[s] = q
-				}
+				found[s] = merge(found[s], q)
 			}
 		}
 	}
@@ -183,10 +217,10 @@ func (t *topicTree) match(topic string, fn func(s *session, qos byte)) (groups [
 	walk(t.root, topic, true)
 	if found != nil {
 		for s, q := range found {
-			fn(s, q)
+			fn(s, q&3, q&4 != 0, ids[s])
 		}
 	} else if single != nil {
-		fn(single, singleQoS)
+		fn(single, singleQoS&3, singleQoS&4 != 0, ids[single])
 	}
 	return groups
 }

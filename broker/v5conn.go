@@ -15,16 +15,6 @@ import (
 // broker grants in CONNACK, session expiry, server-initiated DISCONNECT,
 // receive maximum and maximum packet size. See doc.go, "MQTT 5.0".
 
-// topicAliasMaximum is the Topic Alias Maximum edged advertises in CONNACK
-// (0: the client may not use topic aliases). TODO(pub5): the message layer
-// owns topic aliases; set it from its configuration when it handles them.
-const topicAliasMaximum = 0
-
-// subscriptionIDsAvailable says whether edged advertises subscription
-// identifiers in CONNACK. TODO(pub5): true once the message layer delivers
-// them.
-const subscriptionIDsAvailable = false
-
 // disconnectDrain bounds how long a connection that was sent a DISCONNECT
 // is read from (and the bytes discarded) after its write side is closed,
 // so that the client reads the DISCONNECT instead of a reset caused by
@@ -140,18 +130,19 @@ func (c *conn) connectV5(p *packet.Connect) (expiry uint32, keepAlive uint16, pr
 		props.ReceiveMaximum = u16(rm)
 	}
 	props.MaximumPacketSize = u32(advertisedPacketSize(l.MaxPacketSize))
-	if topicAliasMaximum > 0 {
-		props.TopicAliasMaximum = u16(topicAliasMaximum)
+	// The Topic Alias Maximum the client may use [MQTT-3.2.2-17] (absent
+	// means 0; limits.topic_alias_maximum, see alias.go).
+	if l.TopicAliasMaximum > 0 {
+		props.TopicAliasMaximum = u16(uint16(min(l.TopicAliasMaximum, math.MaxUint16)))
 	}
-	// Retained messages, wildcards and shared subscriptions are available
-	// (the default when absent; said anyway, for clients that log it);
-	// maximum QoS is 2 and is therefore not sent [MQTT-3.2.2-9].
+	// Retained messages, wildcards, subscription identifiers and shared
+	// subscriptions are available (the default when absent; said anyway,
+	// for clients that log it); maximum QoS is 2 and is therefore not
+	// sent [MQTT-3.2.2-9].
 	props.RetainAvailable = u8(1)
 	props.WildcardSubAvailable = u8(1)
+	props.SubIDAvailable = u8(1)
 	props.SharedSubAvailable = u8(1)
-	if !subscriptionIDsAvailable {
-		props.SubIDAvailable = u8(0)
-	}
 	return expiry, keepAlive, props, packet.Success
 }
 

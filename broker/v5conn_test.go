@@ -47,22 +47,24 @@ func (c *rawClient) expectDisconnect(r packet.Reason) {
 // CONNACK advertises what edged supports and its limits [MQTT-3.2.2.3]:
 // receive maximum (max_inflight by default, or limits.receive_maximum),
 // maximum packet size (the total size of a max_packet_size packet), retain,
-// wildcard and shared subscriptions available, subscription identifiers
-// not (yet); maximum QoS 2 is not sent. Nothing else unless asked.
+// wildcard subscriptions, subscription identifiers and shared
+// subscriptions available, topic aliases up to limits.topic_alias_maximum;
+// maximum QoS 2 is not sent. Nothing else unless asked.
 func TestV5ConnackProperties(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{})
 	_, ca := dial5(t, addr, &packet.Connect{ClientID: "p", CleanSession: true, KeepAlive: 30}, false)
 	want := &packet.Properties{ReceiveMaximum: p16(broker.DefaultMaxInflight),
 		MaximumPacketSize: p32(broker.DefaultMaxPacketSize + 1 + 3), RetainAvailable: p8(1),
-		WildcardSubAvailable: p8(1), SharedSubAvailable: p8(1), SubIDAvailable: p8(0)}
+		WildcardSubAvailable: p8(1), SharedSubAvailable: p8(1), SubIDAvailable: p8(1),
+		TopicAliasMaximum: p16(broker.DefaultTopicAliasMaximum)}
 	if !reflect.DeepEqual(ca.Properties, want) {
 		t.Fatalf("CONNACK properties %+v, want %+v", ca.Properties, want)
 	}
 
-	_, addr = startBroker(t, broker.Config{Limits: broker.Limits{ReceiveMaximum: 7, MaxPacketSize: 100}})
+	_, addr = startBroker(t, broker.Config{Limits: broker.Limits{ReceiveMaximum: 7, MaxPacketSize: 100, TopicAliasMaximum: -1}})
 	_, ca = dial5(t, addr, &packet.Connect{ClientID: "p", CleanSession: true}, false)
-	if *ca.Properties.ReceiveMaximum != 7 || *ca.Properties.MaximumPacketSize != 102 {
-		t.Fatalf("got %+v, want receive maximum 7, maximum packet size 102", ca.Properties)
+	if *ca.Properties.ReceiveMaximum != 7 || *ca.Properties.MaximumPacketSize != 102 || ca.Properties.TopicAliasMaximum != nil {
+		t.Fatalf("got %+v, want receive maximum 7, maximum packet size 102, no topic aliases", ca.Properties)
 	}
 }
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what edged's tests need on a Debian machine, if it is missing:
 # mosquitto (a real upstream broker for the bridge tests), mosquitto-clients
-# (interoperability tests), gcc (the C reference sensor client) and
+# and python3-paho-mqtt (interoperability tests, MQTT 5.0 peers), gcc (the C reference sensor client) and
 # coreutils' stdbuf, chromium (the status page's browser tests, driven
 # headless by chromedp); for the packaging tests (build/test/), qemu-user-static
 # (the arm binaries under qemu-user) and systemd (systemd-analyze verify of
@@ -11,6 +11,8 @@ set -eu
 missing=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
 command -v mosquitto_sub >/dev/null 2>&1 || missing="$missing mosquitto-clients"
+# Debian's own python3 (a pyenv one earlier in PATH may lack the package).
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import paho.mqtt.client" >/dev/null 2>&1 || missing="$missing python3 python3-paho-mqtt"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
 command -v stdbuf >/dev/null 2>&1 || missing="$missing coreutils"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"

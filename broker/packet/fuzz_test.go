@@ -263,3 +263,33 @@ func FuzzMatchTopic(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeProperties holds DecodeProperties, which the broker feeds
+// property blocks read back from its store, to never panicking, and to
+// reading back what AppendProperties wrote from what it decoded.
+func FuzzDecodeProperties(f *testing.F) {
+	one := byte(1)
+	exp := uint32(60)
+	f.Add(packet.AppendProperties(nil, nil))
+	f.Add(packet.AppendProperties(nil, &packet.Properties{PayloadFormat: &one, MessageExpiry: &exp,
+		ContentType: "text/plain", ResponseTopic: "r/t", CorrelationData: []byte{0, 1},
+		User: []packet.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}}}))
+	f.Add([]byte{3, 0x23, 0, 0})                       // topic alias 0
+	f.Add([]byte{8, 0x03, 0, 1, 'x', 0x03, 0, 1, 'y'}) // content type twice
+	f.Add([]byte{5, 0x11, 0, 0, 0, 1})                 // not a PUBLISH property
+	f.Add([]byte{0x80})                                // truncated length
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := packet.DecodeProperties(data, packet.PUBLISH)
+		if err != nil {
+			return
+		}
+		b := packet.AppendProperties(nil, p)
+		q, err := packet.DecodeProperties(b, packet.PUBLISH)
+		if err != nil {
+			t.Fatalf("re-encoded %x does not decode: %v", b, err)
+		}
+		if !bytes.Equal(packet.AppendProperties(nil, q), b) {
+			t.Fatalf("not stable: %x", b)
+		}
+	})
+}
