@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/edged/edged/bridge"
-	"github.com/edged/edged/bridge/dbqueue"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/persist"
@@ -36,7 +35,8 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		cfg := bcfg("cloud", m.Addr, bridge.Rule{Pattern: "sensors/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
 		cfg.SysInterval = -1
-		br, err := bridge.New(cfg, srv, dbqueue.New(db, "cloud"))
+		qs := bridge.OpenQueues(cfg, db.Queue)
+		br, err := bridge.New(cfg, srv, qs)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func BenchmarkDrain(b *testing.B) {
 			srv.Publish(fmt.Sprintf("sensors/s%d", i%16), payload, 1, false, func(error) { wg.Done() })
 		}
 		wg.Wait()
-		if st := (dbqueue.New(db, "cloud")).Stats(); st.Len != backlog {
+		if st := qs.Normal.Stats(); st.Len != backlog {
 			b.Fatalf("queue holds %d, want %d", st.Len, backlog)
 		}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -15,56 +15,45 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edged/edged/persist"
 )
 
 // Broker is what a bridge needs of the local broker. *broker.Server
 // implements it.
 type Broker interface {
 	// AddTap makes routing append every message whose topic matches one
-	// of filters and that accept takes, except those published with origin
-	// name, to the durable queue named queue, in the commit that stores
-	// the message, before its publisher is acknowledged. notify is called
-	// after each such commit and must not block.
-	AddTap(name, queue string, filters []string, accept func(topic string) bool, notify func()) error
+	// of filters and that accept takes, except those published with
+	// origin, to q, in the commit that stores the message, before its
+	// publisher is acknowledged. notify is called after each such commit
+	// and must not block.
+	AddTap(origin string, q *persist.Queue, filters []string, accept func(m *persist.Message) bool, notify func()) error
 	// PublishFrom publishes a message locally through normal routing;
-	// the tap named origin skips it. done is called once it is durable.
+	// the taps of origin skip it. done is called once it is durable.
 	PublishFrom(origin, topic string, payload []byte, qos byte, retain bool, done func(error))
 }
 
-// Queue is a bridge's durable FIFO (a persist.DB queue in edged).
-type Queue interface {
-	// SetLimits sets the bounds applied when a message is appended.
-	SetLimits(QueueLimits)
-	// Read returns up to max entries with Seq > afterSeq, ascending.
-	// Fewer than max means the end of the queue was reached.
-	Read(afterSeq uint64, max int) ([]Entry, error)
-	// Delete removes entries; done is called, without blocking, once the
-	// deletion is durable or failed.
+// Queues are the durable queues of one bridge, opened with OpenQueues in
+// the store the broker commits to.
+type Queues struct {
+	Normal *persist.Queue // QueueName(name)
+}
+
+// OpenQueues opens the durable queues of the bridge cfg with open (the
+// Queue method of the broker's store, *persist.DB or *persist.Memory),
+// with cfg.Queue's limits. cmd/edged calls it once per bridge and hands the
+// result to New, which gives the queues to the broker's tap and reads them.
+func OpenQueues(cfg Config, open func(name string, l persist.QueueLimits) *persist.Queue) Queues {
+	return Queues{Normal: open(QueueName(cfg.Name), cfg.Queue)}
+}
+
+// fifo is what the forwarder needs of a durable queue; *persist.Queue is
+// one (a test substitutes one whose deletes race with reads).
+type fifo interface {
+	Read(afterSeq uint64, max int) ([]persist.Entry, error)
 	Delete(seqs []uint64, done func(error))
-	// Stats describes the queue.
-	Stats() QueueStats
-	// Expire deletes the entries older than the MaxAge limit. It may
-	// block until the deletion is durable.
-	Expire(now time.Time) error
-}
-
-// Entry is one queued message.
-type Entry struct {
-	Seq     uint64 // position in the queue; increasing, never reused
-	Topic   string // local topic
-	Payload []byte
-	QoS     byte
-	Retain  bool
-	Time    time.Time // when the local broker received it
-}
-
-// QueueStats describes a durable queue.
-type QueueStats struct {
-	Len     int64
-	Bytes   int64
-	Oldest  time.Time // time of the head entry; zero when empty
-	Dropped uint64    // entries dropped by a limit, ever (persisted)
-	Expired uint64    // of which for MaxAge
+	Stats() persist.QueueStats
+	Expire(now time.Time) (int64, error)
 }
 
 // ErrRunning is returned by Run when the bridge is already running.
@@ -80,7 +69,7 @@ type Bridge struct {
 	cfg    Config
 	rules  rules
 	broker Broker
-	queue  Queue
+	queue  fifo // the queue of Queues.Normal
 	log    *slog.Logger
 	host   string      // host:port to dial
 	tls    *tls.Config // nil for tcp://
@@ -103,7 +92,7 @@ type Bridge struct {
 // New checks cfg, reads its TLS files, sets the queue's limits and
 // registers the tap of the out rules with b. Call it before b serves
 // clients, so that no message published before is missed.
-func New(cfg Config, b Broker, q Queue) (*Bridge, error) {
+func New(cfg Config, b Broker, qs Queues) (*Bridge, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuring bridge %q: %w", cfg.Name, err)
 	}
@@ -113,7 +102,7 @@ func New(cfg Config, b Broker, q Queue) (*Bridge, error) {
 		cfg:      cfg,
 		rules:    newRules(cfg.Topics),
 		broker:   b,
-		queue:    q,
+		queue:    qs.Normal,
 		log:      cfg.Logger.With("bridge", cfg.Name),
 		host:     host,
 		wake:     make(chan struct{}, 1),
@@ -128,13 +117,15 @@ func New(cfg Config, b Broker, q Queue) (*Bridge, error) {
 		}
 		br.tls = tc
 	}
-	q.SetLimits(cfg.Queue)
+	if qs.Normal == nil {
+		return nil, fmt.Errorf("configuring bridge %q: no queue (see OpenQueues)", cfg.Name)
+	}
 	if fs := br.rules.tapFilters(); len(fs) > 0 {
 		// Only topics an out rule can name upstream: with remote_prefix ""
 		// the filter a/# also matches "a", which has no upstream name; it
 		// must not be queued (and acknowledged) only to be dropped.
-		accept := func(topic string) bool { _, _, ok := br.rules.mapOut(topic, 0); return ok }
-		if err := b.AddTap(cfg.Name, QueueName(cfg.Name), fs, accept, br.notify); err != nil {
+		accept := func(m *persist.Message) bool { _, _, ok := br.rules.mapOut(m.Topic, 0); return ok }
+		if err := b.AddTap(cfg.Name, qs.Normal, fs, accept, br.notify); err != nil {
 			return nil, fmt.Errorf("adding queue tap of bridge %q: %w", cfg.Name, err)
 		}
 	}
@@ -259,7 +250,7 @@ func (br *Bridge) sysLoop(ctx context.Context) {
 		case <-br.sysWake:
 		case <-t.C:
 			if br.cfg.Queue.MaxAge > 0 {
-				if err := br.queue.Expire(time.Now()); err != nil {
+				if _, err := br.queue.Expire(time.Now()); err != nil {
 					br.log.Warn("expiring bridge queue", "error", err)
 				}
 			}
@@ -293,7 +284,7 @@ func (br *Bridge) publishSys() {
 // read reads up to n entries after seq, leaving out those whose deletion
 // is not durable yet. last is the Seq of the last entry read (after, if
 // none) and end reports that the end of the queue was reached.
-func (br *Bridge) read(after uint64, n int) (es []Entry, last uint64, end bool, err error) {
+func (br *Bridge) read(after uint64, n int) (es []persist.Entry, last uint64, end bool, err error) {
 	// Snapshot before reading: a seq that leaves deleting before this point
 	// is durably deleted, so Read cannot return it.
 	br.mu.Lock()
@@ -308,7 +299,7 @@ func (br *Bridge) read(after uint64, n int) (es []Entry, last uint64, end bool, 
 		last = es[len(es)-1].Seq
 	}
 	if len(skip) > 0 {
-		es = slices.DeleteFunc(es, func(e Entry) bool { _, ok := skip[e.Seq]; return ok })
+		es = slices.DeleteFunc(es, func(e persist.Entry) bool { _, ok := skip[e.Seq]; return ok })
 	}
 	return es, last, end, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/persist"
 )
 
 // Direction is the direction of a topic rule.
@@ -21,12 +22,6 @@ const (
 	Out  Direction = "out"  // local to upstream
 	In   Direction = "in"   // upstream to local
 	Both Direction = "both" // both ways; a message never goes back the way it came
-)
-
-// Overflow policies of a bridge queue.
-const (
-	DropOldest = "drop-oldest" // delete head entries to make room (default)
-	DropNewest = "drop-newest" // refuse the new entry
 )
 
 // Config configures one bridge. It mirrors the `bridges:` entries of the
@@ -77,8 +72,8 @@ type Config struct {
 	// RemotePrefix+T (out rules), and back for in rules. The first
 	// matching rule of a direction wins.
 	Topics []Rule
-	// Queue bounds the durable queue of out messages.
-	Queue QueueLimits
+	// Queue bounds the durable queue of out messages (see OpenQueues).
+	Queue persist.QueueLimits
 	// NotificationTopic receives a retained "1" when the bridge connects
 	// and, as its will, a retained "0" when it goes away. Default
 	// "<remote_prefix of the first rule>edged/<client_id>/state"; "-"
@@ -115,17 +110,8 @@ type Rule struct {
 	RemotePrefix string
 }
 
-// QueueLimits bounds a bridge's durable queue; zero means no limit of that
-// kind. They are enforced when a message is appended.
-type QueueLimits struct {
-	MaxMessages int64
-	MaxBytes    int64
-	MaxAge      time.Duration
-	// Overflow is DropOldest (default) or DropNewest.
-	Overflow string
-}
-
-// QueueName is the name of the durable queue of bridge name.
+// QueueName is the name of the durable queue of bridge name in the store:
+// the one place that names it.
 func QueueName(name string) string { return "bridge/" + name }
 
 // withDefaults returns c with its zero values replaced by the defaults.
@@ -156,7 +142,7 @@ func (c Config) withDefaults() Config {
 		c.Window = 64
 	}
 	if c.Queue.Overflow == "" {
-		c.Queue.Overflow = DropOldest
+		c.Queue.Overflow = persist.DropOldest
 	}
 	if c.NotificationTopic == "" {
 		prefix := ""
@@ -268,7 +254,7 @@ func (c Config) Validate() error {
 		bad("queue.max_age", "must not be negative, got %s", c.Queue.MaxAge)
 	}
 	switch c.Queue.Overflow {
-	case DropOldest, DropNewest:
+	case persist.DropOldest, persist.DropNewest:
 	default:
 		bad("queue.overflow", "must be drop-oldest or drop-newest, got %q", c.Queue.Overflow)
 	}

@@ -2,19 +2,36 @@
 // broker (EMQX, Mosquitto, a cloud service) with store-and-forward that
 // survives any outage and restarts.
 //
-// # Model
+// # The PUBLISH path, serial → broker → store → bridge
 //
-// Out rules are a tap on the local broker (Broker.AddTap): every matching
-// message is appended to the bridge's durable queue (Queue) in the same
-// commit that stores it locally, before its publisher is acknowledged. The
-// forwarder reads the queue in Seq order and publishes upstream with at
-// most Config.Window QoS 1/2 publishes awaiting their acknowledgement. An
-// entry is deleted only when its publish completed without error on a
-// connection that was still up; QoS 0 entries once paho wrote them. After
-// any failure the next connection starts again from the head of the queue,
-// so messages go upstream in queue order and at most a window of them is
-// sent twice. A drain after an outage runs at link speed (or RateLimit),
-// while new messages keep being appended behind it.
+// A bridge's out messages travel through one queue, a persist.Queue, and
+// that is the one name for it (the store's bucket, $SYS "queued", the
+// config's `queue:` section):
+//
+//  1. cmd/edged opens the queue once per bridge (OpenQueues with the
+//     store's Queue method): its name (QueueName, the only place that
+//     names it) and its limits (Config.Queue, a persist.QueueLimits).
+//  2. New hands the queue to the broker (Broker.AddTap): a PUBLISH from a
+//     client, a serial line or an in rule is routed by the broker, and for
+//     every tap whose filters match and whose accept function takes it,
+//     the queue's Append op joins the commit that stores the message for
+//     local sessions. The publisher is acknowledged only after that
+//     commit, so an acknowledged message is in the queue. The limits are
+//     applied in that same transaction (drop-oldest or drop-newest,
+//     counted).
+//  3. After the commit the store's goroutine calls the tap's notify, which
+//     wakes the forwarder.
+//  4. The forwarder reads the queue (Queue.Read) in Seq order and
+//     publishes upstream with at most Config.Window QoS 1/2 publishes
+//     awaiting their acknowledgement. An entry is deleted (Queue.Delete)
+//     only when its publish completed without error on a connection that
+//     was still up; QoS 0 entries once paho wrote them. After any failure
+//     the next connection starts again from the head of the queue, so
+//     messages go upstream in queue order and at most a window of them is
+//     sent twice. A drain after an outage runs at link speed (or
+//     RateLimit), while new messages keep being appended behind it.
+//  5. Every SysInterval the bridge expires its own queue (Queue.Expire,
+//     MaxAge) and publishes its stats on $SYS.
 //
 // In rules subscribe upstream with a persistent session (clean session 0),
 // so commands sent while the link was down arrive, and publish locally
@@ -41,15 +58,16 @@
 // Run owns everything it starts: the connection loop runs on the caller's
 // goroutine, with one goroutine for $SYS and, per connection, one that
 // sends acknowledgements upstream; paho's own goroutines end with the
-// client. The Broker and Queue callbacks (tap notify, publish and delete
+// client. The Broker and queue callbacks (tap notify, publish and delete
 // done) run on the store's goroutine; they only poke channels and take the
 // bridge's one mutex, which is never held while calling out.
 //
 // # Imports
 //
-// bridge must not import broker or persist: it declares Broker and Queue;
-// *broker.Server is a Broker as it is, and bridge/dbqueue adapts a persist
-// FIFO to Queue (for cmd/edged and the tests alike). It may import broker/packet (topic matching).
+// bridge must not import broker: it declares Broker, and *broker.Server is
+// one as it is. It imports persist, a leaf, for the queue it is handed
+// (persist owns the queue, its entries, limits and stats: the bridge has no
+// copy of them), and broker/packet for topic matching.
 //
 // # Caveats
 //

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"fmt"
+	"github.com/edged/edged/persist"
 	"strconv"
 	"testing"
 	"time"
@@ -223,8 +224,8 @@ func TestQueueOverflow(t *testing.T) {
 		policy    string
 		wantFirst int
 	}{
-		{bridge.DropOldest, 15},
-		{bridge.DropNewest, 0},
+		{persist.DropOldest, 15},
+		{persist.DropNewest, 0},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
 			t.Parallel()
@@ -232,7 +233,7 @@ func TestQueueOverflow(t *testing.T) {
 			px := testutil.StartProxy(t, m.Addr)
 			px.SetDown(true)
 			cfg := bcfg("cloud", px.Addr(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1})
-			cfg.Queue = bridge.QueueLimits{MaxMessages: 10, Overflow: tc.policy}
+			cfg.Queue = persist.QueueLimits{MaxMessages: 10, Overflow: tc.policy}
 			l := startLocal(t, t.TempDir(), cfg)
 			for i := range 25 {
 				l.publish(t, "s/x", []byte(strconv.Itoa(i)), 1, false)

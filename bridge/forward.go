@@ -6,6 +6,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edged/edged/persist"
 )
 
 // flight is a publish sent upstream and not yet acknowledged.
@@ -26,9 +28,9 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 	batch := max(256, window)
 	var (
 		win    = make([]flight, 0, window)
-		buf    []Entry // read, not yet published
-		after  uint64  // Seq of the last entry read
-		more   = true  // the queue may hold entries after `after`
+		buf    []persist.Entry // read, not yet published
+		after  uint64          // Seq of the last entry read
+		more   = true          // the queue may hold entries after `after`
 		acked  []uint64
 		lim    = newLimiter(br.cfg.RateLimit, min(br.cfg.RateLimit, window))
 		timer  *time.Timer
@@ -96,19 +98,19 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 				break
 			}
 			e := buf[0]
-			buf[0] = Entry{}
+			buf[0] = persist.Entry{}
 			buf = buf[1:]
-			remote, qos, ok := br.rules.mapOut(e.Topic, e.QoS)
+			remote, qos, ok := br.rules.mapOut(e.Msg.Topic, e.Msg.QoS)
 			if !ok {
 				// Queued under a rule that is gone from the configuration.
-				br.log.Debug("dropping queued message no out rule matches", "topic", e.Topic)
+				br.log.Debug("dropping queued message no out rule matches", "topic", e.Msg.Topic)
 				br.remove([]uint64{e.Seq})
 				continue
 			}
 			if qos > 0 {
 				probe() // a QoS 1/2 publish asks for an answer
 			}
-			win = append(win, flight{seq: e.Seq, qos: qos, tok: client.Publish(remote, qos, e.Retain, e.Payload)})
+			win = append(win, flight{seq: e.Seq, qos: qos, tok: client.Publish(remote, qos, e.Msg.Retain, e.Msg.Payload)})
 		}
 		var head <-chan struct{}
 		if len(win) > 0 {

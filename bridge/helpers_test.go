@@ -21,7 +21,6 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/edged/edged/bridge"
-	"github.com/edged/edged/bridge/dbqueue"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/persist"
@@ -50,6 +49,7 @@ type local struct {
 	db      *persist.DB
 	addr    string
 	bridges []*bridge.Bridge
+	queues  map[string]bridge.Queues // by bridge name
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	errs    chan error
@@ -69,12 +69,14 @@ func startLocal(t testing.TB, dir string, cfgs ...bridge.Config) *local {
 		db.Close()
 		t.Fatal(err)
 	}
-	l := &local{t: t, srv: srv, db: db, errs: make(chan error, 8)}
+	l := &local{t: t, srv: srv, db: db, errs: make(chan error, 8), queues: map[string]bridge.Queues{}}
 	for _, c := range cfgs {
 		if c.Logger == nil {
 			c.Logger = testLogger(t)
 		}
-		br, err := bridge.New(c, srv, dbqueue.New(db, c.Name))
+		qs := bridge.OpenQueues(c, db.Queue)
+		l.queues[c.Name] = qs
+		br, err := bridge.New(c, srv, qs)
 		if err != nil {
 			srv.Shutdown(context.Background())
 			db.Close()
@@ -135,8 +137,8 @@ func (l *local) publish(t testing.TB, topic string, payload []byte, qos byte, re
 	}
 }
 
-func (l *local) stats(name string) bridge.QueueStats {
-	return dbqueue.New(l.db, name).Stats()
+func (l *local) stats(name string) persist.QueueStats {
+	return l.queues[name].Normal.Stats()
 }
 
 // startMochi starts mochi-mqtt (a third-party Go broker) in-process on

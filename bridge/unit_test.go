@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"github.com/edged/edged/persist"
 	"strings"
 	"testing"
 	"time"
@@ -174,7 +175,7 @@ func TestConfigValidate(t *testing.T) {
 			c.Topics = append(c.Topics, Rule{Pattern: "a/#/b", Direction: "sideways", QoS: 3, LocalPrefix: "+/"})
 		}, []string{"topics[1].direction", "topics[1].qos", "topics[1].pattern", "topics[1].local_prefix"}},
 		{"queue", func(c *Config) {
-			c.Queue = QueueLimits{MaxMessages: -1, MaxBytes: -1, MaxAge: -1, Overflow: "drop-random"}
+			c.Queue = persist.QueueLimits{MaxMessages: -1, MaxBytes: -1, MaxAge: -1, Overflow: "drop-random"}
 		}, []string{"queue.max_messages", "queue.max_bytes", "queue.max_age", "queue.overflow"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,7 +217,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("NotificationTopic = %q", c.NotificationTopic)
 	}
 	if c.Window != 64 || c.KeepAlive != 30*time.Second || c.Backoff.Min != time.Second ||
-		c.Backoff.Max != 2*time.Minute || c.Queue.Overflow != DropOldest || c.PingTimeout != 10*time.Second {
+		c.Backoff.Max != 2*time.Minute || c.Queue.Overflow != persist.DropOldest || c.PingTimeout != 10*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 	if QueueName("cloud") != "bridge/cloud" {

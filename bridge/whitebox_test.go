@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/persist"
 )
 
 // raceQueue simulates the store goroutine: a Delete becomes durable (and its
@@ -16,7 +17,7 @@ type raceQueue struct {
 	pending func() // commit of the last Delete, run during the next Read
 }
 
-func (q *raceQueue) Read(after uint64, max int) ([]Entry, error) {
+func (q *raceQueue) Read(after uint64, max int) ([]persist.Entry, error) {
 	out, err := q.memQueue.Read(after, max)
 	q.pmu.Lock()
 	p := q.pending
@@ -42,7 +43,7 @@ func (q *raceQueue) Delete(seqs []uint64, done func(error)) {
 func TestReadSkipsEntriesBeingDeleted(t *testing.T) {
 	q := &raceQueue{}
 	for i := uint64(1); i <= 4; i++ {
-		q.entries = append(q.entries, Entry{Seq: i, Topic: "t"})
+		q.entries = append(q.entries, persist.Entry{Seq: i, Msg: persist.Message{Topic: "t"}})
 	}
 	br := &Bridge{queue: q, deleting: map[uint64]struct{}{}}
 	br.remove([]uint64{1, 2})       // acked upstream on the old connection

@@ -23,11 +23,12 @@ func TestTap(t *testing.T) {
 		t.Fatal(err)
 	}
 	notified := make(chan struct{}, 100)
-	accept := func(topic string) bool { return topic != "a" }
-	if err := s.AddTap("up", "bridge/up", []string{"a/#"}, accept, func() { notified <- struct{}{} }); err != nil {
+	accept := func(m *persist.Message) bool { return m.Topic != "a" }
+	q := db.Queue("bridge/up", persist.QueueLimits{})
+	if err := s.AddTap("up", q, []string{"a/#"}, accept, func() { notified <- struct{}{} }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddTap("bad", "bridge/bad", []string{"a/#/b"}, nil, func() {}); err == nil {
+	if err := s.AddTap("bad", db.Queue("bridge/bad", persist.QueueLimits{}), []string{"a/#/b"}, nil, func() {}); err == nil {
 		t.Fatal("invalid filter accepted")
 	}
 	ln := brokertest.Listen(t, s)
@@ -42,7 +43,7 @@ func TestTap(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	es, err := db.ReadQueue("bridge/up", 0, 100)
+	es, err := q.Read(0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

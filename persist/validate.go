@@ -106,9 +106,10 @@ func validate(op Op) error {
 	return nil
 }
 
-// expireOp is the internal op behind ExpireQueues.
+// expireOp is the internal op behind ExpireQueues and Queue.Expire.
 type expireOp struct {
-	now     int64 // Unix nanoseconds
+	queue   string // "" for every queue
+	now     int64  // Unix nanoseconds
 	expired *int64
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/edged/edged/bridge"
-	"github.com/edged/edged/bridge/dbqueue"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/persist"
 )
@@ -30,7 +29,7 @@ func bridgeConfig(c BridgeConfig, log *slog.Logger) bridge.Config {
 		StableAfter:       c.StableAfter,
 		Window:            c.Window,
 		NotificationTopic: c.NotificationTopic,
-		Queue: bridge.QueueLimits{
+		Queue: persist.QueueLimits{
 			MaxMessages: c.Queue.MaxMessages,
 			MaxBytes:    int64(c.Queue.MaxBytes),
 			MaxAge:      c.Queue.MaxAge,
@@ -101,7 +100,9 @@ func setupBridges(cfgs []BridgeConfig, sysInterval time.Duration, b *broker.Serv
 		bc := bridgeConfig(c, log)
 		// $SYS/broker/bridge/<name>/... follows the broker's sys_interval.
 		bc.SysInterval = sysInterval
-		br, err := bridge.New(bc, b, dbqueue.New(db, c.Name))
+		// The one place the bridge's queues are opened: New hands them to
+		// the broker's tap and reads them.
+		br, err := bridge.New(bc, b, bridge.OpenQueues(bc, db.Queue))
 		if err != nil {
 			return nil, fmt.Errorf("setting up bridge %q: %w", c.Name, err)
 		}
