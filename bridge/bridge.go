@@ -62,6 +62,10 @@ var ErrRunning = errors.New("bridge: already running")
 // errRetryNow asks Run to reconnect without waiting (a protocol fallback).
 var errRetryNow = errors.New("bridge: retrying at once")
 
+// errPrimaryBack ends a connection to another address than the first once
+// the first accepts connections again (FailoverPriority).
+var errPrimaryBack = errors.New("bridge: the first upstream address is back")
+
 // Bridge forwards messages between the local broker and one upstream
 // broker. Create it with New before the local broker serves clients, then
 // call Run once.
@@ -71,22 +75,32 @@ type Bridge struct {
 	broker Broker
 	queue  fifo // the queue of Queues.Normal
 	log    *slog.Logger
-	host   string      // host:port to dial
-	tls    *tls.Config // nil for tcp://
+	// targets are the upstream addresses in configuration order.
+	targets []*target
 
 	wake    chan struct{} // 1-buffered; the tap appended to the queue
 	sysWake chan struct{} // 1-buffered; the connection state changed
 	running atomic.Bool
 
 	connected atomic.Bool
+	address   atomic.Pointer[string] // of the connection up; nil when down
 	sent      atomic.Uint64 // messages acknowledged upstream (or written, QoS 0)
 
 	mu       sync.Mutex
 	deleting map[uint64]struct{} // seqs whose deletion is not durable yet
 
 	// Owned by the Run goroutine.
-	private   bool     // try MQTT bridge mode (protocol level 0x84)
-	staleQoS2 []uint16 // packet ids of QoS 2 publishes cut off by a drop
+	cur *target // of the connection being made or up
+}
+
+// target is one upstream address with what the bridge learnt about it.
+// Its mutable fields are owned by the Run goroutine.
+type target struct {
+	addr      string      // as configured
+	host      string      // host:port to dial
+	tls       *tls.Config // nil for tcp://
+	private   bool        // try MQTT bridge mode (protocol level 0x84)
+	staleQoS2 []uint16    // packet ids of QoS 2 publishes cut off by a drop
 }
 
 // New checks cfg, reads its TLS files, sets the queue's limits and
@@ -97,26 +111,29 @@ func New(cfg Config, b Broker, qs Queues) (*Bridge, error) {
 		return nil, fmt.Errorf("configuring bridge %q: %w", cfg.Name, err)
 	}
 	cfg = cfg.withDefaults()
-	host, useTLS, _ := parseAddress(cfg.Address)
 	br := &Bridge{
 		cfg:      cfg,
 		rules:    newRules(cfg.Topics),
 		broker:   b,
 		queue:    qs.Normal,
 		log:      cfg.Logger.With("bridge", cfg.Name),
-		host:     host,
 		wake:     make(chan struct{}, 1),
 		sysWake:  make(chan struct{}, 1),
 		deleting: make(map[uint64]struct{}),
-		private:  true,
 	}
-	if useTLS {
-		tc, err := clientTLS(cfg.TLS, host)
-		if err != nil {
-			return nil, fmt.Errorf("configuring bridge %q: %w", cfg.Name, err)
+	for _, a := range cfg.Addresses {
+		host, useTLS, _ := parseAddress(a)
+		t := &target{addr: a, host: host, private: true}
+		if useTLS {
+			tc, err := clientTLS(cfg.TLS, host)
+			if err != nil {
+				return nil, fmt.Errorf("configuring bridge %q: %w", cfg.Name, err)
+			}
+			t.tls = tc
 		}
-		br.tls = tc
+		br.targets = append(br.targets, t)
 	}
+	br.cur = br.targets[0]
 	if qs.Normal == nil {
 		return nil, fmt.Errorf("configuring bridge %q: no queue (see OpenQueues)", cfg.Name)
 	}
@@ -137,6 +154,15 @@ func (br *Bridge) Name() string { return br.cfg.Name }
 
 // Connected reports whether the upstream connection is up.
 func (br *Bridge) Connected() bool { return br.connected.Load() }
+
+// Address returns the upstream address in use, as configured, or "" when
+// the bridge is not connected.
+func (br *Bridge) Address() string {
+	if a := br.address.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
 
 // Sent returns how many messages were acknowledged upstream since New.
 func (br *Bridge) Sent() uint64 { return br.sent.Load() }
@@ -195,14 +221,23 @@ func (br *Bridge) Run(ctx context.Context) error {
 		wg.Go(func() { br.sysLoop(ctx) })
 	}
 	bo := newBackoff(br.cfg.Backoff.Min, br.cfg.Backoff.Max)
-	failures := 0
+	failures := 0 // connection attempts failed in a row
+	cur := 0
 	for {
+		br.cur = br.targets[cur]
 		upAt, err := br.connection(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		wait := true
 		switch {
 		case errors.Is(err, errRetryNow):
+			continue
+		case errors.Is(err, errPrimaryBack):
+			br.log.Info("the first upstream address accepts connections again; switching to it",
+				"from", br.cur.addr, "to", br.targets[0].addr)
+			failures = 0
+			cur = 0
 			continue
 		case !upAt.IsZero():
 			failures = 0
@@ -210,14 +245,22 @@ func (br *Bridge) Run(ctx context.Context) error {
 			if up >= br.cfg.StableAfter {
 				bo.reset()
 			}
-			br.log.Warn("upstream connection lost", "error", err, "uptime", up.Round(time.Millisecond))
+			br.log.Warn("upstream connection lost", "address", br.cur.addr, "error", err, "uptime", up.Round(time.Millisecond))
+			cur = br.nextTarget(cur, true)
 		default:
 			failures++
 			if failures == 1 {
-				br.log.Warn("connecting upstream failed; retrying with backoff", "address", br.cfg.Address, "error", err)
+				br.log.Warn("connecting upstream failed; retrying with backoff", "address", br.cur.addr, "error", err)
 			} else {
-				br.log.Debug("connecting upstream failed", "address", br.cfg.Address, "attempt", failures, "error", err)
+				br.log.Debug("connecting upstream failed", "address", br.cur.addr, "attempt", failures, "error", err)
 			}
+			cur = br.nextTarget(cur, false)
+			// The addresses are tried in a row; the backoff is waited
+			// once every address failed.
+			wait = failures%len(br.targets) == 0
+		}
+		if !wait {
+			continue
 		}
 		t := time.NewTimer(bo.next())
 		select {
@@ -229,7 +272,22 @@ func (br *Bridge) Run(ctx context.Context) error {
 	}
 }
 
+// nextTarget returns the index of the address to connect to after cur
+// failed (lost: after it was up). With FailoverPriority a lost connection
+// starts again from the first address.
+func (br *Bridge) nextTarget(cur int, lost bool) int {
+	if lost && br.cfg.Failover == FailoverPriority {
+		return 0
+	}
+	return (cur + 1) % len(br.targets)
+}
+
 func (br *Bridge) setConnected(up bool) {
+	if up {
+		br.address.Store(&br.cur.addr)
+	} else {
+		br.address.Store(nil)
+	}
 	br.connected.Store(up)
 	select {
 	case br.sysWake <- struct{}{}:
@@ -271,6 +329,7 @@ func (br *Bridge) publishSys() {
 	p := "$SYS/broker/bridge/" + br.cfg.Name + "/"
 	for _, kv := range [...]struct{ k, v string }{
 		{"state", state},
+		{"address", br.Address()},
 		{"queued", strconv.FormatInt(st.Len, 10)},
 		{"queued_bytes", strconv.FormatInt(st.Bytes, 10)},
 		{"oldest_age", strconv.FormatInt(age, 10)},

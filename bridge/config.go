@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,12 @@ const (
 	Both Direction = "both" // both ways; a message never goes back the way it came
 )
 
+// Failover policies (Config.Failover).
+const (
+	FailoverPriority   = "priority"
+	FailoverRoundRobin = "round-robin"
+)
+
 // Config configures one bridge. It mirrors the `bridges:` entries of the
 // configuration file; the zero value of every field other
 // than Name, Address and Topics means the default written next to it.
@@ -32,8 +39,22 @@ type Config struct {
 	// in the name of its durable queue. It must not change while its queue
 	// holds messages, and must not contain '/', '+' or '#'.
 	Name string
-	// Address is tcp://host:port or tls://host:port.
+	// Address is tcp://host:port or tls://host:port: the one upstream
+	// broker. Set it or Addresses.
 	Address string
+	// Addresses are upstream brokers to fail over between, tried in order
+	// (see Failover). They share the one queue: a switch loses and
+	// reorders nothing (the new connection starts from the queue's head).
+	Addresses []string
+	// Failover is FailoverPriority (default: after a failure the next
+	// address is tried; while not on the first, it is checked every
+	// PrimaryRetry and used again once it accepts connections) or
+	// FailoverRoundRobin (each reconnection moves on to the next address).
+	Failover string
+	// PrimaryRetry is how often, at most, a bridge connected to another
+	// address checks whether the first one is back (FailoverPriority).
+	// Default 1m.
+	PrimaryRetry time.Duration
 	// ClientID is the upstream client id. Default "edged-<hostname>-<name>".
 	// With in rules the upstream session is persistent (clean session 0),
 	// so the id must be stable.
@@ -120,6 +141,15 @@ func (c Config) withDefaults() Config {
 		host, _ := os.Hostname()
 		c.ClientID = "edged-" + host + "-" + c.Name
 	}
+	if len(c.Addresses) == 0 && c.Address != "" {
+		c.Addresses = []string{c.Address}
+	}
+	if c.Failover == "" {
+		c.Failover = FailoverPriority
+	}
+	if c.PrimaryRetry == 0 {
+		c.PrimaryRetry = time.Minute
+	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = 30 * time.Second
 	}
@@ -174,10 +204,33 @@ func (c Config) Validate() error {
 	} else if strings.ContainsAny(c.Name, "/+#\x00") {
 		bad("name", "must not contain '/', '+', '#' or NUL, got %q", c.Name)
 	}
-	if _, useTLS, err := parseAddress(c.Address); err != nil {
-		bad("address", "%v", err)
-	} else if c.TLS != nil && !useTLS {
-		bad("tls", "is set but address %q is not tls://", c.Address)
+	switch {
+	case c.Address != "" && len(c.Addresses) > 0 && !(len(c.Addresses) == 1 && c.Addresses[0] == c.Address):
+		bad("addresses", "set address or addresses, not both")
+	case len(c.Addresses) == 0:
+		bad("address", "is required (or addresses)")
+	}
+	key := "address"
+	for i, a := range c.Addresses {
+		if c.Address == "" {
+			key = fmt.Sprintf("addresses[%d]", i)
+		}
+		if _, useTLS, err := parseAddress(a); err != nil {
+			bad(key, "%v", err)
+		} else if c.TLS != nil && !useTLS {
+			bad("tls", "is set but address %q is not tls://", a)
+		}
+		if slices.Index(c.Addresses, a) < i {
+			bad(key, "%q is listed twice", a)
+		}
+	}
+	switch c.Failover {
+	case FailoverPriority, FailoverRoundRobin:
+	default:
+		bad("failover", "must be priority or round-robin, got %q", c.Failover)
+	}
+	if c.PrimaryRetry < 0 {
+		bad("primary_retry", "must not be negative, got %s", c.PrimaryRetry)
 	}
 	if len(c.ClientID) > 65535 || strings.ContainsRune(c.ClientID, 0) {
 		bad("client_id", "must be at most 65535 bytes without NUL")

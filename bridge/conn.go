@@ -31,6 +31,9 @@ func (cs *connState) fail(err error) {
 	})
 }
 
+// is reports whether the connection ended with an error that is target.
+func (cs *connState) is(target error) bool { return cs.failed() && errors.Is(cs.err, target) }
+
 func (cs *connState) failed() bool {
 	select {
 	case <-cs.done:
@@ -74,11 +77,14 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { acks.run(cs.done) })
+	if br.cur != br.targets[0] && br.cfg.Failover == FailoverPriority {
+		wg.Go(func() { br.watchPrimary(ctx, cs) })
+	}
 	defer func() {
 		br.setConnected(false)
-		if ctx.Err() != nil && !cs.failed() {
-			// A clean stop: say so, since the will is not published after
-			// DISCONNECT.
+		if ctx.Err() != nil && !cs.failed() || cs.is(errPrimaryBack) {
+			// A clean stop or a switch back to the first address: say
+			// so, since the will is not published after DISCONNECT.
 			if br.cfg.NotificationTopic != "-" {
 				t := client.Publish(br.cfg.NotificationTopic, 1, true, "0")
 				t.WaitTimeout(time.Second)
@@ -103,12 +109,12 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 			confirmed = true
 			// The PUBRELs for stale QoS 2 ids went out before this round
 			// trip, so the upstream broker has them.
-			br.staleQoS2 = nil
+			br.cur.staleQoS2 = nil
 		}
 	}
 	defer func() {
-		if err != nil && probed && !confirmed && br.private && ctx.Err() == nil && time.Since(upAt) < time.Second {
-			br.private = false
+		if err != nil && probed && !confirmed && br.cur.private && ctx.Err() == nil && time.Since(upAt) < time.Second {
+			br.cur.private = false
 			br.log.Info("upstream dropped a bridge-mode connection (protocol level 0x84); using plain MQTT 3.1.1", "error", err)
 			err = fmt.Errorf("%w: %w", errRetryNow, err)
 		}
@@ -136,10 +142,52 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 		}
 		confirm()
 	}
-	br.log.Info("upstream connected", "address", br.cfg.Address, "client_id", br.cfg.ClientID)
+	br.log.Info("upstream connected", "address", br.cur.addr, "client_id", br.cfg.ClientID)
 	br.setConnected(true)
 	return upAt, br.forward(ctx, client, cs, probe, confirm)
 }
+
+// watchPrimary checks every PrimaryRetry whether the first address accepts
+// connections and then ends the connection cs with errPrimaryBack, so Run
+// switches back to it. It returns when cs ends or ctx is done.
+//
+// The check sends no CONNECT (that would take over or disturb the
+// bridge's session there): it dials (with the TLS handshake for tls://) and
+// then expects silence for primaryQuiet, as an MQTT server waiting for
+// CONNECT keeps; a connection closed or reset at once (a load balancer
+// with no backend, a proxy refusing) is not back.
+func (br *Bridge) watchPrimary(ctx context.Context, cs *connState) {
+	t := time.NewTicker(br.cfg.PrimaryRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cs.done:
+			return
+		case <-t.C:
+		}
+		c, err := br.dial(ctx, br.targets[0]) // bounded by ConnectTimeout
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(primaryQuiet))
+			var b [1]byte
+			_, err = c.Read(b[:])
+			c.Close()
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				cs.fail(errPrimaryBack)
+				return
+			}
+			if err == nil {
+				err = errors.New("it sent data before CONNECT")
+			}
+		}
+		br.log.Debug("the first upstream address is still down", "address", br.targets[0].addr, "error", err)
+	}
+}
+
+// primaryQuiet is how long the first address must keep a new connection
+// open and silent to count as back (see watchPrimary).
+const primaryQuiet = 200 * time.Millisecond
 
 // connect dials and performs the MQTT handshake with a new paho client.
 // paho is transport only: no automatic reconnect, no store of its own.
@@ -153,7 +201,7 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	defer cancel()
 
 	opts := mqtt.NewClientOptions()
-	opts.AddBroker("tcp://" + br.host) // dialled by the function below
+	opts.AddBroker("tcp://" + br.cur.host) // dialled by the function below
 	opts.SetClientID(br.cfg.ClientID)
 	if br.cfg.Username != "" {
 		opts.SetUsername(br.cfg.Username)
@@ -169,14 +217,14 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	opts.SetResumeSubs(false)
 	opts.SetOrderMatters(true)
 	opts.SetAutoAckDisabled(true)
-	if br.private {
+	if br.cur.private {
 		opts.SetProtocolVersion(0x84) // bridge mode: no echo of our publishes
 	} else {
 		opts.SetProtocolVersion(4)
 	}
 	var stale []uint16
 	if persistent {
-		stale = br.staleQoS2
+		stale = br.cur.staleQoS2
 	}
 	seeds := newSeedStore(stale)
 	opts.SetStore(seeds)
@@ -184,7 +232,7 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 		opts.SetBinaryWill(br.cfg.NotificationTopic, []byte("0"), 1, true)
 	}
 	opts.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
-		c, err := br.dial(dialCtx)
+		c, err := br.dial(dialCtx, br.cur)
 		if err != nil {
 			return nil, err
 		}
@@ -209,12 +257,12 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	}
 	mu.Unlock()
 	if err := t.Error(); err != nil {
-		if br.private && errors.Is(err, packets.ErrorRefusedBadProtocolVersion) {
-			br.private = false
+		if br.cur.private && errors.Is(err, packets.ErrorRefusedBadProtocolVersion) {
+			br.cur.private = false
 			br.log.Info("upstream refused bridge mode (protocol level 0x84); using plain MQTT 3.1.1", "error", err)
 			return nil, nil, errRetryNow
 		}
-		return nil, nil, fmt.Errorf("connecting to %s: %w", br.cfg.Address, err)
+		return nil, nil, fmt.Errorf("connecting to %s: %w", br.cur.addr, err)
 	}
 	if ctx.Err() != nil {
 		client.Disconnect(0)
@@ -223,16 +271,16 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	return client, seeds, nil
 }
 
-func (br *Bridge) dial(ctx context.Context) (net.Conn, error) {
+func (br *Bridge) dial(ctx context.Context, t *target) (net.Conn, error) {
 	d := net.Dialer{Timeout: br.cfg.ConnectTimeout}
-	c, err := d.DialContext(ctx, "tcp", br.host)
+	c, err := d.DialContext(ctx, "tcp", t.host)
 	if err != nil {
 		return nil, fmt.Errorf("dialing: %w", err)
 	}
-	if br.tls == nil {
+	if t.tls == nil {
 		return c, nil
 	}
-	tc := tls.Client(c, br.tls)
+	tc := tls.Client(c, t.tls)
 	hctx, cancel := context.WithTimeout(ctx, br.cfg.ConnectTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {

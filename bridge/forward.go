@@ -45,7 +45,7 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 		// connection (see seedStore).
 		for _, f := range win {
 			if pt, ok := f.tok.(*mqtt.PublishToken); ok && f.qos == 2 && pt.MessageID() != 0 {
-				br.staleQoS2 = append(br.staleQoS2, pt.MessageID())
+				br.cur.staleQoS2 = append(br.cur.staleQoS2, pt.MessageID())
 			}
 		}
 	}()

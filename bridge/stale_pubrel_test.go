@@ -135,8 +135,8 @@ func TestStalePubrelIDsNotReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	br.queue = q
-	br.private = false
-	br.staleQoS2 = []uint16{1, 2} // left by a previous connection (after id wrap)
+	br.cur.private = false
+	br.cur.staleQoS2 = []uint16{1, 2} // left by a previous connection (after id wrap)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go br.Run(ctx)

@@ -164,6 +164,14 @@ func TestConfigValidate(t *testing.T) {
 		{"slash in name", func(c *Config) { c.Name = "a/b" }, []string{"name"}},
 		{"bad scheme", func(c *Config) { c.Address = "ws://h:1" }, []string{"address"}},
 		{"no port", func(c *Config) { c.Address = "tcp://host" }, []string{"address"}},
+		{"address and addresses", func(c *Config) { c.Addresses = []string{"tcp://a:1", "tcp://b:1"} }, []string{"addresses"}},
+		{"bad addresses", func(c *Config) {
+			c.Address = ""
+			c.Addresses = []string{"tcp://a:1", "ws://b:1", "tcp://a:1"}
+			c.Failover = "random"
+			c.PrimaryRetry = -1
+		}, []string{"addresses[1]", "addresses[2]", "failover", "primary_retry"}},
+		{"no address", func(c *Config) { c.Address = "" }, []string{"address"}},
 		{"tls on tcp", func(c *Config) { c.TLS = &TLSConfig{CAFile: "x"} }, []string{"tls"}},
 		{"cert without key", func(c *Config) { c.Address = "tls://h:8883"; c.TLS = &TLSConfig{CertFile: "x"} }, []string{"tls.key_file"}},
 		{"password alone", func(c *Config) { c.Password = "x" }, []string{"password"}},
