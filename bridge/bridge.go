@@ -84,7 +84,7 @@ type Bridge struct {
 
 	connected atomic.Bool
 	address   atomic.Pointer[string] // of the connection up; nil when down
-	sent      atomic.Uint64 // messages acknowledged upstream (or written, QoS 0)
+	sent      atomic.Uint64          // messages acknowledged upstream (or written, QoS 0)
 
 	mu       sync.Mutex
 	deleting map[uint64]struct{} // seqs whose deletion is not durable yet
