@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,14 +35,20 @@ type Broker interface {
 // the store the broker commits to.
 type Queues struct {
 	Normal *persist.Queue // QueueName(name)
+	High   *persist.Queue // HighQueueName(name); nil unless a rule has priority high
 }
 
 // OpenQueues opens the durable queues of the bridge cfg with open (the
 // Queue method of the broker's store, *persist.DB or *persist.Memory),
-// with cfg.Queue's limits. cmd/edged calls it once per bridge and hands the
-// result to New, which gives the queues to the broker's tap and reads them.
+// each with cfg.Queue's limits. cmd/edged calls it once per bridge and
+// hands the result to New, which gives the queues to the broker's taps and
+// reads them.
 func OpenQueues(cfg Config, open func(name string, l persist.QueueLimits) *persist.Queue) Queues {
-	return Queues{Normal: open(QueueName(cfg.Name), cfg.Queue)}
+	qs := Queues{Normal: open(QueueName(cfg.Name), cfg.Queue)}
+	if newRules(cfg.Topics).hasHigh() {
+		qs.High = open(HighQueueName(cfg.Name), cfg.Queue)
+	}
+	return qs
 }
 
 // fifo is what the forwarder needs of a durable queue; *persist.Queue is
@@ -73,21 +77,21 @@ type Bridge struct {
 	cfg    Config
 	rules  rules
 	broker Broker
-	queue  fifo // the queue of Queues.Normal
+	queues Queues
+	normal *lane // Queues.Normal
+	high   *lane // Queues.High; nil without priority: high rules
+	latest *latest
 	log    *slog.Logger
 	// targets are the upstream addresses in configuration order.
 	targets []*target
 
-	wake    chan struct{} // 1-buffered; the tap appended to the queue
 	sysWake chan struct{} // 1-buffered; the connection state changed
 	running atomic.Bool
 
 	connected atomic.Bool
 	address   atomic.Pointer[string] // of the connection up; nil when down
 	sent      atomic.Uint64          // messages acknowledged upstream (or written, QoS 0)
-
-	mu       sync.Mutex
-	deleting map[uint64]struct{} // seqs whose deletion is not durable yet
+	sentBytes atomic.Uint64          // their topic and payload bytes
 
 	// Owned by the Run goroutine.
 	cur *target // of the connection being made or up
@@ -112,15 +116,21 @@ func New(cfg Config, b Broker, qs Queues) (*Bridge, error) {
 	}
 	cfg = cfg.withDefaults()
 	br := &Bridge{
-		cfg:      cfg,
-		rules:    newRules(cfg.Topics),
-		broker:   b,
-		queue:    qs.Normal,
-		log:      cfg.Logger.With("bridge", cfg.Name),
-		wake:     make(chan struct{}, 1),
-		sysWake:  make(chan struct{}, 1),
-		deleting: make(map[uint64]struct{}),
+		cfg:     cfg,
+		rules:   newRules(cfg.Topics),
+		broker:  b,
+		queues:  qs,
+		log:     cfg.Logger.With("bridge", cfg.Name),
+		sysWake: make(chan struct{}, 1),
 	}
+	if qs.Normal == nil || br.rules.hasHigh() && qs.High == nil {
+		return nil, fmt.Errorf("configuring bridge %q: its queues are not open (see OpenQueues)", cfg.Name)
+	}
+	br.normal = newLane("normal", qs.Normal, br.log)
+	if qs.High != nil {
+		br.high = newLane("high", qs.High, br.log)
+	}
+	br.latest = newLatest(cfg.Queue)
 	for _, a := range cfg.Addresses {
 		host, useTLS, _ := parseAddress(a)
 		t := &target{addr: a, host: host, private: true}
@@ -134,19 +144,35 @@ func New(cfg Config, b Broker, qs Queues) (*Bridge, error) {
 		br.targets = append(br.targets, t)
 	}
 	br.cur = br.targets[0]
-	if qs.Normal == nil {
-		return nil, fmt.Errorf("configuring bridge %q: no queue (see OpenQueues)", cfg.Name)
-	}
 	if fs := br.rules.tapFilters(); len(fs) > 0 {
-		// Only topics an out rule can name upstream: with remote_prefix ""
-		// the filter a/# also matches "a", which has no upstream name; it
-		// must not be queued (and acknowledged) only to be dropped.
-		accept := func(m *persist.Message) bool { _, _, ok := br.rules.mapOut(m.Topic, 0); return ok }
-		if err := b.AddTap(cfg.Name, qs.Normal, fs, accept, br.notify); err != nil {
+		if err := b.AddTap(cfg.Name, qs.Normal, fs, func(m *persist.Message) bool { return br.accept(m, false) }, br.normal.notify); err != nil {
 			return nil, fmt.Errorf("adding queue tap of bridge %q: %w", cfg.Name, err)
+		}
+		if br.high != nil {
+			if err := b.AddTap(cfg.Name, qs.High, fs, func(m *persist.Message) bool { return br.accept(m, true) }, br.high.notify); err != nil {
+				return nil, fmt.Errorf("adding queue tap of bridge %q: %w", cfg.Name, err)
+			}
 		}
 	}
 	return br, nil
+}
+
+// accept is the taps' accept function: it runs under the broker's routing
+// lock. It takes a message for the high queue or the normal one by the
+// priority of the first out rule that maps it. Only topics an out rule can
+// name upstream are taken: with remote_prefix "" the filter a/# also
+// matches "a", which has no upstream name; it must not be queued (and
+// acknowledged) only to be dropped. QoS 0 messages of rules with
+// offline_qos0 drop or latest are not queued while the link is down.
+func (br *Bridge) accept(m *persist.Message, high bool) bool {
+	r, _ := br.rules.outRule(m.Topic)
+	if r == nil || (r.Priority == PriorityHigh) != high {
+		return false
+	}
+	if min(m.QoS, r.QoS) > 0 || r.OfflineQoS0 == "" || r.OfflineQoS0 == OfflineQueue {
+		return true
+	}
+	return br.latest.admit(m, r.OfflineQoS0, high)
 }
 
 // Name returns the bridge's name.
@@ -166,14 +192,6 @@ func (br *Bridge) Address() string {
 
 // Sent returns how many messages were acknowledged upstream since New.
 func (br *Bridge) Sent() uint64 { return br.sent.Load() }
-
-// notify is the tap's callback: it runs on the store's goroutine.
-func (br *Bridge) notify() {
-	select {
-	case br.wake <- struct{}{}:
-	default:
-	}
-}
 
 func clientTLS(c *TLSConfig, hostport string) (*tls.Config, error) {
 	host, _, _ := net.SplitHostPort(hostport)
@@ -285,7 +303,10 @@ func (br *Bridge) nextTarget(cur int, lost bool) int {
 func (br *Bridge) setConnected(up bool) {
 	if up {
 		br.address.Store(&br.cur.addr)
+		// Queue what offline_qos0 latest kept, before new QoS 0 messages.
+		br.latest.online(br.queues, br.log)
 	} else {
+		br.latest.offline()
 		br.address.Store(nil)
 	}
 	br.connected.Store(up)
@@ -307,17 +328,42 @@ func (br *Bridge) sysLoop(ctx context.Context) {
 			return
 		case <-br.sysWake:
 		case <-t.C:
-			if br.cfg.Queue.MaxAge > 0 {
-				if _, err := br.queue.Expire(time.Now()); err != nil {
-					br.log.Warn("expiring bridge queue", "error", err)
+			for _, l := range br.lanes() {
+				if _, err := l.q.Expire(time.Now()); err != nil {
+					br.log.Warn("expiring bridge queue", "queue", l.name, "error", err)
 				}
 			}
 		}
 	}
 }
 
+// lanes returns the bridge's queues, the high one first.
+func (br *Bridge) lanes() []*lane {
+	if br.high != nil {
+		return []*lane{br.high, br.normal}
+	}
+	return []*lane{br.normal}
+}
+
+// Stats returns the stats of the bridge's queues (normal and high), added
+// up.
+func (br *Bridge) Stats() persist.QueueStats {
+	var st persist.QueueStats
+	for _, l := range br.lanes() {
+		s := l.q.Stats()
+		st.Len += s.Len
+		st.Bytes += s.Bytes
+		st.Dropped += s.Dropped
+		st.Expired += s.Expired
+		if !s.Oldest.IsZero() && (st.Oldest.IsZero() || s.Oldest.Before(st.Oldest)) {
+			st.Oldest = s.Oldest
+		}
+	}
+	return st
+}
+
 func (br *Bridge) publishSys() {
-	st := br.queue.Stats()
+	st := br.Stats()
 	state := "0"
 	if br.connected.Load() {
 		state = "1"
@@ -338,46 +384,4 @@ func (br *Bridge) publishSys() {
 	} {
 		br.broker.PublishFrom(br.cfg.Name, p+kv.k, []byte(kv.v), 0, true, nil)
 	}
-}
-
-// read reads up to n entries after seq, leaving out those whose deletion
-// is not durable yet. last is the Seq of the last entry read (after, if
-// none) and end reports that the end of the queue was reached.
-func (br *Bridge) read(after uint64, n int) (es []persist.Entry, last uint64, end bool, err error) {
-	// Snapshot before reading: a seq that leaves deleting before this point
-	// is durably deleted, so Read cannot return it.
-	br.mu.Lock()
-	skip := maps.Clone(br.deleting)
-	br.mu.Unlock()
-	es, err = br.queue.Read(after, n)
-	if err != nil {
-		return nil, after, false, fmt.Errorf("reading queue: %w", err)
-	}
-	last, end = after, len(es) < n
-	if len(es) > 0 {
-		last = es[len(es)-1].Seq
-	}
-	if len(skip) > 0 {
-		es = slices.DeleteFunc(es, func(e persist.Entry) bool { _, ok := skip[e.Seq]; return ok })
-	}
-	return es, last, end, nil
-}
-
-// remove deletes entries acknowledged upstream from the queue.
-func (br *Bridge) remove(seqs []uint64) {
-	br.mu.Lock()
-	for _, s := range seqs {
-		br.deleting[s] = struct{}{}
-	}
-	br.mu.Unlock()
-	br.queue.Delete(seqs, func(err error) {
-		br.mu.Lock()
-		for _, s := range seqs {
-			delete(br.deleting, s)
-		}
-		br.mu.Unlock()
-		if err != nil {
-			br.log.Error("deleting forwarded messages from the queue; they will be sent again", "count", len(seqs), "error", err)
-		}
-	})
 }

@@ -84,6 +84,10 @@ type Config struct {
 	// RateLimit caps upstream publishes per second (a token bucket), for
 	// metered links. 0 means link speed.
 	RateLimit int
+	// ByteRateLimit caps the topic and payload bytes published upstream
+	// per second (a token bucket with a second's worth of burst), beside
+	// RateLimit. 0 means link speed.
+	ByteRateLimit int
 	// Window is the most QoS 1/2 publishes awaiting their acknowledgement
 	// upstream; after a reconnect at most Window messages are sent twice.
 	// Default 64; at most 65535.
@@ -129,11 +133,39 @@ type Rule struct {
 	QoS          byte // the highest QoS used on this rule's messages
 	LocalPrefix  string
 	RemotePrefix string
+	// Priority (out rules) is PriorityNormal ("" too) or PriorityHigh:
+	// high messages have their own queue, appended in the same commit,
+	// and are sent before any normal backlog; order is kept within a
+	// priority.
+	Priority string
+	// OfflineQoS0 (out rules) is what becomes of the rule's messages that
+	// go upstream at QoS 0 while the link is down: OfflineQueue ("" too:
+	// queued like the others), OfflineDrop (not queued, counted as
+	// dropped) or OfflineLatest (only the newest message per topic is
+	// kept, in memory, and queued when the link is up).
+	OfflineQoS0 string
 }
+
+// Priorities of an out rule (Rule.Priority).
+const (
+	PriorityNormal = "normal"
+	PriorityHigh   = "high"
+)
+
+// What becomes of QoS 0 messages while the link is down (Rule.OfflineQoS0).
+const (
+	OfflineQueue  = "queue"
+	OfflineDrop   = "drop"
+	OfflineLatest = "latest"
+)
 
 // QueueName is the name of the durable queue of bridge name in the store:
 // the one place that names it.
 func QueueName(name string) string { return "bridge/" + name }
+
+// HighQueueName is the name of the queue of bridge name's priority: high
+// messages. A bridge name has no '/', so it is no other bridge's queue.
+func HighQueueName(name string) string { return QueueName(name) + "/high" }
 
 // withDefaults returns c with its zero values replaced by the defaults.
 func (c Config) withDefaults() Config {
@@ -264,6 +296,9 @@ func (c Config) Validate() error {
 	if c.RateLimit < 0 {
 		bad("rate_limit", "must not be negative, got %d", c.RateLimit)
 	}
+	if c.ByteRateLimit < 0 {
+		bad("byte_rate_limit", "must not be negative, got %d", c.ByteRateLimit)
+	}
 	if c.Window < 1 || c.Window > 65535 {
 		bad("window", "must be between 1 and 65535, got %d", c.Window)
 	}
@@ -279,6 +314,24 @@ func (c Config) Validate() error {
 		}
 		if r.QoS > 2 {
 			bad(p+"qos", "must be 0, 1 or 2, got %d", r.QoS)
+		}
+		switch r.Priority {
+		case "", PriorityNormal:
+		case PriorityHigh:
+			if r.Direction == In {
+				bad(p+"priority", "applies to out rules only")
+			}
+		default:
+			bad(p+"priority", "must be normal or high, got %q", r.Priority)
+		}
+		switch r.OfflineQoS0 {
+		case "", OfflineQueue:
+		case OfflineDrop, OfflineLatest:
+			if r.Direction == In {
+				bad(p+"offline_qos0", "applies to out rules only")
+			}
+		default:
+			bad(p+"offline_qos0", "must be drop, queue or latest, got %q", r.OfflineQoS0)
 		}
 		if r.Pattern == "" {
 			bad(p+"pattern", "is required")

@@ -12,30 +12,47 @@ import (
 
 // flight is a publish sent upstream and not yet acknowledged.
 type flight struct {
-	seq uint64
-	qos byte
-	tok mqtt.Token
+	c    *cursor
+	seq  uint64
+	qos  byte
+	size int // topic and payload bytes
+	tok  mqtt.Token
 }
 
-// forward sends the queue upstream in Seq order on one connection, with at
-// most Window publishes awaiting acknowledgement, and deletes an entry once
-// its publish completed without error on this connection while it was
-// still up. It starts from the head of the queue, so after a reconnect the
-// first unacknowledged entry is sent first. It returns nil when ctx is done
-// and the connection's error otherwise.
+// cursor is the forwarder's position in one lane on one connection.
+type cursor struct {
+	*lane
+	buf   []persist.Entry // read, not yet published
+	after uint64          // Seq of the last entry read
+	more  bool            // the queue may hold entries after `after`
+	acked []uint64        // acknowledged, to delete
+}
+
+// forward sends the queues upstream on one connection, the high one before
+// the normal one, each in Seq order, with at most Window publishes
+// awaiting acknowledgement, and deletes an entry once its publish completed
+// without error on this connection while it was still up. It starts from
+// the head of the queues, so after a reconnect the first unacknowledged
+// entry is sent first. A high message appended while a normal backlog
+// drains is sent next, behind at most the window already in flight. It
+// returns nil when ctx is done and the connection's error otherwise.
 func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState, probe, confirm func()) (err error) {
 	window := br.cfg.Window
 	batch := max(256, window)
 	var (
 		win    = make([]flight, 0, window)
-		buf    []persist.Entry // read, not yet published
-		after  uint64          // Seq of the last entry read
-		more   = true          // the queue may hold entries after `after`
-		acked  []uint64
+		lo     = &cursor{lane: br.normal, more: true}
+		hi     *cursor
 		lim    = newLimiter(br.cfg.RateLimit, min(br.cfg.RateLimit, window))
+		blim   = newLimiter(br.cfg.ByteRateLimit, max(br.cfg.ByteRateLimit, 1))
 		timer  *time.Timer
 		timerC <-chan time.Time
 	)
+	cursors := []*cursor{lo}
+	if br.high != nil {
+		hi = &cursor{lane: br.high, more: true}
+		cursors = []*cursor{hi, lo}
+	}
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -49,6 +66,23 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 			}
 		}
 	}()
+	// next returns the cursor to publish from: the first, in priority
+	// order, with an entry.
+	next := func() (*cursor, error) {
+		for _, c := range cursors {
+			for len(c.buf) == 0 && c.more {
+				var end bool
+				if c.buf, c.after, end, err = c.read(c.after, batch); err != nil {
+					return nil, err
+				}
+				c.more = !end
+			}
+			if len(c.buf) > 0 {
+				return c, nil
+			}
+		}
+		return nil, nil
+	}
 	for {
 		// Retire the completed publishes at the head of the window.
 		for len(win) > 0 {
@@ -67,63 +101,82 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 				return br.lost(cs)
 			}
 			win = win[1:]
-			acked = append(acked, f.seq)
+			f.c.acked = append(f.c.acked, f.seq)
+			br.sent.Add(1)
+			br.sentBytes.Add(uint64(f.size))
 			if f.qos > 0 {
 				confirm() // an answer from upstream, not just a write
 			}
 		}
 	fill:
-		if len(acked) > 0 {
-			br.sent.Add(uint64(len(acked)))
-			br.remove(acked)
-			acked = nil
+		for _, c := range cursors {
+			if len(c.acked) > 0 {
+				c.remove(c.acked)
+				c.acked = nil
+			}
 		}
 		for len(win) < window && timerC == nil {
-			if len(buf) == 0 {
-				if !more {
-					break
-				}
-				var end bool
-				if buf, after, end, err = br.read(after, batch); err != nil {
-					return err
-				}
-				more = !end
-				if len(buf) == 0 {
-					continue
+			if hi != nil && !hi.more {
+				select {
+				case <-hi.wake:
+					hi.more = true
+				default:
 				}
 			}
-			if d := lim.take(time.Now()); d > 0 {
-				timer = resetTimer(timer, d)
-				timerC = timer.C
+			c, err := next()
+			if err != nil {
+				return err
+			}
+			if c == nil {
 				break
 			}
-			e := buf[0]
-			buf[0] = persist.Entry{}
-			buf = buf[1:]
+			e := &c.buf[0]
 			remote, qos, ok := br.rules.mapOut(e.Msg.Topic, e.Msg.QoS)
 			if !ok {
 				// Queued under a rule that is gone from the configuration.
 				br.log.Debug("dropping queued message no out rule matches", "topic", e.Msg.Topic)
-				br.remove([]uint64{e.Seq})
+				c.remove([]uint64{e.Seq})
+				c.buf[0] = persist.Entry{}
+				c.buf = c.buf[1:]
 				continue
+			}
+			size := len(remote) + len(e.Msg.Payload)
+			now := time.Now()
+			d := lim.take(now)
+			if d == 0 {
+				if d = blim.takeN(now, size); d > 0 {
+					lim.giveBack()
+				}
+			}
+			if d > 0 {
+				timer = resetTimer(timer, d)
+				timerC = timer.C
+				break
 			}
 			if qos > 0 {
 				probe() // a QoS 1/2 publish asks for an answer
 			}
-			win = append(win, flight{seq: e.Seq, qos: qos, tok: client.Publish(remote, qos, e.Msg.Retain, e.Msg.Payload)})
+			win = append(win, flight{c: c, seq: e.Seq, qos: qos, size: size, tok: client.Publish(remote, qos, e.Msg.Retain, e.Msg.Payload)})
+			c.buf[0] = persist.Entry{}
+			c.buf = c.buf[1:]
 		}
 		var head <-chan struct{}
 		if len(win) > 0 {
 			head = win[0].tok.Done()
 		}
-		var wake <-chan struct{}
-		if !more {
-			wake = br.wake
+		var wakeLo, wakeHi <-chan struct{}
+		if !lo.more {
+			wakeLo = lo.wake
+		}
+		if hi != nil && !hi.more {
+			wakeHi = hi.wake
 		}
 		select {
 		case <-head:
-		case <-wake:
-			more = true
+		case <-wakeLo:
+			lo.more = true
+		case <-wakeHi:
+			hi.more = true
 		case <-timerC:
 			timerC = nil
 		case <-cs.done:

@@ -134,7 +134,7 @@ func TestStalePubrelIDsNotReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br.queue = q
+	br.normal.q = q
 	br.cur.private = false
 	br.cur.staleQoS2 = []uint16{1, 2} // left by a previous connection (after id wrap)
 	ctx, cancel := context.WithCancel(context.Background())

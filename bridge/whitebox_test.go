@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"log/slog"
 	"sync"
 	"testing"
 
@@ -45,9 +46,9 @@ func TestReadSkipsEntriesBeingDeleted(t *testing.T) {
 	for i := uint64(1); i <= 4; i++ {
 		q.entries = append(q.entries, persist.Entry{Seq: i, Msg: persist.Message{Topic: "t"}})
 	}
-	br := &Bridge{queue: q, deleting: map[uint64]struct{}{}}
-	br.remove([]uint64{1, 2})       // acked upstream on the old connection
-	es, _, _, err := br.read(0, 10) // new connection starts from the head
+	l := newLane("normal", q, slog.New(slog.DiscardHandler))
+	l.remove([]uint64{1, 2})       // acked upstream on the old connection
+	es, _, _, err := l.read(0, 10) // new connection starts from the head
 	if err != nil {
 		t.Fatal(err)
 	}

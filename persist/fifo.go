@@ -60,6 +60,17 @@ func (q *Queue) Limits() QueueLimits { return q.limits }
 // in the transaction that commits it.
 func (q *Queue) Append(m Message) Op { return QueueAppend{Queue: q.name, Msg: m} }
 
+// Add appends msgs to the queue in one commit of its own; done (which may
+// be nil) is called as for Delete. Messages routed by the broker are
+// appended with Append ops in the broker's commit instead.
+func (q *Queue) Add(msgs []Message, done func(error)) {
+	ops := make([]Op, len(msgs))
+	for i, m := range msgs {
+		ops[i] = q.Append(m)
+	}
+	q.s.Commit(ops, done)
+}
+
 // Read returns up to max entries with Seq > afterSeq, ascending, from the
 // durable state (see DB.ReadQueue). Fewer than max means the end of the
 // queue was reached.
