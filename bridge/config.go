@@ -31,119 +31,121 @@ const (
 	FailoverRoundRobin = "round-robin"
 )
 
-// Config configures one bridge. It mirrors the `bridges:` entries of the
-// configuration file; the zero value of every field other
-// than Name, Address and Topics means the default written next to it.
+// Config configures one bridge. The `bridges:` entries of the configuration
+// file decode into it directly, by the yaml tags (config:"size" marks a
+// byte count written with a KiB, MiB or GiB suffix); the zero value of
+// every field other than Name, Address and Topics means the default
+// written next to it.
 type Config struct {
 	// Name identifies the bridge in logs, in $SYS/broker/bridge/<name>/ and
 	// in the name of its durable queue. It must not change while its queue
 	// holds messages, and must not contain '/', '+' or '#'.
-	Name string
+	Name string `yaml:"name"`
 	// Address is tcp://host:port or tls://host:port: the one upstream
 	// broker. Set it or Addresses.
-	Address string
+	Address string `yaml:"address"`
 	// Addresses are upstream brokers to fail over between, tried in order
 	// (see Failover). They share the one queue: a switch loses and
 	// reorders nothing (the new connection starts from the queue's head).
-	Addresses []string
+	Addresses []string `yaml:"addresses"`
 	// Failover is FailoverPriority (default: after a failure the next
 	// address is tried; while not on the first, it is checked every
 	// PrimaryRetry and used again once it accepts connections) or
 	// FailoverRoundRobin (each reconnection moves on to the next address).
-	Failover string
+	Failover string `yaml:"failover"`
 	// PrimaryRetry is how often, at most, a bridge connected to another
 	// address checks whether the first one is back (FailoverPriority).
 	// Default 1m.
-	PrimaryRetry time.Duration
+	PrimaryRetry time.Duration `yaml:"primary_retry"`
 	// ClientID is the upstream client id. Default "edged-<hostname>-<name>".
 	// With in rules the upstream session is persistent (clean session 0),
 	// so the id must be stable.
-	ClientID string
+	ClientID string `yaml:"client_id"`
 	// Username and Password authenticate to the upstream broker.
-	Username string
-	Password string
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 	// TLS configures tls:// addresses; nil uses the system roots.
-	TLS *TLSConfig
+	TLS *TLSConfig `yaml:"tls"`
 	// KeepAlive is the MQTT keepalive upstream. A ping unanswered for
 	// PingTimeout drops the connection, which is how a half-open link is
 	// detected. Default 30s.
-	KeepAlive time.Duration
+	KeepAlive time.Duration `yaml:"keepalive"`
 	// PingTimeout is how long a PINGRESP may take. Default KeepAlive/2,
 	// at most 10s.
-	PingTimeout time.Duration
+	PingTimeout time.Duration `yaml:"ping_timeout"`
 	// ConnectTimeout bounds dialling, the TLS handshake and CONNACK.
 	// Default 10s.
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// Backoff bounds the delay between reconnection attempts: it doubles
 	// from Min to Max, with jitter, and returns to Min after a connection
 	// stayed up for StableAfter. Defaults 1s and 2m.
-	Backoff Backoff
+	Backoff Backoff `yaml:"backoff"`
 	// StableAfter is how long a connection must stay up before the backoff
 	// is reset. Default 30s.
-	StableAfter time.Duration
+	StableAfter time.Duration `yaml:"stable_after"`
 	// RateLimit caps upstream publishes per second (a token bucket), for
 	// metered links. 0 means link speed.
-	RateLimit int
+	RateLimit int `yaml:"rate_limit"`
 	// ByteRateLimit caps the topic and payload bytes published upstream
 	// per second (a token bucket with a second's worth of burst), beside
 	// RateLimit. 0 means link speed.
-	ByteRateLimit int
+	ByteRateLimit int `yaml:"byte_rate_limit"`
 	// Window is the most QoS 1/2 publishes awaiting their acknowledgement
 	// upstream; after a reconnect at most Window messages are sent twice.
 	// Default 64; at most 65535.
-	Window int
+	Window int `yaml:"window"`
 	// Topics are the forwarding rules, with Mosquitto's semantics: a local
 	// message on LocalPrefix+T, where T matches Pattern, goes upstream as
 	// RemotePrefix+T (out rules), and back for in rules. The first
 	// matching rule of a direction wins.
-	Topics []Rule
+	Topics []Rule `yaml:"topics"`
 	// Queue bounds the durable queue of out messages (see OpenQueues).
-	Queue persist.QueueLimits
+	Queue persist.QueueLimits `yaml:"queue"`
 	// NotificationTopic receives a retained "1" when the bridge connects
 	// and, as its will, a retained "0" when it goes away. Default
 	// "<remote_prefix of the first rule>edged/<client_id>/state"; "-"
 	// disables it.
-	NotificationTopic string
+	NotificationTopic string `yaml:"notification_topic"`
 	// SysInterval is how often $SYS/broker/bridge/<name>/... is published
 	// (and how often expired queue entries are deleted). Default 10s;
 	// negative disables it.
-	SysInterval time.Duration
+	SysInterval time.Duration `yaml:"-"`
 	// Logger receives the bridge's logs. Nil discards them.
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // TLSConfig is the TLS section of a bridge. Files are read by New.
 type TLSConfig struct {
-	CAFile     string // PEM CA bundle to verify the server; empty: system roots
-	CertFile   string // PEM client certificate, with KeyFile
-	KeyFile    string
-	ServerName string // to verify instead of the address's host
+	CAFile     string `yaml:"ca_file"`   // PEM CA bundle to verify the server; empty: system roots
+	CertFile   string `yaml:"cert_file"` // PEM client certificate, with KeyFile
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"` // to verify instead of the address's host
 }
 
 // Backoff bounds reconnection delays.
 type Backoff struct {
-	Min time.Duration
-	Max time.Duration
+	Min time.Duration `yaml:"min"`
+	Max time.Duration `yaml:"max"`
 }
 
 // Rule is one topic rule.
 type Rule struct {
-	Pattern      string
-	Direction    Direction
-	QoS          byte // the highest QoS used on this rule's messages
-	LocalPrefix  string
-	RemotePrefix string
+	Pattern      string    `yaml:"pattern"`
+	Direction    Direction `yaml:"direction"`
+	QoS          byte      `yaml:"qos"` // the highest QoS used on this rule's messages
+	LocalPrefix  string    `yaml:"local_prefix"`
+	RemotePrefix string    `yaml:"remote_prefix"`
 	// Priority (out rules) is PriorityNormal ("" too) or PriorityHigh:
 	// high messages have their own queue, appended in the same commit,
 	// and are sent before any normal backlog; order is kept within a
 	// priority.
-	Priority string
+	Priority string `yaml:"priority"`
 	// OfflineQoS0 (out rules) is what becomes of the rule's messages that
 	// go upstream at QoS 0 while the link is down: OfflineQueue ("" too:
 	// queued like the others), OfflineDrop (not queued, counted as
 	// dropped) or OfflineLatest (only the newest message per topic is
 	// kept, in memory, and queued when the link is up).
-	OfflineQoS0 string
+	OfflineQoS0 string `yaml:"offline_qos0"`
 }
 
 // Priorities of an out rule (Rule.Priority).

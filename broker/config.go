@@ -49,56 +49,59 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Limits bound what clients can make the broker hold.
+// Limits bound what clients can make the broker hold. The yaml tags are
+// the keys of the limits: section of edged's configuration file, which
+// decodes into this struct directly; config:"size" marks a byte count that
+// the file may write with a KiB, MiB or GiB suffix.
 type Limits struct {
 	// MaxConnections is the most concurrent client connections; further
 	// CONNECTs are refused with return code 0x03. Default 1024; negative
 	// means no limit.
-	MaxConnections int
+	MaxConnections int `yaml:"max_connections"`
 	// MaxConnectionsPerAddress is the most connected clients from one
 	// source IP address, so that one host cannot take every connection;
 	// further CONNECTs are refused with 0x03 (a takeover is always
 	// allowed). Default 128; negative means no limit. Serial ports have no
 	// address and are not counted.
-	MaxConnectionsPerAddress int
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 	// MaxPendingConnections is the most connections that have not sent
 	// CONNECT yet (including TLS handshakes and WebSocket HTTP requests);
 	// a connection over it is closed at once, before anything is
 	// allocated for it. Default 256; negative means no limit.
-	MaxPendingConnections int
+	MaxPendingConnections int `yaml:"max_pending_connections"`
 	// MaxPendingPerAddress is the same bound per source IP address.
 	// Default 32; negative means no limit.
-	MaxPendingPerAddress int
+	MaxPendingPerAddress int `yaml:"max_pending_connections_per_address"`
 	// MaxKeepalive, if set, refuses a CONNECT whose keepalive is 0 or
 	// longer than this with CONNACK 0x02, as Mosquitto's max_keepalive
 	// does for MQTT 3.1.1 clients (which cannot be told another value): a
 	// client with keepalive 0 is never timed out, so an idle or half-open
 	// one holds its connection forever. Default 0: any keepalive.
-	MaxKeepalive time.Duration
+	MaxKeepalive time.Duration `yaml:"max_keepalive"`
 	// MaxPacketSize is the largest remaining length accepted, checked from
 	// the fixed header before the body is read; a larger packet closes the
 	// connection. Default 256 KiB.
-	MaxPacketSize int
+	MaxPacketSize int `yaml:"max_packet_size" config:"size"`
 	// MaxInflight is the most QoS 1 and 2 messages sent to one client and
 	// not yet acknowledged. Default 32.
-	MaxInflight int
+	MaxInflight int `yaml:"max_inflight"`
 	// MaxQueuedMessages bounds the messages a session holds beyond its
 	// inflight window (while the client is offline or slow). Default 10000.
-	MaxQueuedMessages int
+	MaxQueuedMessages int `yaml:"max_queued_messages"`
 	// MaxQueuedBytes bounds the same queue in bytes of topic and payload.
 	// Default 16 MiB.
-	MaxQueuedBytes int64
+	MaxQueuedBytes int64 `yaml:"max_queued_bytes" config:"size"`
 	// MaxSubscriptions is the most topic filters one client's session
 	// holds; a SUBSCRIBE filter beyond it gets return code 0x80 (a filter
 	// the session already has may still change its QoS). It bounds the
 	// memory and store records one client can make the broker hold.
 	// Default 1000; negative means no limit.
-	MaxSubscriptions int
+	MaxSubscriptions int `yaml:"max_subscriptions"`
 	// MaxWriteQueue bounds the packets waiting in one connection's writer.
 	// When it is full, QoS 0 messages to that client are dropped and
 	// counted; anything else disconnects the client as a slow consumer
 	// (its QoS 1 and 2 messages stay in its session). Default 1024.
-	MaxWriteQueue int
+	MaxWriteQueue int `yaml:"max_write_queue"`
 	// MaxWriteQueueBytes bounds the same queue in bytes, like nats-server's
 	// pending bytes per client: a QoS 0 message that would take the queue
 	// over it is dropped. QoS 1 and 2 messages are bounded by the inflight
@@ -106,10 +109,10 @@ type Limits struct {
 	// take the queue MaxInflight x MaxPacketSize beyond it; over that the
 	// client is disconnected as a slow consumer. A packet is always
 	// accepted into an empty queue. Default 1 MiB.
-	MaxWriteQueueBytes int64
+	MaxWriteQueueBytes int64 `yaml:"max_write_queue_bytes" config:"size"`
 	// SessionExpiry removes persistent sessions whose client has been
 	// offline this long. Zero keeps them forever.
-	SessionExpiry time.Duration
+	SessionExpiry time.Duration `yaml:"session_expiry"`
 }
 
 // Default limits.
@@ -180,9 +183,9 @@ func (l Limits) Validate() error {
 	return errors.Join(errs...)
 }
 
-// withDefaults returns c with zero values replaced by defaults.
-func (c Config) withDefaults() Config {
-	l := &c.Limits
+// WithDefaults returns l with its zero values replaced by the defaults
+// written next to each field.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxConnections == 0 {
 		l.MaxConnections = DefaultMaxConnections
 	}
@@ -216,6 +219,12 @@ func (c Config) withDefaults() Config {
 	if l.MaxPendingPerAddress == 0 {
 		l.MaxPendingPerAddress = DefaultMaxPendingPerAddress
 	}
+	return l
+}
+
+// withDefaults returns c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	c.Limits = c.Limits.WithDefaults()
 	if c.SysInterval == 0 {
 		c.SysInterval = 10 * time.Second
 	}

@@ -120,15 +120,15 @@ func (o *Options) setDefaults() {
 // configuration file.
 type QueueLimits struct {
 	// MaxMessages is the largest number of entries kept.
-	MaxMessages int64
+	MaxMessages int64 `yaml:"max_messages"`
 	// MaxBytes is the largest sum of Message.Size over the entries.
-	MaxBytes int64
+	MaxBytes int64 `yaml:"max_bytes" config:"size"`
 	// MaxAge is how long an entry is kept after Message.Time.
-	MaxAge time.Duration
+	MaxAge time.Duration `yaml:"max_age"`
 	// Overflow is the policy when an append would exceed a limit:
 	// DropOldest ("" too) deletes head entries to make room, DropNewest
 	// drops the new entry.
-	Overflow string
+	Overflow string `yaml:"overflow"`
 }
 
 // Entry is one element of a bridge queue (Queue).

@@ -40,38 +40,41 @@ const (
 const maxMaxFrame = 4 << 20
 
 // Config configures one serial port (one entry under serial: in the config
-// file). The zero value of every field except Device is usable.
+// file, which decodes into it directly by the yaml tags; config:"size" marks
+// a byte count written with a KiB or MiB suffix). The zero value of every
+// field except Device is usable.
 type Config struct {
 	// Name identifies the port in logs, addresses and $SYS (config key
 	// name). Default: the base name of Device.
-	Name string
+	Name string `yaml:"name"`
 	// Device is the path of the serial device (device), for example
 	// /dev/ttyAMA0 or a stable /dev/serial/by-id/... path. Required. It need
 	// not exist yet: Listen keeps retrying to open it.
-	Device string
+	Device string `yaml:"device"`
 	// Baud is the line speed (baud). Default 115200.
-	Baud int
+	Baud int `yaml:"baud"`
 	// DataBits is 5, 6, 7 or 8 (data_bits). Default 8.
-	DataBits int
+	DataBits int `yaml:"data_bits"`
 	// Parity is "none", "even" or "odd" (parity). Default "none".
-	Parity string
+	Parity string `yaml:"parity"`
 	// StopBits is 1, 2 or, on Windows only, 1.5 (stop_bits). Default 1.
-	StopBits float64
+	StopBits float64 `yaml:"stop_bits"`
 	// Framing is "cobs-crc16" or "raw" (framing). Default "cobs-crc16".
-	Framing string
+	Framing string `yaml:"framing"`
 	// MaxFrame is the largest decoded frame, channel, body and CRC, in
 	// bytes (max_frame). Larger frames are dropped and counted; an MQTT packet
 	// from the broker that does not fit fails the conn's Write. It also
 	// bounds each conn's input buffer (16 frames; when it is full the port
 	// reader waits up to 2s for the broker, then closes the conn with
 	// ErrInputOverflow). Default 4096.
-	MaxFrame int
+	MaxFrame int `yaml:"max_frame" config:"size"`
 	// Logger receives the port's logs. Nil discards them.
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// ReopenMin and ReopenMax bound the exponential backoff between
 	// attempts to open the device after it is missing or lost (reopen_min,
 	// reopen_max). Defaults 500ms and 30s.
-	ReopenMin, ReopenMax time.Duration
+	ReopenMin time.Duration `yaml:"reopen_min"`
+	ReopenMax time.Duration `yaml:"reopen_max"`
 }
 
 // withDefaults returns c with zero values replaced by defaults.

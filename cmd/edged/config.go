@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/auth"
 	"github.com/edged/edged/serialio"
@@ -31,7 +32,7 @@ type Config struct {
 	Auth        AuthConfig        `yaml:"auth"`
 	Persistence PersistenceConfig `yaml:"persistence"`
 	Limits      LimitsConfig      `yaml:"limits"`
-	Bridges     []BridgeConfig    `yaml:"bridges"`
+	Bridges     []bridge.Config   `yaml:"bridges"`
 	// SysInterval is how often $SYS topics are published (edged's key).
 	SysInterval time.Duration `yaml:"sys_interval"`
 }
@@ -66,17 +67,11 @@ type WebSocketConfig struct {
 	Path string `yaml:"path"`
 }
 
-// SerialConfig is one serial port.
+// SerialConfig is one serial port: serialio's own Config, decoded
+// directly by its yaml tags, and edged's allow_anonymous.
 type SerialConfig struct {
-	Name           string  `yaml:"name"`
-	Device         string  `yaml:"device"`
-	Baud           int     `yaml:"baud"`
-	DataBits       int     `yaml:"data_bits"`
-	Parity         string  `yaml:"parity"`
-	StopBits       float64 `yaml:"stop_bits"`
-	Framing        string  `yaml:"framing"`
-	MaxFrame       Size    `yaml:"max_frame"`
-	AllowAnonymous *bool   `yaml:"allow_anonymous"`
+	serialio.Config `yaml:",inline"`
+	AllowAnonymous  *bool `yaml:"allow_anonymous"`
 }
 
 // AuthConfig is the auth section.
@@ -91,78 +86,13 @@ type PersistenceConfig struct {
 	MaxDBSize Size   `yaml:"max_db_size"`
 }
 
-// LimitsConfig is the limits section.
+// LimitsConfig is the limits section: the broker's own Limits, decoded
+// directly by their yaml tags, and connect_timeout (broker.Config's
+// ConnectTimeout, which also bounds the TLS handshake and the WebSocket
+// upgrade in cmd/edged).
 type LimitsConfig struct {
-	MaxConnections    int           `yaml:"max_connections"`
-	MaxPacketSize     Size          `yaml:"max_packet_size"`
-	MaxInflight       int           `yaml:"max_inflight"`
-	MaxQueuedMessages int           `yaml:"max_queued_messages"`
-	MaxQueuedBytes    Size          `yaml:"max_queued_bytes"`
-	MaxSubscriptions  int           `yaml:"max_subscriptions"`
-	SessionExpiry     time.Duration `yaml:"session_expiry"`
-	// MaxWriteQueue is edged's key: packets waiting in one connection's
-	// writer before QoS 0 is dropped / the client is a slow consumer.
-	MaxWriteQueue int `yaml:"max_write_queue"`
-	// edged's keys against hostile clients; see broker.Limits.
-	MaxWriteQueueBytes              Size          `yaml:"max_write_queue_bytes"`
-	MaxConnectionsPerAddress        int           `yaml:"max_connections_per_address"`
-	MaxPendingConnections           int           `yaml:"max_pending_connections"`
-	MaxPendingConnectionsPerAddress int           `yaml:"max_pending_connections_per_address"`
-	MaxKeepalive                    time.Duration `yaml:"max_keepalive"`
-	ConnectTimeout                  time.Duration `yaml:"connect_timeout"`
-}
-
-// BridgeConfig is one bridge to an upstream broker.
-type BridgeConfig struct {
-	Name      string         `yaml:"name"`
-	Address   string         `yaml:"address"`
-	ClientID  string         `yaml:"client_id"`
-	Username  string         `yaml:"username"`
-	Password  string         `yaml:"password"`
-	TLS       *BridgeTLS     `yaml:"tls"`
-	KeepAlive time.Duration  `yaml:"keepalive"`
-	Backoff   BackoffConfig  `yaml:"backoff"`
-	RateLimit int            `yaml:"rate_limit"`
-	Topics    []BridgeTopic  `yaml:"topics"`
-	Queue     BridgeQueueCfg `yaml:"queue"`
-
-	// The bridge tuning keys, with bridge.Config's defaults.
-	PingTimeout       time.Duration `yaml:"ping_timeout"`       // PINGRESP wait; default keepalive/2, at most 10s
-	ConnectTimeout    time.Duration `yaml:"connect_timeout"`    // dial, TLS and CONNACK; default 10s
-	StableAfter       time.Duration `yaml:"stable_after"`       // up this long resets the backoff; default 30s
-	Window            int           `yaml:"window"`             // QoS 1/2 publishes in flight upstream; default 64
-	NotificationTopic string        `yaml:"notification_topic"` // retained 1/0 state upstream; "-" disables
-}
-
-// BridgeTLS is a bridge's TLS section.
-type BridgeTLS struct {
-	CAFile     string `yaml:"ca_file"`
-	CertFile   string `yaml:"cert_file"`
-	KeyFile    string `yaml:"key_file"`
-	ServerName string `yaml:"server_name"`
-}
-
-// BackoffConfig is a bridge's reconnect backoff.
-type BackoffConfig struct {
-	Min time.Duration `yaml:"min"`
-	Max time.Duration `yaml:"max"`
-}
-
-// BridgeTopic is one bridge topic rule.
-type BridgeTopic struct {
-	Pattern      string `yaml:"pattern"`
-	Direction    string `yaml:"direction"`
-	QoS          int    `yaml:"qos"`
-	LocalPrefix  string `yaml:"local_prefix"`
-	RemotePrefix string `yaml:"remote_prefix"`
-}
-
-// BridgeQueueCfg is a bridge's queue bounds.
-type BridgeQueueCfg struct {
-	MaxMessages int64         `yaml:"max_messages"`
-	MaxBytes    Size          `yaml:"max_bytes"`
-	MaxAge      time.Duration `yaml:"max_age"`
-	Overflow    string        `yaml:"overflow"`
+	broker.Limits  `yaml:",inline"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // loadConfig reads, decodes and validates a configuration file; with an
@@ -213,40 +143,8 @@ func (c *Config) applyDefaults() {
 	if c.SysInterval == 0 {
 		c.SysInterval = 10 * time.Second
 	}
+	c.Limits.Limits = c.Limits.Limits.WithDefaults()
 	l := &c.Limits
-	if l.MaxConnections == 0 {
-		l.MaxConnections = broker.DefaultMaxConnections
-	}
-	if l.MaxPacketSize == 0 {
-		l.MaxPacketSize = broker.DefaultMaxPacketSize
-	}
-	if l.MaxInflight == 0 {
-		l.MaxInflight = broker.DefaultMaxInflight
-	}
-	if l.MaxQueuedMessages == 0 {
-		l.MaxQueuedMessages = broker.DefaultMaxQueuedMessages
-	}
-	if l.MaxQueuedBytes == 0 {
-		l.MaxQueuedBytes = broker.DefaultMaxQueuedBytes
-	}
-	if l.MaxWriteQueue == 0 {
-		l.MaxWriteQueue = broker.DefaultMaxWriteQueue
-	}
-	if l.MaxSubscriptions == 0 {
-		l.MaxSubscriptions = broker.DefaultMaxSubscriptions
-	}
-	if l.MaxWriteQueueBytes == 0 {
-		l.MaxWriteQueueBytes = broker.DefaultMaxWriteQueueBytes
-	}
-	if l.MaxConnectionsPerAddress == 0 {
-		l.MaxConnectionsPerAddress = broker.DefaultMaxConnectionsPerAddress
-	}
-	if l.MaxPendingConnections == 0 {
-		l.MaxPendingConnections = broker.DefaultMaxPendingConnections
-	}
-	if l.MaxPendingConnectionsPerAddress == 0 {
-		l.MaxPendingConnectionsPerAddress = broker.DefaultMaxPendingPerAddress
-	}
 	if l.ConnectTimeout == 0 {
 		l.ConnectTimeout = broker.DefaultConnectTimeout
 	}
@@ -340,7 +238,7 @@ func (c *Config) validate(file string, lines map[string]int) error {
 			bad(p+".name", "duplicate listener or serial port name %q", sc.Name)
 		}
 		names[sc.Name] = true
-		v := sc.serialio()
+		v := sc.Config
 		v.Name = "" // unnamed, serialio reports the bare joined list
 		for _, e := range flatten(v.Validate()) {
 			// serialio reports "invalid serial configuration: key: problem".
@@ -366,7 +264,7 @@ func (c *Config) validate(file string, lines map[string]int) error {
 		}
 	}
 	validateBridges(c.Bridges, bad)
-	if err := c.brokerLimits().Validate(); err != nil {
+	if err := c.Limits.Validate(); err != nil {
 		for _, e := range flatten(err) {
 			var fe *broker.FieldError
 			if errors.As(e, &fe) {
@@ -398,38 +296,4 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
-}
-
-// serialio converts a serial section to the serialio package's Config.
-func (sc SerialConfig) serialio() serialio.Config {
-	return serialio.Config{
-		Name:     sc.Name,
-		Device:   sc.Device,
-		Baud:     sc.Baud,
-		DataBits: sc.DataBits,
-		Parity:   sc.Parity,
-		StopBits: sc.StopBits,
-		Framing:  sc.Framing,
-		MaxFrame: int(min(sc.MaxFrame, 1<<30)),
-	}
-}
-
-func (c *Config) brokerLimits() broker.Limits {
-	l := c.Limits
-	return broker.Limits{
-		MaxConnections:    l.MaxConnections,
-		MaxPacketSize:     int(min(l.MaxPacketSize, 1<<30)),
-		MaxInflight:       l.MaxInflight,
-		MaxQueuedMessages: l.MaxQueuedMessages,
-		MaxQueuedBytes:    int64(l.MaxQueuedBytes),
-		MaxWriteQueue:     l.MaxWriteQueue,
-		MaxSubscriptions:  l.MaxSubscriptions,
-		SessionExpiry:     l.SessionExpiry,
-
-		MaxWriteQueueBytes:       int64(l.MaxWriteQueueBytes),
-		MaxConnectionsPerAddress: l.MaxConnectionsPerAddress,
-		MaxPendingConnections:    l.MaxPendingConnections,
-		MaxPendingPerAddress:     l.MaxPendingConnectionsPerAddress,
-		MaxKeepalive:             l.MaxKeepalive,
-	}
 }

@@ -18,7 +18,7 @@ const fuzzConfigName = "fuzz.yaml"
 // FuzzParseConfig holds the configuration decoder to its contract on
 // arbitrary input: no panic; every error, and each of the joined errors,
 // starts with the file name; and an accepted config is a fixed point of
-// normalization: yaml.Marshal of it parses again to the same config, which
+// normalization: marshalConfig of it parses again to the same config, which
 // marshals to the same bytes (what TestConfigsGolden writes is itself a
 // valid config that means the same).
 //
@@ -64,7 +64,7 @@ func FuzzParseConfig(f *testing.F) {
 		if cfg == nil {
 			t.Fatal("nil config and nil error")
 		}
-		out, err := yaml.Marshal(cfg)
+		out, err := marshalConfig(cfg)
 		if err != nil {
 			t.Fatalf("marshaling the config: %v", err)
 		}
@@ -75,7 +75,7 @@ func FuzzParseConfig(f *testing.F) {
 		if a, b := canonical(cfg), canonical(again); !reflect.DeepEqual(a, b) {
 			t.Fatalf("normalization is not idempotent:\nfirst  %+v\nsecond %+v\nyaml:\n%s", a, b, out)
 		}
-		out2, err := yaml.Marshal(again)
+		out2, err := marshalConfig(again)
 		if err != nil {
 			t.Fatal(err)
 		}

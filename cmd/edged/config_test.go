@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // TestConfigsGolden decodes every example in configs/ (and the embedded
@@ -28,7 +26,7 @@ func TestConfigsGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s does not load:\n%v", f, err)
 			}
-			got, err := yaml.Marshal(cfg)
+			got, err := marshalConfig(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +176,7 @@ func TestBridgeTuningKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bc := bridgeConfig(cfg.Bridges[0], nil)
+	bc := cfg.Bridges[0]
 	if bc.Window != 8 || bc.ConnectTimeout != 3*time.Second || bc.PingTimeout != 2*time.Second ||
 		bc.StableAfter != time.Minute || bc.NotificationTopic != "-" {
 		t.Fatalf("bridge.Config %+v does not carry the keys", bc)

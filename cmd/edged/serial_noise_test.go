@@ -281,7 +281,7 @@ func TestSerialNoise(t *testing.T) {
 	sysDone.Add(1)
 	go func() {
 		defer sysDone.Done()
-		publishSerialStats(sysCtx, sb.b, &Config{SysInterval: 50 * time.Millisecond, Serial: []SerialConfig{{Name: "noisy"}}},
+		publishSerialStats(sysCtx, sb.b, &Config{SysInterval: 50 * time.Millisecond, Serial: []SerialConfig{{Config: serialio.Config{Name: "noisy"}}}},
 			[]*serialio.Listener{ln})
 	}()
 	t.Cleanup(func() { sysStop(); sysDone.Wait() })

@@ -15,6 +15,11 @@ import (
 // tags. It exists, instead of yaml.Unmarshal, so that every problem is
 // reported with the file, the line and the full key (listeners[1].address),
 // unknown keys are refused, and all problems are reported at once.
+//
+// The structs are mostly the packages' own (broker.Limits, serialio.Config,
+// bridge.Config): `yaml:",inline"` embeds one, `yaml:"-"` or no tag skips a
+// field, and the tag config:"size" on an integer field accepts a Size
+// ("256KiB") there, as a field of type Size does.
 
 // Size is a byte count written as a plain number or with a KiB, MiB or GiB
 // suffix (powers of 1024). KB, MB and GB are accepted as the same units,
@@ -115,7 +120,7 @@ func decodeYAML(file string, data []byte, v any) (map[string]int, error) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return d.lines, nil // an empty file: all defaults
 	}
-	d.decode(root.Content[0], reflect.ValueOf(v).Elem(), "")
+	d.decode(root.Content[0], reflect.ValueOf(v).Elem(), "", false)
 	return d.lines, errors.Join(d.errs...)
 }
 
@@ -126,7 +131,8 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
+// decode decodes n into v; size says the field is tagged config:"size".
+func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string, size bool) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -145,10 +151,14 @@ func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.SetInt(int64(dur))
 		return
-	case v.Type() == sizeType:
+	case v.Type() == sizeType || (size && v.CanInt()):
 		sz, err := ParseSize(n.Value)
 		if n.Kind != yaml.ScalarNode || err != nil {
 			d.errorf(n.Line, path, "invalid size %q: want a number of bytes or one with a KiB, MiB or GiB suffix", n.Value)
+			return
+		}
+		if v.OverflowInt(int64(sz)) {
+			d.errorf(n.Line, path, "size %q is too large", n.Value)
 			return
 		}
 		v.SetInt(int64(sz))
@@ -164,12 +174,12 @@ func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			d.decode(c, s.Index(i), path+"["+strconv.Itoa(i)+"]")
+			d.decode(c, s.Index(i), path+"["+strconv.Itoa(i)+"]", false)
 		}
 		v.Set(s)
 	case reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
-		d.decode(n, p.Elem(), path)
+		d.decode(n, p.Elem(), path, size)
 		v.Set(p)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
@@ -191,6 +201,13 @@ func (d *yamlDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uint:
+		u, err := strconv.ParseUint(n.Value, 0, 64)
+		if n.Kind != yaml.ScalarNode || err != nil || v.OverflowUint(u) {
+			d.errorf(n.Line, path, "invalid integer %q", n.Value)
+			return
+		}
+		v.SetUint(u)
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(n.Value, 64)
 		if n.Kind != yaml.ScalarNode || err != nil {
@@ -208,14 +225,8 @@ func (d *yamlDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n.Line, path, "want a mapping of keys to values")
 		return
 	}
-	fields := map[string]int{}
-	t := v.Type()
-	for i := range t.NumField() {
-		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if tag != "" && tag != "-" {
-			fields[tag] = i
-		}
-	}
+	fields := map[string]configField{}
+	structFields(v.Type(), nil, fields)
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -231,7 +242,78 @@ func (d *yamlDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		seen[k.Value] = true
 		d.lines[key] = k.Line
-		d.decode(val, v.Field(idx), key)
+		d.decode(val, v.FieldByIndex(idx.index), key, idx.size)
 		d.lines[key] = k.Line
+	}
+}
+
+// configField is a struct field a key decodes into.
+type configField struct {
+	index []int // for reflect.Value.FieldByIndex
+	size  bool  // tagged config:"size"
+}
+
+// structFields adds the keys of struct type t to fields: its yaml-tagged
+// fields and those of its `yaml:",inline"` embedded structs.
+func structFields(t reflect.Type, prefix []int, fields map[string]configField) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		index := append(append([]int(nil), prefix...), i)
+		if tag == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			structFields(f.Type, index, fields)
+			continue
+		}
+		if tag != "" && tag != "-" {
+			fields[tag] = configField{index: index, size: f.Tag.Get("config") == "size"}
+		}
+	}
+}
+
+// marshalConfig writes v (a config struct) as YAML, as yaml.Marshal does,
+// except that config:"size" fields are written as sizes ("256KiB"), so
+// that the output reads like the file it came from and decodes back to
+// the same values.
+func marshalConfig(v any) ([]byte, error) {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		return nil, err
+	}
+	writeSizes(&n, reflect.ValueOf(v))
+	return yaml.Marshal(&n)
+}
+
+// writeSizes rewrites the values of config:"size" fields in n, the
+// encoding of v.
+func writeSizes(n *yaml.Node, v reflect.Value) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return
+		}
+		v = v.Elem()
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	switch {
+	case v.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]configField{}
+		structFields(v.Type(), nil, fields)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			f, ok := fields[n.Content[i].Value]
+			if !ok {
+				continue
+			}
+			fv, val := v.FieldByIndex(f.index), n.Content[i+1]
+			if f.size && fv.CanInt() {
+				val.Kind, val.Tag, val.Style, val.Value = yaml.ScalarNode, "!!str", 0, Size(fv.Int()).String()
+				continue
+			}
+			writeSizes(val, fv)
+		}
+	case v.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i := 0; i < v.Len() && i < len(n.Content); i++ {
+			writeSizes(n.Content[i], v.Index(i))
+		}
 	}
 }
