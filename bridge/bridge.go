@@ -304,7 +304,7 @@ func (br *Bridge) setConnected(up bool) {
 	if up {
 		br.address.Store(&br.cur.addr)
 		// Queue what offline_qos0 latest kept, before new QoS 0 messages.
-		br.latest.online(br.queues, br.log)
+		br.latest.online(br.normal, br.high, br.log)
 	} else {
 		br.latest.offline()
 		br.address.Store(nil)

@@ -15,6 +15,7 @@ import (
 type lane struct {
 	name string // for logs
 	q    fifo
+	add  func(msgs []persist.Message, done func(error)) // persist.Queue.Add
 	log  *slog.Logger
 	wake chan struct{} // 1-buffered; the tap appended to q
 
@@ -22,8 +23,8 @@ type lane struct {
 	deleting map[uint64]struct{} // seqs whose deletion is not durable yet
 }
 
-func newLane(name string, q fifo, log *slog.Logger) *lane {
-	return &lane{name: name, q: q, log: log, wake: make(chan struct{}, 1), deleting: make(map[uint64]struct{})}
+func newLane(name string, q *persist.Queue, log *slog.Logger) *lane {
+	return &lane{name: name, q: q, add: q.Add, log: log, wake: make(chan struct{}, 1), deleting: make(map[uint64]struct{})}
 }
 
 // notify is the tap's callback: it runs on the store's goroutine.

@@ -91,7 +91,7 @@ func (lt *latest) admit(m *persist.Message, policy string, high bool) bool {
 // online queues what was kept and lets QoS 0 messages be queued again. The
 // commit is made before admit can take a newer message, so the order of a
 // topic is kept.
-func (lt *latest) online(qs Queues, log *slog.Logger) {
+func (lt *latest) online(normalLane, highLane *lane, log *slog.Logger) {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	lt.up = true
@@ -101,22 +101,27 @@ func (lt *latest) online(qs Queues, log *slog.Logger) {
 	var normal, high []persist.Message
 	for _, t := range lt.order {
 		x := lt.msgs[t]
-		if x.high && qs.High != nil {
+		if x.high && highLane != nil {
 			high = append(high, x.m)
 		} else {
 			normal = append(normal, x.m)
 		}
 	}
-	done := func(err error) {
-		if err != nil {
-			log.Warn("queueing the latest QoS 0 messages kept while offline", "error", err)
+	// Like the taps, wake the forwarder once the entries are durable.
+	done := func(l *lane) func(error) {
+		return func(err error) {
+			if err != nil {
+				log.Warn("queueing the latest QoS 0 messages kept while offline", "error", err)
+				return
+			}
+			l.notify()
 		}
 	}
 	if len(high) > 0 {
-		qs.High.Add(high, done)
+		highLane.add(high, done(highLane))
 	}
 	if len(normal) > 0 {
-		qs.Normal.Add(normal, done)
+		normalLane.add(normal, done(normalLane))
 	}
 	clear(lt.msgs)
 	lt.order = nil
