@@ -70,6 +70,10 @@ var errRetryNow = errors.New("bridge: retrying at once")
 // the first accepts connections again (FailoverPriority).
 var errPrimaryBack = errors.New("bridge: the first upstream address is back")
 
+// errIdle ends the connection of a lazy bridge that had nothing to send
+// for IdleTimeout.
+var errIdle = errors.New("bridge: idle")
+
 // Bridge forwards messages between the local broker and one upstream
 // broker. Create it with New before the local broker serves clients, then
 // call Run once.
@@ -193,6 +197,10 @@ func (br *Bridge) Address() string {
 // Sent returns how many messages were acknowledged upstream since New.
 func (br *Bridge) Sent() uint64 { return br.sent.Load() }
 
+// SentBytes returns the topic and payload bytes of the messages counted by
+// Sent.
+func (br *Bridge) SentBytes() uint64 { return br.sentBytes.Load() }
+
 func clientTLS(c *TLSConfig, hostport string) (*tls.Config, error) {
 	host, _, _ := net.SplitHostPort(hostport)
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
@@ -241,7 +249,15 @@ func (br *Bridge) Run(ctx context.Context) error {
 	bo := newBackoff(br.cfg.Backoff.Min, br.cfg.Backoff.Max)
 	failures := 0 // connection attempts failed in a row
 	cur := 0
+	lazyWait := br.cfg.Start == StartLazy
+	downAt := time.Now()
 	for {
+		if lazyWait {
+			if !br.waitLazy(ctx, downAt) {
+				return nil
+			}
+			lazyWait = false
+		}
 		br.cur = br.targets[cur]
 		upAt, err := br.connection(ctx)
 		if ctx.Err() != nil {
@@ -250,6 +266,12 @@ func (br *Bridge) Run(ctx context.Context) error {
 		wait := true
 		switch {
 		case errors.Is(err, errRetryNow):
+			continue
+		case errors.Is(err, errIdle):
+			br.log.Info("nothing to send; disconnected until the queue fills (start: lazy)",
+				"address", br.cur.addr, "lazy_threshold", br.cfg.LazyThreshold, "lazy_interval", br.cfg.LazyInterval)
+			failures = 0
+			lazyWait, downAt = true, time.Now()
 			continue
 		case errors.Is(err, errPrimaryBack):
 			br.log.Info("the first upstream address accepts connections again; switching to it",
@@ -290,6 +312,36 @@ func (br *Bridge) Run(ctx context.Context) error {
 	}
 }
 
+// waitLazy waits until a lazy bridge should connect: its queues hold
+// LazyThreshold messages, a priority: high message was queued, or
+// LazyInterval passed since downAt. It returns false when ctx is done.
+func (br *Bridge) waitLazy(ctx context.Context, downAt time.Time) bool {
+	t := time.NewTimer(time.Until(downAt.Add(br.cfg.LazyInterval)))
+	defer t.Stop()
+	var high <-chan struct{}
+	if br.high != nil {
+		high = br.high.wake
+		if br.high.q.Stats().Len > 0 {
+			return true
+		}
+	}
+	for {
+		if n := br.Stats().Len; n >= br.cfg.LazyThreshold {
+			br.log.Info("queue reached lazy_threshold; connecting", "queued", n)
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-high:
+			return true
+		case <-br.normal.wake:
+		}
+	}
+}
+
 // nextTarget returns the index of the address to connect to after cur
 // failed (lost: after it was up). With FailoverPriority a lost connection
 // starts again from the first address.
@@ -321,8 +373,9 @@ func (br *Bridge) setConnected(up bool) {
 func (br *Bridge) sysLoop(ctx context.Context) {
 	t := time.NewTicker(br.cfg.SysInterval)
 	defer t.Stop()
+	h := newHourly(time.Now(), br.sentBytes.Load())
 	for {
-		br.publishSys()
+		br.publishSys(h)
 		select {
 		case <-ctx.Done():
 			return
@@ -362,8 +415,13 @@ func (br *Bridge) Stats() persist.QueueStats {
 	return st
 }
 
-func (br *Bridge) publishSys() {
+func (br *Bridge) publishSys(h *hourly) {
 	st := br.Stats()
+	var high int64
+	if br.high != nil {
+		high = br.high.q.Stats().Len
+	}
+	sentBytes := br.sentBytes.Load()
 	state := "0"
 	if br.connected.Load() {
 		state = "1"
@@ -381,6 +439,11 @@ func (br *Bridge) publishSys() {
 		{"oldest_age", strconv.FormatInt(age, 10)},
 		{"dropped", strconv.FormatUint(st.Dropped, 10)},
 		{"sent", strconv.FormatUint(br.sent.Load(), 10)},
+		{"queued_high", strconv.FormatInt(high, 10)},
+		{"offline_dropped", strconv.FormatUint(br.latest.dropped.Load(), 10)},
+		{"offline_replaced", strconv.FormatUint(br.latest.replaced.Load(), 10)},
+		{"sent_bytes", strconv.FormatUint(sentBytes, 10)},
+		{"sent_bytes_hour", strconv.FormatUint(h.last(time.Now(), sentBytes), 10)},
 	} {
 		br.broker.PublishFrom(br.cfg.Name, p+kv.k, []byte(kv.v), 0, true, nil)
 	}

@@ -25,6 +25,12 @@ const (
 	Both Direction = "both" // both ways; a message never goes back the way it came
 )
 
+// Start policies (Config.Start).
+const (
+	StartAlways = "always"
+	StartLazy   = "lazy"
+)
+
 // Failover policies (Config.Failover).
 const (
 	FailoverPriority   = "priority"
@@ -66,6 +72,22 @@ type Config struct {
 	Password string `yaml:"password"`
 	// TLS configures tls:// addresses; nil uses the system roots.
 	TLS *TLSConfig `yaml:"tls"`
+	// Start is StartAlways (default: connected all the time) or StartLazy
+	// for metered links: the bridge connects when its queues hold
+	// LazyThreshold messages, when a priority: high message is queued, or
+	// when LazyInterval passed since it last disconnected, and disconnects
+	// once it had nothing to send for IdleTimeout. In rules receive only
+	// while it is connected (their upstream session keeps the rest).
+	Start string `yaml:"start"`
+	// LazyThreshold is the queue length that makes a lazy bridge connect.
+	// Default 1000.
+	LazyThreshold int64 `yaml:"lazy_threshold"`
+	// LazyInterval is the longest a lazy bridge stays disconnected.
+	// Default 1h.
+	LazyInterval time.Duration `yaml:"lazy_interval"`
+	// IdleTimeout is how long a lazy bridge stays connected with nothing
+	// to send. Default 1m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// KeepAlive is the MQTT keepalive upstream. A ping unanswered for
 	// PingTimeout drops the connection, which is how a half-open link is
 	// detected. Default 30s.
@@ -184,6 +206,18 @@ func (c Config) withDefaults() Config {
 	if c.PrimaryRetry == 0 {
 		c.PrimaryRetry = time.Minute
 	}
+	if c.Start == "" {
+		c.Start = StartAlways
+	}
+	if c.LazyThreshold == 0 {
+		c.LazyThreshold = 1000
+	}
+	if c.LazyInterval == 0 {
+		c.LazyInterval = time.Hour
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = time.Minute
+	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = 30 * time.Second
 	}
@@ -262,6 +296,20 @@ func (c Config) Validate() error {
 	case FailoverPriority, FailoverRoundRobin:
 	default:
 		bad("failover", "must be priority or round-robin, got %q", c.Failover)
+	}
+	switch c.Start {
+	case StartAlways, StartLazy:
+	default:
+		bad("start", "must be always or lazy, got %q", c.Start)
+	}
+	if c.LazyThreshold < 1 {
+		bad("lazy_threshold", "must be at least 1, got %d", c.LazyThreshold)
+	}
+	if c.LazyInterval < 0 {
+		bad("lazy_interval", "must not be negative, got %s", c.LazyInterval)
+	}
+	if c.IdleTimeout < 0 {
+		bad("idle_timeout", "must not be negative, got %s", c.IdleTimeout)
 	}
 	if c.PrimaryRetry < 0 {
 		bad("primary_retry", "must not be negative, got %s", c.PrimaryRetry)

@@ -82,9 +82,10 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	}
 	defer func() {
 		br.setConnected(false)
-		if ctx.Err() != nil && !cs.failed() || cs.is(errPrimaryBack) {
-			// A clean stop or a switch back to the first address: say
-			// so, since the will is not published after DISCONNECT.
+		if ctx.Err() != nil && !cs.failed() || cs.is(errPrimaryBack) || errors.Is(err, errIdle) {
+			// A clean stop, a switch back to the first address or a lazy
+			// bridge going idle: say so, since the will is not published
+			// after DISCONNECT.
 			if br.cfg.NotificationTopic != "-" {
 				t := client.Publish(br.cfg.NotificationTopic, 1, true, "0")
 				t.WaitTimeout(time.Second)

@@ -54,16 +54,27 @@ func TestOutRule(t *testing.T) {
 				}
 				return nil
 			})
-			// $SYS reports what was sent.
+			// $SYS reports what was sent: the topics and payloads upstream.
+			upstreamBytes := func() (n int) {
+				for _, m := range s.snapshot() {
+					if m.topic != "site1/edged/edged-test-cloud/state" {
+						n += len(m.topic) + len(m.payload)
+					}
+				}
+				return n
+			}
 			ls := subscribe(t, l.addr, "local-sys", true, "$SYS/broker/bridge/cloud/#", 0)
 			testutil.WaitFor(t, 5*time.Second, func() error {
 				got := map[string]string{}
+				sentBytes := upstreamBytes()
 				for _, m := range ls.snapshot() {
 					got[m.topic] = m.payload
 				}
 				p := "$SYS/broker/bridge/cloud/"
 				if got[p+"state"] != "1" || got[p+"sent"] != strconv.Itoa(n+1) || got[p+"queued"] != "0" ||
-					got[p+"dropped"] != "0" || got[p+"queued_bytes"] != "0" || got[p+"oldest_age"] != "0" {
+					got[p+"dropped"] != "0" || got[p+"queued_bytes"] != "0" || got[p+"oldest_age"] != "0" ||
+					got[p+"address"] != "tcp://"+uaddr || got[p+"queued_high"] != "0" ||
+					got[p+"sent_bytes"] != strconv.Itoa(sentBytes) || got[p+"sent_bytes_hour"] != strconv.Itoa(sentBytes) {
 					return fmt.Errorf("$SYS = %v", got)
 				}
 				return nil

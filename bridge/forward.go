@@ -47,6 +47,8 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 		blim   = newLimiter(br.cfg.ByteRateLimit, max(br.cfg.ByteRateLimit, 1))
 		timer  *time.Timer
 		timerC <-chan time.Time
+		idle   *time.Timer // start: lazy, with nothing to send
+		idleC  <-chan time.Time
 	)
 	cursors := []*cursor{lo}
 	if br.high != nil {
@@ -56,6 +58,9 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 	defer func() {
 		if timer != nil {
 			timer.Stop()
+		}
+		if idle != nil {
+			idle.Stop()
 		}
 		// Publishes cut off by the drop are sent again from the queue; the
 		// packet ids of unfinished QoS 2 ones are released on the next
@@ -171,7 +176,18 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 		if hi != nil && !hi.more {
 			wakeHi = hi.wake
 		}
+		if br.cfg.Start == StartLazy {
+			switch {
+			case len(win) > 0 || wakeLo == nil || hi != nil && wakeHi == nil:
+				idleC = nil
+			case idleC == nil:
+				idle = resetTimer(idle, br.cfg.IdleTimeout)
+				idleC = idle.C
+			}
+		}
 		select {
+		case <-idleC:
+			return errIdle
 		case <-head:
 		case <-wakeLo:
 			lo.more = true

@@ -255,3 +255,61 @@ func TestSeedStore(t *testing.T) {
 		t.Error("Reset")
 	}
 }
+
+func TestHourly(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	h := newHourly(t0, 0)
+	var total uint64
+	for m := 1; m <= 180; m++ { // 1000 bytes a minute for three hours
+		total += 1000
+		got := h.last(t0.Add(time.Duration(m)*time.Minute), total)
+		want := uint64(min(m, 60) * 1000)
+		if got != want {
+			t.Fatalf("minute %d: %d bytes in the last hour, want %d", m, got, want)
+		}
+		if len(h.samples) > 62 {
+			t.Fatalf("%d samples kept", len(h.samples))
+		}
+	}
+	// Samples more often than a minute do not grow it.
+	for s := 1; s < 600; s++ {
+		h.last(t0.Add(180*time.Minute+time.Duration(s)*100*time.Millisecond), total)
+	}
+	if len(h.samples) > 62 {
+		t.Fatalf("%d samples kept", len(h.samples))
+	}
+}
+
+// The byte limiter lets a second's worth of bytes through, then holds the
+// average rate, and lets a message larger than the burst through on debt.
+func TestByteLimiter(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLimiter(1000, 1000) // bytes/s
+	sent := 0
+	for sent < 1000 {
+		if d := l.takeN(now, 100); d != 0 {
+			t.Fatalf("burst held after %d bytes", sent)
+		}
+		sent += 100
+	}
+	if d := l.takeN(now, 100); d == 0 {
+		t.Fatal("not held after the burst")
+	}
+	// Over ten seconds, about 10,000 bytes more.
+	for i := range 10_000 {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		if l.takeN(at, 100) == 0 {
+			sent += 100
+		}
+	}
+	if sent < 10_500 || sent > 11_100 {
+		t.Errorf("%d bytes in 10s at 1000 B/s after a 1000 B burst", sent)
+	}
+	big := newLimiter(1000, 1000)
+	if d := big.takeN(now, 5000); d != 0 {
+		t.Fatal("a message larger than the burst never goes")
+	}
+	if d := big.takeN(now, 1); d < 4*time.Second {
+		t.Errorf("after 5000 bytes at 1000 B/s the next waits %s, want about 4s", d)
+	}
+}
