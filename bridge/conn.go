@@ -233,10 +233,12 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 		opts.SetBinaryWill(br.cfg.NotificationTopic, []byte("0"), 1, true)
 	}
 	opts.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
-		c, err := br.dial(dialCtx, br.cur)
+		raw, err := br.dial(dialCtx, br.cur)
 		if err != nil {
 			return nil, err
 		}
+		c := newBufConn(raw, br.cfg.KeepAlive) // paho's write timeout
+
 		mu.Lock()
 		stopKill = context.AfterFunc(dialCtx, func() { c.Close() })
 		mu.Unlock()

@@ -69,14 +69,84 @@
 // (persist owns the queue, its entries, limits and stats: the bridge has no
 // copy of them), and broker/packet for topic matching.
 //
+// # Failover, priorities, offline QoS 0, lazy start
+//
+// Config.Addresses are tried in order; the backoff is waited once all of
+// them failed. With failover: priority a lost connection starts again from
+// the first address, and a connection to another one checks the first
+// every PrimaryRetry (dial, TLS handshake, then silence as a server waiting
+// for CONNECT keeps; no CONNECT is sent, so no session is disturbed) and
+// switches back once it answers. round-robin moves on at each
+// reconnection. All addresses share the queues: every connection starts at
+// their head, so a switch loses and reorders nothing (a window may be sent
+// to both). Bridge.Address and $SYS .../address show the address in use.
+//
+// Rules with priority: high feed a second queue (HighQueueName), appended
+// in the commit that stores the message like the normal one. Before each
+// publish the forwarder looks for new high entries (a channel poll, no
+// store read unless the high tap appended), so a high message goes up
+// behind at most the Window publishes in flight, not behind the backlog.
+// Order is kept within a priority, not across them.
+//
+// offline_qos0 applies to messages that go upstream at QoS 0, while the
+// bridge is not connected (also while a lazy bridge idles): drop does not
+// queue them, latest keeps the newest per topic in memory (bounded by the
+// queue's limits) and queues them, before any newer QoS 0 message, when
+// the link comes up; queue (the default) queues them like the others.
+//
+// start: lazy connects when the queues hold LazyThreshold messages, a high
+// message is queued, or LazyInterval passed, and disconnects cleanly after
+// IdleTimeout with nothing to send. ByteRateLimit bounds bytes/s beside
+// RateLimit. $SYS .../sent_bytes and sent_bytes_hour count the topic and
+// payload bytes acknowledged upstream.
+//
+// # QoS 2 across reconnects: at least once, and why not exactly once
+//
+// Delivery upstream stays at least once across reconnects, even for QoS 2
+// rules; QoS 2 is exactly once within one connection. Exactly once across
+// a reconnect needs the sender to resend an unfinished QoS 2 PUBLISH with
+// its original packet identifier, or its PUBREL if PUBREC came
+// [MQTT-4.4.0-1], and not to reuse the identifier until PUBCOMP
+// [MQTT-4.3.3-1]; the receiver then does not deliver the duplicate
+// [MQTT-4.3.3-2] (Mosquitto does not). edged does not do this, for these
+// reasons:
+//
+//   - The packet identifier of each QoS 2 entry, and whether its PUBREC
+//     came, would have to be durable before the PUBLISH leaves: if edged
+//     crashes after sending and before committing, the resend goes out
+//     under a new identifier and is a duplicate. That is a store commit
+//     (an fsync on the SD card) per window on the hot path of every QoS 2
+//     rule.
+//   - paho chooses packet identifiers itself and cannot publish under a
+//     given one. A replay through its Store (as seedStore does for
+//     PUBRELs) works, but paho then hands the replayed identifiers to new
+//     publishes (see TestStalePubrelIDsNotReused), so nothing new could be
+//     sent until every replayed publish completed: a reconnect would stall
+//     the drain on the slowest upstream answer.
+//   - The state lives in one upstream session. After a failover the other
+//     broker has no record of the identifiers, and an upstream that
+//     restarts without persistence forgets them too: a duplicate is then
+//     inevitable whatever the bridge keeps.
+//
+// What edged does instead: the identifiers of QoS 2 publishes cut off by a
+// drop are released with PUBREL on the next connection (so the upstream
+// does not drop a new message that reuses one), and the window is sent
+// again, at most Window duplicates per drop. Exactly once end to end is
+// better served by de-duplication at the consumer, which survives
+// failover, restarts of either side and QoS 1: every entry has a Seq,
+// durable and never reused in its queue, and forward holds (queue name,
+// Seq) where it calls client.Publish. That is the hook for the MQTT 5
+// user property of issue 12 (gateway id and per-bridge sequence number):
+// the sequence is (Queues.Normal or Queues.High, Seq), both of which
+// survive restarts.
+//
 // # Caveats
 //
-//   - Delivery upstream is at least once across reconnects, even for QoS 2
-//     rules: a window cut off by a drop is sent again. QoS 2 is exactly
-//     once within one connection. The packet ids of QoS 2 publishes cut off
-//     by a drop are released with PUBREL on the next connection.
-//   - A QoS 0 message is deleted once written to the socket; a drop right
-//     after may lose it, as QoS 0 allows.
+//   - A QoS 0 message is deleted once handed to the connection's write
+//     buffer (bufConn); a drop right after may lose it, as QoS 0 allows.
+//   - Acknowledged entries are deleted in batches (deleteBatch) while
+//     publishes are in flight; a crash of edged resends those not yet
+//     deleted (at least once), as it does for the window.
 //   - When several out rules match a message, the first one maps it.
 //   - An upstream that does not support bridge mode (mochi-mqtt, for one)
 //     echoes a both rule's outgoing messages back; they are published

@@ -19,6 +19,10 @@ type flight struct {
 	tok  mqtt.Token
 }
 
+// deleteBatch is how many acknowledged entries are deleted in one commit
+// while publishes are in flight.
+const deleteBatch = 512
+
 // cursor is the forwarder's position in one lane on one connection.
 type cursor struct {
 	*lane
@@ -56,6 +60,11 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 		cursors = []*cursor{hi, lo}
 	}
 	defer func() {
+		for _, c := range cursors {
+			if len(c.acked) > 0 {
+				c.remove(c.acked)
+			}
+		}
 		if timer != nil {
 			timer.Stop()
 		}
@@ -114,8 +123,11 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 			}
 		}
 	fill:
+		// Deletes go in batches: each is a store commit. What is acked
+		// and not yet handed to remove is when the window empties or the
+		// connection ends (see the defer), so a reconnect skips it.
 		for _, c := range cursors {
-			if len(c.acked) > 0 {
+			if len(c.acked) >= deleteBatch || len(c.acked) > 0 && len(win) == 0 {
 				c.remove(c.acked)
 				c.acked = nil
 			}
