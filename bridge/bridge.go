@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,8 +95,10 @@ type Bridge struct {
 
 	connected atomic.Bool
 	address   atomic.Pointer[string] // of the connection up; nil when down
+	since     atomic.Int64           // Unix nanoseconds of the last change of connected
 	sent      atomic.Uint64          // messages acknowledged upstream (or written, QoS 0)
 	sentBytes atomic.Uint64          // their topic and payload bytes
+	purged    atomic.Uint64          // messages deleted by Purge
 
 	// Owned by the Run goroutine.
 	cur *target // of the connection being made or up
@@ -361,7 +364,9 @@ func (br *Bridge) setConnected(up bool) {
 		br.latest.offline()
 		br.address.Store(nil)
 	}
-	br.connected.Store(up)
+	if br.connected.Swap(up) != up {
+		br.since.Store(time.Now().UnixNano())
+	}
 	select {
 	case br.sysWake <- struct{}{}:
 	default:
@@ -446,5 +451,11 @@ func (br *Bridge) publishSys(h *hourly) {
 		{"sent_bytes_hour", strconv.FormatUint(h.last(time.Now(), sentBytes), 10)},
 	} {
 		br.broker.PublishFrom(br.cfg.Name, p+kv.k, []byte(kv.v), 0, true, nil)
+	}
+	// Mosquitto publishes each bridge's state as
+	// $SYS/broker/connection/<client id>/state, which dashboards expect
+	// (not for an id that is no valid topic level).
+	if !strings.ContainsAny(br.cfg.ClientID, "+#") {
+		br.broker.PublishFrom(br.cfg.Name, "$SYS/broker/connection/"+br.cfg.ClientID+"/state", []byte(state), 0, true, nil)
 	}
 }

@@ -134,3 +134,12 @@ func (lt *latest) offline() {
 	lt.up = false
 	lt.mu.Unlock()
 }
+
+// purge forgets what was kept (Bridge.Purge).
+func (lt *latest) purge() {
+	lt.mu.Lock()
+	clear(lt.msgs)
+	lt.order = nil
+	lt.bytes = 0
+	lt.mu.Unlock()
+}

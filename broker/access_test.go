@@ -50,12 +50,12 @@ func TestAccessLogging(t *testing.T) {
 
 	c := dialRaw(t, addr)
 	c.connect(&packet.Connect{ClientID: "dev-1", CleanSession: true, Username: strp("alice"), Password: []byte("secret")},
-		false, packet.Accepted)
+		false, packet.Success)
 	for i := range uint16(20) {
 		c.pub("ro/x", "refused", 1, false, i+1)
 	}
 	c.send(&packet.Subscribe{PacketID: 30, Subscriptions: []packet.Subscription{{Filter: "secret/#", QoS: 0}}})
-	c.expect(&packet.Suback{PacketID: 30, ReturnCodes: []byte{packet.SubackFailure}})
+	c.expect(&packet.Suback{PacketID: 30, Reasons: []packet.Reason{packet.UnspecifiedError}})
 	c.pub("$SYS/broker/x", "spoof", 1, false, 31)
 	c.sync()
 
@@ -75,7 +75,7 @@ func TestAccessLogging(t *testing.T) {
 
 	bad := dialRaw(t, addr)
 	bad.connect(&packet.Connect{ClientID: "dev-2", CleanSession: true, Username: strp("mallory"), Password: []byte("x")},
-		false, packet.RefusedBadUsernamePassword)
+		false, packet.BadUserNameOrPassword)
 	bad.expectClosed()
 	if l := logs.lines("connection refused"); len(l) != 1 || !strings.Contains(l[0], "user=mallory") ||
 		!strings.Contains(l[0], "client_id=dev-2") {
@@ -101,7 +101,7 @@ func TestLegacySessionAdopted(t *testing.T) {
 	}
 	_, addr := startBroker(t, broker.Config{Store: mem, Auth: testAuth{}}, broker.AllowAnonymous(true))
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "old", Username: strp("alice"), Password: []byte("secret")}, true, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "old", Username: strp("alice"), Password: []byte("secret")}, true, packet.Success)
 	c.ackIncoming(c.nextPublish())
 	c.send(&packet.Disconnect{})
 	c.expectClosed()
@@ -118,5 +118,5 @@ func TestLegacySessionAdopted(t *testing.T) {
 		return errors.New("owner alice not stored")
 	})
 	anon := dialRaw(t, addr)
-	anon.connect(&packet.Connect{ClientID: "old"}, false, packet.Accepted)
+	anon.connect(&packet.Connect{ClientID: "old"}, false, packet.Success)
 }

@@ -83,7 +83,8 @@ func (s *Server) admitLocked(c *conn, takeover bool) error {
 			return fmt.Errorf("%d clients connected from %s (limits.max_connections_per_address)", a.connByAddr[c.addr], c.addr)
 		}
 	}
-	s.stats.connected.Add(1)
+	s.stats.peakConnected(s.stats.connected.Add(1))
+	s.stats.connects.Add(1)
 	*c.opts.connected++
 	if c.addr != "" {
 		a.connByAddr[c.addr]++

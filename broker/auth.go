@@ -22,11 +22,12 @@ type ClientInfo struct {
 }
 
 // Authenticator decides whether a client may connect. It returns
-// packet.Accepted, or the refusal to send in the CONNACK (usually
-// packet.RefusedBadUsernamePassword or packet.RefusedNotAuthorized).
+// packet.Success, or the refusal to send in the CONNACK (usually
+// packet.BadUserNameOrPassword or packet.NotAuthorized; before 5.0 it is
+// sent as the 3.1.1 return code of the same meaning, 0x04 or 0x05).
 // It is called on the connection's goroutine and may block briefly.
 type Authenticator interface {
-	Authenticate(c *ClientInfo, password []byte) packet.ConnackCode
+	Authenticate(c *ClientInfo, password []byte) packet.Reason
 }
 
 // Access is what a client wants to do with a topic.

@@ -39,9 +39,9 @@ func benchPersisted(b *testing.B, mode persist.SyncMode, publishers, window int)
 	_, addr := startBroker(b, broker.Config{Store: db, Limits: broker.Limits{MaxQueuedMessages: b.N + 1, MaxQueuedBytes: 1 << 40}})
 
 	sub := dialRaw(b, addr)
-	sub.connect(&packet.Connect{ClientID: "offline", CleanSession: false}, false, packet.Accepted)
+	sub.connect(&packet.Connect{ClientID: "offline", CleanSession: false}, false, packet.Success)
 	sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "bench/#", QoS: 1}}})
-	sub.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1}})
+	sub.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1}})
 	sub.send(&packet.Disconnect{})
 	sub.expectClosed()
 
@@ -50,7 +50,7 @@ func benchPersisted(b *testing.B, mode persist.SyncMode, publishers, window int)
 	conns := make([]net.Conn, publishers)
 	for i := range conns {
 		c := dialRaw(b, addr)
-		c.connect(&packet.Connect{ClientID: fmt.Sprintf("pub%d", i), CleanSession: true}, false, packet.Accepted)
+		c.connect(&packet.Connect{ClientID: fmt.Sprintf("pub%d", i), CleanSession: true}, false, packet.Success)
 		conns[i] = c.nc
 	}
 	fsyncs := db.Stats().Fsyncs
@@ -90,7 +90,7 @@ func publishWindow(nc net.Conn, topic string, payload []byte, n, window int) err
 		br := bufio.NewReader(nc)
 		for got := 0; got < n; got++ {
 			nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-			p, err := packet.Read(br, 0)
+			p, err := packet.Read(br, 0, packet.V311)
 			if err != nil {
 				acks <- err
 				return
@@ -121,7 +121,7 @@ func publishWindow(nc net.Conn, topic string, payload []byte, n, window int) err
 			id = 1
 		}
 		p := &packet.Publish{QoS: 1, Topic: topic, PacketID: id, Payload: payload}
-		if _, err := bw.Write(p.AppendTo(bw.AvailableBuffer())); err != nil {
+		if _, err := bw.Write(p.AppendTo(bw.AvailableBuffer(), packet.V311)); err != nil {
 			return err
 		}
 	}

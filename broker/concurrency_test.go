@@ -65,7 +65,7 @@ func TestConcurrentPubSub(t *testing.T) {
 					// Pipeline every PUBLISH; the acks are read below.
 					var b []byte
 					for i := range perPub {
-						b = (&packet.Publish{Topic: topic, QoS: 1, PacketID: uint16(i + 1), Payload: []byte(payload(i))}).AppendTo(b)
+						b = (&packet.Publish{Topic: topic, QoS: 1, PacketID: uint16(i + 1), Payload: []byte(payload(i))}).AppendTo(b, packet.V311)
 					}
 					rp.write(&rawBytes{b}) // an error shows up as a missing PUBACK
 				}()
@@ -117,7 +117,7 @@ func TestConcurrentPubSub(t *testing.T) {
 // rawBytes is a pre-encoded run of packets.
 type rawBytes struct{ b []byte }
 
-func (r *rawBytes) Type() packet.Type        { return 0 }
-func (r *rawBytes) AppendTo(b []byte) []byte { return append(b, r.b...) }
+func (r *rawBytes) Type() packet.Type                          { return 0 }
+func (r *rawBytes) AppendTo(b []byte, _ packet.Version) []byte { return append(b, r.b...) }
 
 var _ packet.Packet = (*rawBytes)(nil)

@@ -35,11 +35,12 @@ const (
 	closeTooLarge                   // a packet over max_packet_size
 	closeConnectTimeout             // no CONNECT within ConnectTimeout
 	closeTLS                        // the TLS handshake failed
+	closeOperator                   // an operator disconnected it (Server.Disconnect)
 )
 
 var closeNames = [...]string{"", "disconnect", "network", "protocol violation", "keepalive timeout",
 	"session taken over", "slow consumer", "server shutdown", "connection refused", "store error",
-	"packet too large", "connect timeout", "TLS handshake failed"}
+	"packet too large", "connect timeout", "TLS handshake failed", "disconnected by operator"}
 
 func (r closeReason) String() string { return closeNames[r] }
 
@@ -80,6 +81,12 @@ type conn struct {
 
 	acks      ackQueue
 	commitSem chan struct{}
+
+	// version is the protocol version of the connection's CONNECT: 0
+	// until then (packets are then read and written the 3.1.1 way). Set
+	// by the reader at CONNECT before it queues the first packet, so the
+	// writer, which starts after that packet is queued, sees it.
+	version packet.Version
 
 	// Set by the reader at CONNECT and read by the reader afterwards.
 	sess      *session
@@ -152,7 +159,7 @@ func (c *conn) drainAndClose(r closeReason) {
 // running. A packet always fits into an empty queue, so one larger than
 // byteLimit still goes out.
 func (c *conn) push(p packet.Packet, limit int, byteLimit int64) bool {
-	size := packetSize(p)
+	size := packetSize(p, c.version)
 	c.outMu.Lock()
 	if len(c.out) >= limit || (c.outBytes > 0 && c.outBytes+size > byteLimit) || c.isClosed() {
 		c.outMu.Unlock()
@@ -182,12 +189,12 @@ func (c *conn) isClosed() bool {
 }
 
 // packetSize is the bytes a queued packet stands for in the write queue.
-func packetSize(p packet.Packet) int64 {
+func packetSize(p packet.Packet, v packet.Version) int64 {
 	switch p := p.(type) {
 	case *packet.Publish:
-		return int64(p.Size())
+		return int64(p.Size(v))
 	case *packet.Suback:
-		return int64(5 + len(p.ReturnCodes))
+		return int64(5 + len(p.Reasons))
 	}
 	return 4
 }
@@ -260,7 +267,7 @@ func (c *conn) writeLoop() {
 		}
 		var written int64
 		for _, p := range batch {
-			written += packetSize(p)
+			written += packetSize(p, c.version)
 		}
 		clear(batch)
 		c.outMu.Lock()
@@ -281,7 +288,7 @@ func (c *conn) writeBatch(batch []packet.Packet) error {
 	}
 	var n int
 	for _, p := range batch {
-		b := p.AppendTo(bw.AvailableBuffer())
+		b := p.AppendTo(bw.AvailableBuffer(), c.version)
 		n += len(b)
 		if _, err := bw.Write(b); err != nil {
 			return err
@@ -371,7 +378,7 @@ func (c *conn) readPacket(maxSize int) (packet.Packet, error) {
 		c.br = readerPool.Get().(*bufio.Reader)
 		c.br.Reset(&c.in)
 	}
-	p, err := packet.Read(c.br, maxSize)
+	p, err := packet.Read(c.br, maxSize, c.version)
 	if err == nil && c.br.Buffered() == 0 {
 		c.br.Reset(nil)
 		readerPool.Put(c.br)
@@ -417,9 +424,9 @@ func (c *conn) serve(ctx context.Context) closeReason {
 			switch r {
 			case packet.UnsupportedProtocolVersion:
 				// [MQTT-3.1.2-2]
-				return c.refuse(packet.RefusedProtocolVersion, err)
+				return c.refuse(packet.UnsupportedProtocolVersion, err)
 			case packet.ClientIdentifierNotValid:
-				return c.refuse(packet.RefusedIdentifierRejected, err)
+				return c.refuse(packet.ClientIdentifierNotValid, err)
 			}
 		}
 		return c.readError(err)
@@ -430,12 +437,18 @@ func (c *conn) serve(ctx context.Context) closeReason {
 		c.log.Debug("first packet is not CONNECT", "type", p.Type().String())
 		return closeProtocol
 	}
+	c.version = packet.Version(cp.ProtocolLevel)
+	if c.version == packet.V5 {
+		// MQTT 5.0 is decoded but not served yet: refused with a 5.0
+		// CONNACK 0x84 [MQTT-3.1.2-2], which a 5.0 client understands.
+		return c.refuse(packet.UnsupportedProtocolVersion, errors.New("MQTT 5.0 is not supported yet"))
+	}
 	if err := c.checkKeepalive(cp); err != nil {
 		c.info.ClientID = cp.ClientID
 		if cp.Username != nil {
 			c.info.Username, c.info.HasUsername = *cp.Username, true
 		}
-		return c.refuse(packet.RefusedIdentifierRejected, err)
+		return c.refuse(packet.ClientIdentifierNotValid, err)
 	}
 	r := c.connect(cp)
 	c.releasePending()
@@ -514,7 +527,7 @@ func (c *conn) checkKeepalive(cp *packet.Connect) error {
 // refuse sends a CONNACK with a refusal and closes once it is written
 // [MQTT-3.2.2-5]. It logs the refusal, rate-limited: a flood of refused
 // clients shows as a few lines with a count of those suppressed.
-func (c *conn) refuse(code packet.ConnackCode, err error) closeReason {
+func (c *conn) refuse(code packet.Reason, err error) closeReason {
 	if err == nil {
 		err = c.admitErr
 	}
@@ -522,7 +535,7 @@ func (c *conn) refuse(code packet.ConnackCode, err error) closeReason {
 		c.log.Info("connection refused", "client_id", c.info.ClientID, userAttr(&c.info),
 			"code", int(code), "reason", code.Error(), "error", err, "suppressed", n)
 	}
-	c.send(&packet.Connack{Code: code})
+	c.send(&packet.Connack{Reason: code})
 	c.drainAndClose(closeRefused)
 	return closeRefused
 }

@@ -3,7 +3,9 @@ package broker_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -64,7 +66,7 @@ func TestConnectRefusedFirstPackets(t *testing.T) {
 			c := dialRaw(t, addr)
 			c.write(tc.Raw)
 			if tc.Reason == packet.UnsupportedProtocolVersion {
-				c.expect(&packet.Connack{Code: packet.RefusedProtocolVersion})
+				c.expect(&packet.Connack{Reason: packet.UnsupportedProtocolVersion})
 			}
 			c.expectClosed()
 		})
@@ -74,7 +76,7 @@ func TestConnectRefusedFirstPackets(t *testing.T) {
 	}
 	// The fixtures must include MQTT level 3 and 5 and MQIsdp level 4,
 	// or this test proves less than it claims.
-	for _, name := range []string{"CONNECT MQTT level 3", "CONNECT MQTT level 5", "CONNECT MQIsdp level 4",
+	for _, name := range []string{"CONNECT MQTT level 3", "CONNECT MQTT level 6", "CONNECT MQIsdp level 4",
 		"CONNECT protocol name HTTP", "CONNECT reserved flag"} {
 		found := false
 		for _, tc := range packettest.Invalid {
@@ -89,12 +91,40 @@ func TestConnectRefusedFirstPackets(t *testing.T) {
 	}
 }
 
+// Until the broker serves MQTT 5.0, a 5.0 CONNECT (properties included) is
+// refused with a 5.0 CONNACK 0x84, which a 5.0 client can read, and the
+// connection is closed [MQTT-3.1.2-2]. A 3.1.1 CONNACK (20 02 00 01) would
+// not decode at 5.0: it has no property length.
+func TestConnectV5RefusedUntilServed(t *testing.T) {
+	_, addr := startBroker(t, broker.Config{})
+	c := dialRaw(t, addr)
+	exp := uint32(60)
+	ca := c.connect5(&packet.Connect{ClientID: "v5", CleanSession: true, KeepAlive: 30,
+		Properties: &packet.Properties{SessionExpiry: &exp, User: []packet.UserProperty{{Key: "k", Value: "v"}}}})
+	if !reflect.DeepEqual(ca, &packet.Connack{Reason: packet.UnsupportedProtocolVersion}) {
+		t.Fatalf("got %s, want a 5.0 CONNACK 0x84 without properties", describe(ca))
+	}
+	c.expectClosed()
+
+	// The same bytes by hand, so the test does not lean on the encoder.
+	c = dialRaw(t, addr)
+	c.write(packettest.Valid5[0].Raw)
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c.br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\x20\x03\x00\x84\x00"; string(got) != want {
+		t.Fatalf("broker answered % x, want % x", got, want)
+	}
+}
+
 // MQTT 3.1 clients ("MQIsdp", level 3) are accepted and served.
 func TestConnectMQTT31Accepted(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{})
 	c := dialRaw(t, addr)
 	c.connect(&packet.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "old31", CleanSession: true},
-		false, packet.Accepted)
+		false, packet.Success)
 	c.sub("t", 1)
 	c.pub("u", "ignored", 1, false, 5)
 	p := dialConnect(t, addr, "pub", true)
@@ -121,7 +151,7 @@ func TestConnectEmptyClientID_MQTT_3_1_3_8(t *testing.T) {
 	})
 	t.Run("clean session 0 refused 0x02", func(t *testing.T) {
 		c := dialRaw(t, addr)
-		c.connect(&packet.Connect{ClientID: "", CleanSession: false}, false, packet.RefusedIdentifierRejected)
+		c.connect(&packet.Connect{ClientID: "", CleanSession: false}, false, packet.ClientIdentifierNotValid)
 		c.expectClosed()
 	})
 }
@@ -136,11 +166,11 @@ func TestConnectTakeover_MQTT_3_1_4_2(t *testing.T) {
 
 	old := dialRaw(t, addr)
 	old.connect(&packet.Connect{ClientID: "dev", CleanSession: false,
-		Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Accepted)
+		Will: &packet.Will{Topic: "will/dev", Payload: []byte("old gone"), QoS: 1}}, false, packet.Success)
 	old.sub("cmd/dev", 1)
 
 	nu := dialRaw(t, addr)
-	nu.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Accepted)
+	nu.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Success)
 	old.expectClosed()
 	watcher.recvExpect("will/dev", "old gone", 1)
 
@@ -184,7 +214,7 @@ func TestConnectSessionPresent_MQTT_3_2_2_1(t *testing.T) {
 	for _, st := range steps {
 		// Sequential steps: each depends on the previous ones.
 		c := dialRaw(t, addr)
-		c.connect(&packet.Connect{ClientID: st.id, CleanSession: st.clean}, st.present, packet.Accepted)
+		c.connect(&packet.Connect{ClientID: st.id, CleanSession: st.clean}, st.present, packet.Success)
 		c.send(&packet.Disconnect{})
 		c.expectClosed()
 	}
@@ -197,7 +227,7 @@ func TestConnectMaxConnections(t *testing.T) {
 	a := dialConnect(t, addr, "a", true)
 	dialConnect(t, addr, "b", true)
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "c", CleanSession: true}, false, packet.RefusedServerUnavailable)
+	c.connect(&packet.Connect{ClientID: "c", CleanSession: true}, false, packet.ServerUnavailable)
 	c.expectClosed()
 
 	a.send(&packet.Disconnect{})
@@ -216,14 +246,14 @@ func TestConnectMaxConnections(t *testing.T) {
 // credentials with 0x04, and clients without a user name with 0x05.
 type testAuth struct{}
 
-func (testAuth) Authenticate(c *broker.ClientInfo, password []byte) packet.ConnackCode {
+func (testAuth) Authenticate(c *broker.ClientInfo, password []byte) packet.Reason {
 	switch {
 	case !c.HasUsername:
-		return packet.RefusedNotAuthorized
+		return packet.NotAuthorized
 	case c.Username == "alice" && string(password) == "secret":
-		return packet.Accepted
+		return packet.Success
 	}
-	return packet.RefusedBadUsernamePassword
+	return packet.BadUserNameOrPassword
 }
 
 func strp(s string) *string { return &s }
@@ -246,18 +276,18 @@ func TestConnectAuthentication(t *testing.T) {
 		anonymous bool
 		user      *string
 		password  []byte
-		want      packet.ConnackCode
+		want      packet.Reason
 	}{
-		{"no auth, anonymous listener", nil, true, nil, nil, packet.Accepted},
-		{"no auth, closed listener, anonymous client", nil, false, nil, nil, packet.RefusedNotAuthorized},
-		{"no auth, closed listener, with credentials", nil, false, strp("alice"), []byte("secret"), packet.RefusedNotAuthorized},
-		{"auth, good password", testAuth{}, false, strp("alice"), []byte("secret"), packet.Accepted},
-		{"auth, bad password", testAuth{}, false, strp("alice"), []byte("wrong"), packet.RefusedBadUsernamePassword},
-		{"auth, no password", testAuth{}, false, strp("alice"), nil, packet.RefusedBadUsernamePassword},
-		{"auth, unknown user", testAuth{}, false, strp("mallory"), []byte("secret"), packet.RefusedBadUsernamePassword},
-		{"auth, anonymous client on closed listener", testAuth{}, false, nil, nil, packet.RefusedNotAuthorized},
-		{"auth, anonymous client on anonymous listener", testAuth{}, true, nil, nil, packet.Accepted},
-		{"auth, bad password on anonymous listener", testAuth{}, true, strp("alice"), []byte("wrong"), packet.RefusedBadUsernamePassword},
+		{"no auth, anonymous listener", nil, true, nil, nil, packet.Success},
+		{"no auth, closed listener, anonymous client", nil, false, nil, nil, packet.NotAuthorized},
+		{"no auth, closed listener, with credentials", nil, false, strp("alice"), []byte("secret"), packet.NotAuthorized},
+		{"auth, good password", testAuth{}, false, strp("alice"), []byte("secret"), packet.Success},
+		{"auth, bad password", testAuth{}, false, strp("alice"), []byte("wrong"), packet.BadUserNameOrPassword},
+		{"auth, no password", testAuth{}, false, strp("alice"), nil, packet.BadUserNameOrPassword},
+		{"auth, unknown user", testAuth{}, false, strp("mallory"), []byte("secret"), packet.BadUserNameOrPassword},
+		{"auth, anonymous client on closed listener", testAuth{}, false, nil, nil, packet.NotAuthorized},
+		{"auth, anonymous client on anonymous listener", testAuth{}, true, nil, nil, packet.Success},
+		{"auth, bad password on anonymous listener", testAuth{}, true, strp("alice"), []byte("wrong"), packet.BadUserNameOrPassword},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,7 +295,7 @@ func TestConnectAuthentication(t *testing.T) {
 			c := dialRaw(t, addr)
 			c.connect(&packet.Connect{ClientID: "c", CleanSession: true, Username: tc.user, Password: tc.password},
 				false, tc.want)
-			if tc.want != packet.Accepted {
+			if tc.want != packet.Success {
 				// [MQTT-3.2.2-5]
 				c.expectClosed()
 				return
@@ -298,7 +328,7 @@ func TestACL(t *testing.T) {
 	sub.send(&packet.Subscribe{PacketID: 3, Subscriptions: []packet.Subscription{
 		{Filter: "secret/#", QoS: 1}, {Filter: "ro/#", QoS: 2}, {Filter: "ok/#", QoS: 1},
 	}})
-	sub.expect(&packet.Suback{PacketID: 3, ReturnCodes: []byte{packet.SubackFailure, 2, 1}})
+	sub.expect(&packet.Suback{PacketID: 3, Reasons: []packet.Reason{packet.UnspecifiedError, 2, 1}})
 
 	pub := dialConnect(t, addr, "pub", true)
 	pub.pub("secret/x", "not subscribed", 1, false, 1)
@@ -322,7 +352,7 @@ type barrierAuth struct {
 	all     chan struct{}
 }
 
-func (b *barrierAuth) Authenticate(*broker.ClientInfo, []byte) packet.ConnackCode {
+func (b *barrierAuth) Authenticate(*broker.ClientInfo, []byte) packet.Reason {
 	b.mu.Lock()
 	b.arrived++
 	if b.arrived == b.n {
@@ -333,7 +363,7 @@ func (b *barrierAuth) Authenticate(*broker.ClientInfo, []byte) packet.ConnackCod
 	case <-b.all:
 	case <-time.After(5 * time.Second):
 	}
-	return packet.Accepted
+	return packet.Success
 }
 
 // Limits.MaxConnections holds under concurrent CONNECTs: of many clients
@@ -352,7 +382,7 @@ func testMaxConnectionsConcurrent(t *testing.T) {
 	auth := &barrierAuth{n: n, all: make(chan struct{})}
 	s, addr := startBroker(t, broker.Config{Auth: auth, Limits: broker.Limits{MaxConnections: limit}})
 	type result struct {
-		code packet.ConnackCode
+		code packet.Reason
 		err  error
 	}
 	results := make(chan result, n)
@@ -365,12 +395,12 @@ func testMaxConnectionsConcurrent(t *testing.T) {
 		go func() {
 			nc.SetDeadline(time.Now().Add(10 * time.Second))
 			b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: fmt.Sprint("c", i),
-				CleanSession: true, Username: strp("u")}).AppendTo(nil)
+				CleanSession: true, Username: strp("u")}).AppendTo(nil, packet.V311)
 			if _, err := nc.Write(b); err != nil {
 				results <- result{err: err}
 				return
 			}
-			p, err := packet.Read(bufio.NewReader(nc), 0)
+			p, err := packet.Read(bufio.NewReader(nc), 0, packet.V311)
 			if err != nil {
 				results <- result{err: err}
 				return
@@ -380,7 +410,7 @@ func testMaxConnectionsConcurrent(t *testing.T) {
 				results <- result{err: fmt.Errorf("got %s", describe(p))}
 				return
 			}
-			results <- result{code: ca.Code}
+			results <- result{code: ca.Reason}
 		}()
 	}
 	accepted := 0
@@ -389,9 +419,9 @@ func testMaxConnectionsConcurrent(t *testing.T) {
 		switch {
 		case r.err != nil:
 			t.Fatal(r.err)
-		case r.code == packet.Accepted:
+		case r.code == packet.Success:
 			accepted++
-		case r.code != packet.RefusedServerUnavailable:
+		case r.code != packet.ServerUnavailable:
 			t.Fatalf("CONNACK %#x, want 0 or 3", r.code)
 		}
 	}
@@ -410,7 +440,7 @@ func TestConnectTakeoverAtMaxConnections_MQTT_3_1_4_2(t *testing.T) {
 	dialConnect(t, addr, "a", true)
 	stale := dialConnect(t, addr, "dev", false)
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "dev", CleanSession: false}, true, packet.Success)
 	stale.expectClosed()
 	c.sync()
 	waitConnected(t, s, 2)

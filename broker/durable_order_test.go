@@ -39,7 +39,7 @@ func TestPubcompAfterInboundReleaseIsDurable(t *testing.T) {
 	// "Restart" on what was durable.
 	_, addr2 := startBroker(t, broker.Config{Store: mem})
 	pub2 := dialRaw(t, addr2)
-	pub2.connect(&packet.Connect{ClientID: "pub"}, true, packet.Accepted)
+	pub2.connect(&packet.Connect{ClientID: "pub"}, true, packet.Success)
 	if !gotPubcomp { // a correct client completes the flow first
 		pub2.send(&packet.Pubrel{PacketID: 7})
 		pub2.expect(&packet.Pubcomp{PacketID: 7})
@@ -47,7 +47,7 @@ func TestPubcompAfterInboundReleaseIsDurable(t *testing.T) {
 	pub2.pub("t", "B", 2, false, 7) // a new message reusing id 7: acknowledged
 
 	sub2 := dialRaw(t, addr2)
-	sub2.connect(&packet.Connect{ClientID: "sub"}, true, packet.Accepted)
+	sub2.connect(&packet.Connect{ClientID: "sub"}, true, packet.Success)
 	got := map[string]bool{}
 	for range 2 {
 		p, err := sub2.read(time.Second)
@@ -131,7 +131,7 @@ func TestPubrelAfterPubrecIsDurable(t *testing.T) {
 
 	_, addr2 := startBroker(t, broker.Config{Store: mem})
 	sub2 := dialRaw(t, addr2)
-	sub2.connect(&packet.Connect{ClientID: "sub"}, true, packet.Accepted)
+	sub2.connect(&packet.Connect{ClientID: "sub"}, true, packet.Success)
 	// Without a PUBREL the receiver has not completed the flow: the PUBLISH
 	// comes again with DUP and its id, which the receiver recognises.
 	got, err = sub2.read(time.Second)

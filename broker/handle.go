@@ -52,14 +52,14 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	if p.ClientID == "" {
 		if !p.CleanSession {
 			// [MQTT-3.1.3-8]
-			return c.refuse(packet.RefusedIdentifierRejected, nil)
+			return c.refuse(packet.ClientIdentifierNotValid, nil)
 		}
 		// The server assigns a unique id [MQTT-3.1.3-6].
 		var b [8]byte
 		rand.Read(b[:])
 		c.info.ClientID = "edged-" + hex.EncodeToString(b[:])
 	}
-	if code := c.authenticate(p.Password); code != packet.Accepted {
+	if code := c.authenticate(p.Password); code != packet.Success {
 		return c.refuse(code, nil)
 	}
 	if p.Will != nil {
@@ -70,22 +70,22 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 
 	present, ok := s.attach(c, c.info.ClientID, p.CleanSession)
 	if !ok {
-		return c.refuse(packet.RefusedServerUnavailable, nil)
+		return c.refuse(packet.ServerUnavailable, nil)
 	}
 	c.log.Info("client connected", userAttr(&c.info), "clean_session", p.CleanSession, "session_present", present,
 		"keepalive", int(p.KeepAlive))
 	return closeNone
 }
 
-func (c *conn) authenticate(password []byte) packet.ConnackCode {
+func (c *conn) authenticate(password []byte) packet.Reason {
 	a := c.s.cfg.Auth
 	switch {
 	case a == nil && c.opts.anonymous:
-		return packet.Accepted
+		return packet.Success
 	case a == nil:
-		return packet.RefusedNotAuthorized
+		return packet.NotAuthorized
 	case !c.info.HasUsername && c.opts.anonymous:
-		return packet.Accepted
+		return packet.Success
 	}
 	return a.Authenticate(&c.info, password)
 }
@@ -390,7 +390,7 @@ func (c *conn) publishQoS2(p *packet.Publish, m *message, allowed bool) closeRea
 // persistent session are committed, then the matching retained messages.
 func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 	ss := c.sess
-	codes := make([]byte, len(p.Subscriptions))
+	codes := make([]packet.Reason, len(p.Subscriptions))
 	var granted []packet.Subscription
 	var grants []Grant
 	var at []int // the index in codes of each granted
@@ -404,15 +404,15 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 			}
 		}
 		if g == GrantNone {
-			codes[i] = packet.SubackFailure
+			codes[i] = packet.UnspecifiedError
 			continue
 		}
-		codes[i] = sub.QoS
+		codes[i] = packet.Reason(sub.QoS) // GrantedQoS0, 1 or 2
 		granted = append(granted, sub)
 		grants = append(grants, g)
 		at = append(at, i)
 	}
-	e, ok := c.queueAck(&packet.Suback{PacketID: p.PacketID, ReturnCodes: codes}, false)
+	e, ok := c.queueAck(&packet.Suback{PacketID: p.PacketID, Reasons: codes}, false)
 	if !ok {
 		return closeReason(c.reason.Load())
 	}
@@ -434,7 +434,7 @@ func (c *conn) subscribe(p *packet.Subscribe) closeReason {
 		// (SUBACK is not written before c.subscribed, so its codes may
 		// still change.)
 		if _, ok := ss.subs[g.Filter]; !ok && max > 0 && len(ss.subs) >= max {
-			codes[at[j]] = packet.SubackFailure
+			codes[at[j]] = packet.UnspecifiedError
 			refused++
 			continue
 		}

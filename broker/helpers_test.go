@@ -23,11 +23,14 @@ var startBroker = brokertest.Start
 var waitFor = testutil.WaitFor
 
 // rawClient speaks MQTT packet by packet over a real TCP connection, for
-// protocol edge cases that a client library would not produce.
+// protocol edge cases that a client library would not produce. It encodes
+// and decodes at v, the protocol version of the CONNECT it sent (3.1.1 until
+// then): connect with ProtocolLevel 5 and the client speaks 5.0.
 type rawClient struct {
 	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
+	v  packet.Version
 }
 
 func dialRaw(t testing.TB, addr string) *rawClient {
@@ -45,7 +48,10 @@ func (c *rawClient) send(ps ...packet.Packet) {
 	c.t.Helper()
 	var b []byte
 	for _, p := range ps {
-		b = p.AppendTo(b)
+		if cp, ok := p.(*packet.Connect); ok {
+			c.v = packet.Version(cp.ProtocolLevel)
+		}
+		b = p.AppendTo(b, c.v)
 	}
 	c.write(b)
 }
@@ -62,7 +68,7 @@ func (c *rawClient) write(b []byte) {
 // read reads the next packet within the timeout.
 func (c *rawClient) read(timeout time.Duration) (packet.Packet, error) {
 	c.nc.SetReadDeadline(time.Now().Add(timeout))
-	return packet.Read(c.br, 0)
+	return packet.Read(c.br, 0, c.v)
 }
 
 // expect reads the next packet and fails unless it equals want.
@@ -105,14 +111,29 @@ func (c *rawClient) expectNothing(d time.Duration) {
 }
 
 // connect sends CONNECT and expects CONNACK with the given session present
-// flag and code.
-func (c *rawClient) connect(p *packet.Connect, present bool, code packet.ConnackCode) {
+// flag and code. A CONNECT without a protocol name is sent as 3.1.1.
+func (c *rawClient) connect(p *packet.Connect, present bool, code packet.Reason) {
 	c.t.Helper()
 	if p.ProtocolName == "" {
 		p.ProtocolName, p.ProtocolLevel = "MQTT", 4
 	}
 	c.send(p)
-	c.expect(&packet.Connack{SessionPresent: present, Code: code})
+	c.expect(&packet.Connack{SessionPresent: present, Reason: code})
+}
+
+// connect5 sends p as an MQTT 5.0 CONNECT (protocol name and level set
+// here) and returns the CONNACK, failing if the next packet is not one.
+// From then on the client speaks 5.0.
+func (c *rawClient) connect5(p *packet.Connect) *packet.Connack {
+	c.t.Helper()
+	p.ProtocolName, p.ProtocolLevel = "MQTT", byte(packet.V5)
+	c.send(p)
+	got := c.next()
+	ca, ok := got.(*packet.Connack)
+	if !ok {
+		c.t.Fatalf("got %s, want a CONNACK", describe(got))
+	}
+	return ca
 }
 
 // normalize makes nil and empty slices compare equal.

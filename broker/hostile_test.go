@@ -130,7 +130,7 @@ func TestWriteQueueBytes(t *testing.T) {
 	s, addr := startBroker(t, broker.Config{Logger: slog.New(logs),
 		Limits: broker.Limits{MaxWriteQueueBytes: 256 << 10}})
 	slow := dialSmallRecvBuf(t, addr)
-	slow.connect(&packet.Connect{ClientID: "slow", CleanSession: true}, false, packet.Accepted)
+	slow.connect(&packet.Connect{ClientID: "slow", CleanSession: true}, false, packet.Success)
 	slow.sub("big", 0)
 	pub := dialConnect(t, addr, "pub", true)
 	payload := bytes.Repeat([]byte("b"), 64<<10)
@@ -168,7 +168,7 @@ func TestPendingConnectionLimits(t *testing.T) {
 	}
 	// Another address is not held back by the first.
 	other := dialFrom(t, "127.0.0.3", addr)
-	other.connect(&packet.Connect{ClientID: "other", CleanSession: true}, false, packet.Accepted)
+	other.connect(&packet.Connect{ClientID: "other", CleanSession: true}, false, packet.Success)
 	// Once connected, a client is no longer pending: 3 more from .3.
 	for range 3 {
 		dialFrom(t, "127.0.0.3", addr)
@@ -212,7 +212,7 @@ func TestConnectTimeoutSlowloris(t *testing.T) {
 	logs := &logRecorder{}
 	_, addr := startBroker(t, broker.Config{Logger: slog.New(logs), ConnectTimeout: 500 * time.Millisecond})
 	c := dialRaw(t, addr)
-	b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "slowloris-client-id", CleanSession: true}).AppendTo(nil)
+	b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "slowloris-client-id", CleanSession: true}).AppendTo(nil, packet.V311)
 	start := time.Now()
 	for _, x := range b[:len(b)-1] {
 		if _, err := c.nc.Write([]byte{x}); err != nil {
@@ -245,19 +245,19 @@ func TestMaxConnectionsPerAddress(t *testing.T) {
 		Limits: broker.Limits{MaxConnections: 100, MaxConnectionsPerAddress: 3}})
 	for i := range 3 {
 		c := dialFrom(t, "127.0.0.2", addr)
-		c.connect(&packet.Connect{ClientID: fmt.Sprint("idle", i), CleanSession: false}, false, packet.Accepted)
+		c.connect(&packet.Connect{ClientID: fmt.Sprint("idle", i), CleanSession: false}, false, packet.Success)
 	}
 	for i := range 30 {
 		c := dialFrom(t, "127.0.0.2", addr)
 		user := "mallory"
 		c.connect(&packet.Connect{ClientID: fmt.Sprint("more", i), CleanSession: true, Username: &user},
-			false, packet.RefusedServerUnavailable)
+			false, packet.ServerUnavailable)
 		c.expectClosed()
 	}
 	roundTrip(t, addr, "normal")
 	// A takeover replaces a connection: allowed at the limit.
 	c := dialFrom(t, "127.0.0.2", addr)
-	c.connect(&packet.Connect{ClientID: "idle0", CleanSession: false}, true, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "idle0", CleanSession: false}, true, packet.Success)
 	waitConnected(t, s, 4) // with "normal"
 
 	refused := logs.with("connection refused")
@@ -280,7 +280,7 @@ func TestListenerMaxConnections(t *testing.T) {
 	dialConnect(t, addr, "a", true)
 	dialConnect(t, addr, "b", true)
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "c", CleanSession: true}, false, packet.RefusedServerUnavailable)
+	c.connect(&packet.Connect{ClientID: "c", CleanSession: true}, false, packet.ServerUnavailable)
 	dialConnect(t, ln.Addr().String(), "d", true)
 }
 
@@ -290,9 +290,9 @@ func TestMaxKeepalive(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxKeepalive: 60 * time.Second}})
 	for _, tc := range []struct {
 		keepalive uint16
-		code      packet.ConnackCode
-	}{{0, packet.RefusedIdentifierRejected}, {61, packet.RefusedIdentifierRejected},
-		{65535, packet.RefusedIdentifierRejected}, {1, packet.Accepted}, {60, packet.Accepted}} {
+		code      packet.Reason
+	}{{0, packet.ClientIdentifierNotValid}, {61, packet.ClientIdentifierNotValid},
+		{65535, packet.ClientIdentifierNotValid}, {1, packet.Success}, {60, packet.Success}} {
 		c := dialRaw(t, addr)
 		c.connect(&packet.Connect{ClientID: fmt.Sprint("ka", tc.keepalive), CleanSession: true, KeepAlive: tc.keepalive},
 			false, tc.code)
@@ -335,7 +335,7 @@ func TestTLSHandshakeFailureLogged(t *testing.T) {
 	}
 	defer tc.Close()
 	c := &rawClient{t: t, nc: tc, br: bufio.NewReader(tc)}
-	c.connect(&packet.Connect{ClientID: "tls", CleanSession: true}, false, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "tls", CleanSession: true}, false, packet.Success)
 	lines := logs.with("TLS handshake failed")
 	if len(lines) == 0 || len(lines) > 10 {
 		t.Fatalf("%d lines for 20 failed handshakes, want 1 to 10 (rate-limited)", len(lines))

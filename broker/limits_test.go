@@ -29,7 +29,7 @@ func TestMaxPacketSize(t *testing.T) {
 	t.Run("2000-byte payload", func(t *testing.T) {
 		c := dialRaw(t, addr)
 		c.connect(&packet.Connect{ClientID: "big", CleanSession: true,
-			Will: &packet.Will{Topic: "will/big", Payload: []byte("gone")}}, false, packet.Accepted)
+			Will: &packet.Will{Topic: "will/big", Payload: []byte("gone")}}, false, packet.Success)
 		c.send(&packet.Publish{Topic: "big/no", Payload: bytes.Repeat([]byte("y"), 2000)})
 		c.expectClosed()
 		watcher.expectPublish("will/big", "gone", 0, false, false) // not big/no
@@ -47,7 +47,7 @@ func TestMaxPacketSize(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialRaw(t, addr)
 			if tc.connect {
-				c.connect(&packet.Connect{ClientID: "huge", CleanSession: true}, false, packet.Accepted)
+				c.connect(&packet.Connect{ClientID: "huge", CleanSession: true}, false, packet.Success)
 			}
 			c.write([]byte(tc.header))
 			// ConnectTimeout and keepalive are long: only the size check
@@ -76,7 +76,7 @@ func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
 	s, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxWriteQueue: 8}})
 	slow := dialSmallRecvBuf(t, addr)
-	slow.connect(&packet.Connect{ClientID: "slow", CleanSession: true}, false, packet.Accepted)
+	slow.connect(&packet.Connect{ClientID: "slow", CleanSession: true}, false, packet.Success)
 	slow.sub("flood", 0)
 	// slow never reads again.
 
@@ -87,7 +87,7 @@ func TestSlowConsumer(t *testing.T) {
 	payload := bytes.Repeat([]byte("z"), 900)
 	var batch []byte
 	for range 50 {
-		batch = (&packet.Publish{Topic: "flood", Payload: payload}).AppendTo(batch)
+		batch = (&packet.Publish{Topic: "flood", Payload: payload}).AppendTo(batch, packet.V311)
 	}
 	start := time.Now()
 	for range 100 { // 5000 messages, about 4.5 MB

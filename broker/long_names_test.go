@@ -64,6 +64,6 @@ func TestLongNamesSurviveRestart(t *testing.T) {
 	c.disconnect()
 	late := dialConnect(t, addr, "late", true)
 	late.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "long/#", QoS: 1}}})
-	late.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1}})
+	late.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1}})
 	late.expectPublish(topic, "retained", 1, true, false)
 }

@@ -139,7 +139,7 @@ func publishErr(addr, id string, from, n int) error {
 	}()
 	var b []byte
 	for i := range n {
-		b = (&packet.Publish{Topic: "q/t", Payload: []byte(strconv.Itoa(from + i)), QoS: 1, PacketID: uint16(i%65535 + 1)}).AppendTo(b)
+		b = (&packet.Publish{Topic: "q/t", Payload: []byte(strconv.Itoa(from + i)), QoS: 1, PacketID: uint16(i%65535 + 1)}).AppendTo(b, packet.V311)
 		if len(b) > 32<<10 || i == n-1 {
 			if _, err := p.nc.Write(b); err != nil {
 				return err
@@ -223,7 +223,7 @@ func TestRetainedBehindSpilledQueue(t *testing.T) {
 			t.Fatalf("got %s", describe(p))
 		}
 	}
-	sub.expect(&packet.Suback{PacketID: 9, ReturnCodes: []byte{1}})
+	sub.expect(&packet.Suback{PacketID: 9, Reasons: []packet.Reason{1}})
 	if p, sp, _ := s.SessionQueue("sub"); p != broker.SessionWindow || sp != 5 {
 		t.Fatalf("%d in memory, %d on disk only; want %d, 5", p, sp, broker.SessionWindow)
 	}

@@ -110,7 +110,7 @@ func TestPahoWill(t *testing.T) {
 	t.Run("raw owner", func(t *testing.T) {
 		owner := dialRaw(t, addr)
 		owner.connect(&packet.Connect{ClientID: "raw-owner", CleanSession: true,
-			Will: &packet.Will{Topic: "will/raw", Payload: []byte("raw gone"), QoS: 2, Retain: true}}, false, packet.Accepted)
+			Will: &packet.Will{Topic: "will/raw", Payload: []byte("raw gone"), QoS: 2, Retain: true}}, false, packet.Success)
 		owner.drop()
 		if m := recvPaho(t, msgs); m != (pahoMsg{topic: "will/raw", payload: "raw gone", qos: 2}) {
 			t.Fatalf("got %+v", m)

@@ -50,20 +50,20 @@ func TestQoS2ResendWhileCommitPending(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{Store: store})
 
 	sub := dialRaw(t, addr)
-	sub.connect(&packet.Connect{ClientID: "sub"}, false, packet.Accepted)
+	sub.connect(&packet.Connect{ClientID: "sub"}, false, packet.Success)
 	sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "q2/#", QoS: 2}}})
-	sub.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{2}})
+	sub.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{2}})
 
 	store.setClosed(true)
 	pub := dialRaw(t, addr)
-	pub.connect(&packet.Connect{ClientID: "pub"}, false, packet.Accepted)
+	pub.connect(&packet.Connect{ClientID: "pub"}, false, packet.Success)
 	msg := &packet.Publish{QoS: 2, Topic: "q2/a", PacketID: 5, Payload: []byte("once")}
 	pub.send(msg)
 	pub.expectNothing(50 * time.Millisecond) // no PUBREC before the commit
 	pub.nc.Close()
 
 	pub2 := dialRaw(t, addr)
-	pub2.connect(&packet.Connect{ClientID: "pub"}, true, packet.Accepted)
+	pub2.connect(&packet.Connect{ClientID: "pub"}, true, packet.Success)
 	dup := *msg
 	dup.Dup = true
 	pub2.send(&dup)

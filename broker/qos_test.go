@@ -237,7 +237,7 @@ func TestInOrderDelivery_MQTT_4_6_0_5(t *testing.T) {
 				if qos > 0 {
 					id = uint16(i + 1)
 				}
-				b = (&packet.Publish{Topic: "seq", Payload: []byte(strconv.Itoa(i)), QoS: qos, PacketID: id}).AppendTo(b)
+				b = (&packet.Publish{Topic: "seq", Payload: []byte(strconv.Itoa(i)), QoS: qos, PacketID: id}).AppendTo(b, packet.V311)
 			}
 			pub.write(b) // pipelined: the broker reads them back to back
 			switch qos {

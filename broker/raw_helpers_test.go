@@ -21,7 +21,7 @@ import (
 func dialConnect(t testing.TB, addr, id string, clean bool) *rawClient {
 	t.Helper()
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: id, CleanSession: clean}, false, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: id, CleanSession: clean}, false, packet.Success)
 	return c
 }
 
@@ -48,7 +48,7 @@ func dialSmallRecvBuf(t testing.TB, addr string) *rawClient {
 func (c *rawClient) sub(filter string, qos byte) {
 	c.t.Helper()
 	c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: filter, QoS: qos}}})
-	c.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{qos}})
+	c.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{packet.Reason(qos)}})
 }
 
 // next reads the next packet, failing after 5 s.
@@ -175,7 +175,7 @@ func dialPublisher(addr, id string) (*rawPublisher, error) {
 		nc.Close()
 		return nil, err
 	}
-	if ca, ok := ack.(*packet.Connack); !ok || ca.Code != packet.Accepted {
+	if ca, ok := ack.(*packet.Connack); !ok || ca.Reason != packet.Success {
 		nc.Close()
 		return nil, fmt.Errorf("got %s, want CONNACK accepted", describe(ack))
 	}
@@ -184,13 +184,13 @@ func dialPublisher(addr, id string) (*rawPublisher, error) {
 
 func (p *rawPublisher) write(pk packet.Packet) error {
 	p.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err := p.nc.Write(pk.AppendTo(nil))
+	_, err := p.nc.Write(pk.AppendTo(nil, packet.V311))
 	return err
 }
 
 func (p *rawPublisher) read() (packet.Packet, error) {
 	p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	pk, err := packet.Read(p.br, 0)
+	pk, err := packet.Read(p.br, 0, packet.V311)
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}

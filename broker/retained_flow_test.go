@@ -36,7 +36,7 @@ func publishRetained(t testing.TB, addr, prefix string, n int, qos byte, payload
 			if qos > 0 {
 				p.PacketID = uint16(i%60000 + 1)
 			}
-			b = p.AppendTo(b)
+			b = p.AppendTo(b, packet.V311)
 		}
 		c.write(b)
 		switch qos {
@@ -53,7 +53,7 @@ func publishRetained(t testing.TB, addr, prefix string, n int, qos byte, payload
 				if !ok {
 					t.Fatal("want PUBREC")
 				}
-				rel = (&packet.Pubrel{PacketID: p.PacketID}).AppendTo(rel)
+				rel = (&packet.Pubrel{PacketID: p.PacketID}).AppendTo(rel, packet.V311)
 			}
 			c.write(rel)
 			for range hi - lo {
@@ -145,7 +145,7 @@ func TestRetainedFloodSlowReader(t *testing.T) {
 	other.sub("other/echo", 1)
 	otherPub := dialConnect(t, addr, "other-pub", true)
 	sub := dialSmallRecvBuf(t, addr)
-	sub.connect(&packet.Connect{ClientID: "slow", CleanSession: true}, false, packet.Accepted)
+	sub.connect(&packet.Connect{ClientID: "slow", CleanSession: true}, false, packet.Success)
 	sub.sub("slow/#", 0)
 	var worst time.Duration
 	var msgs []*packet.Publish
@@ -202,7 +202,7 @@ func TestRetainedHugeFlood(t *testing.T) {
 
 	start := time.Now()
 	sub := dialSmallRecvBuf(t, addr)
-	sub.connect(&packet.Connect{ClientID: "all", CleanSession: true}, false, packet.Accepted)
+	sub.connect(&packet.Connect{ClientID: "all", CleanSession: true}, false, packet.Success)
 	sub.sub("#", 0)
 	var during runtime.MemStats
 	count := 0
@@ -363,12 +363,12 @@ func TestRetainedCursorLiveMessagesQoS0(t *testing.T) {
 	s, addr := startBroker(t, broker.Config{Limits: broker.Limits{MaxWriteQueue: 8}})
 	publishRetained(t, addr, "q/", n, 0, func(i int) string { return payloadOf(i) + pad })
 	sub := dialSmallRecvBuf(t, addr)
-	sub.connect(&packet.Connect{ClientID: "sub", CleanSession: true}, false, packet.Accepted)
+	sub.connect(&packet.Connect{ClientID: "sub", CleanSession: true}, false, packet.Success)
 	sub.sub("q/#", 0)
 	pub := dialConnect(t, addr, "pub", true)
 	var b []byte
 	for i := 0; i < n; i += 2 {
-		b = (&packet.Publish{Topic: "q/" + strconv.Itoa(i), Payload: []byte("live")}).AppendTo(b)
+		b = (&packet.Publish{Topic: "q/" + strconv.Itoa(i), Payload: []byte("live")}).AppendTo(b, packet.V311)
 	}
 	pub.write(b)
 	pub.sync()
@@ -448,8 +448,8 @@ func TestRetainedCursorSubscribeAgain(t *testing.T) {
 		&packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{{Filter: "a/#", QoS: 1}}},
 		&packet.Subscribe{PacketID: 3, Subscriptions: []packet.Subscription{{Filter: "b/#", QoS: 0}}},
 	)
-	sub.expect(&packet.Suback{PacketID: 2, ReturnCodes: []byte{1}})
-	sub.expect(&packet.Suback{PacketID: 3, ReturnCodes: []byte{0}})
+	sub.expect(&packet.Suback{PacketID: 2, Reasons: []packet.Reason{1}})
+	sub.expect(&packet.Suback{PacketID: 3, Reasons: []packet.Reason{0}})
 	sub.send(&packet.Puback{PacketID: first.PacketID})
 	checkRetainedSet(t, sub.collect(n), "a/", n, 1)
 	checkRetainedSet(t, sub.collect(n), "b/", n, 0)
@@ -487,7 +487,7 @@ func TestRetainedCursorReconnect(t *testing.T) {
 				})
 			}
 			nu := dialRaw(t, addr)
-			nu.connect(&packet.Connect{ClientID: "p", CleanSession: false}, true, packet.Accepted)
+			nu.connect(&packet.Connect{ClientID: "p", CleanSession: false}, true, packet.Success)
 			if how == "takeover" {
 				old.expectClosed()
 			}
@@ -502,7 +502,7 @@ func TestRetainedCursorReconnect(t *testing.T) {
 				t.Fatalf("%d cursors left", k)
 			}
 			nu.send(&packet.Subscribe{PacketID: 9, Subscriptions: []packet.Subscription{{Filter: "r/#", QoS: 2}}})
-			nu.expect(&packet.Suback{PacketID: 9, ReturnCodes: []byte{2}})
+			nu.expect(&packet.Suback{PacketID: 9, Reasons: []packet.Reason{2}})
 			checkRetainedSet(t, nu.collect(n), "r/", n, 2)
 			nu.sync()
 		})
@@ -518,7 +518,7 @@ func TestRetainedCursorShutdown(t *testing.T) {
 	pad := strings.Repeat("p", 200)
 	publishRetained(t, addr, "s/", n, 0, func(i int) string { return payloadOf(i) + pad })
 	sub := dialSmallRecvBuf(t, addr)
-	sub.connect(&packet.Connect{ClientID: "sub", CleanSession: true}, false, packet.Accepted)
+	sub.connect(&packet.Connect{ClientID: "sub", CleanSession: true}, false, packet.Success)
 	sub.sub("s/#", 0)
 	received := sub.nextPublishes(1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -605,7 +605,7 @@ func TestRetainedCursorConcurrentPublishers(t *testing.T) {
 						// Every third version is not retained; the last one is.
 						retain := v%3 != 0 || v == versions
 						b = (&packet.Publish{Topic: "cc/" + strconv.Itoa(i), Payload: []byte(strconv.Itoa(v)),
-							QoS: 1, Retain: retain, PacketID: uint16(n + 1)}).AppendTo(b)
+							QoS: 1, Retain: retain, PacketID: uint16(n + 1)}).AppendTo(b, packet.V311)
 						n++
 					}
 					c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))

@@ -99,6 +99,9 @@ func (s *Server) route(m *message, owner *session, extra []persist.Op, done func
 		// For retained-message cursors under way (see retainCursor).
 		s.retained.touch(m.topic)
 	}
+	if len(s.watchers) > 0 {
+		s.watchLocked(m)
+	}
 	var taps []*tap
 	if len(s.taps) > 0 {
 		taps = s.tapsLocked(m)

@@ -58,7 +58,12 @@ type Server struct {
 	connectLog rateLimiter // CONNECT timeouts and TLS handshake failures
 	slowLog    rateLimiter // slow consumers: QoS 0 dropped, disconnects
 
-	stats stats
+	stats  stats
+	loadMu sync.Mutex
+	load   sysLoad // $SYS/broker/load/...; guarded by loadMu
+	// watchers are the live watches of the status page (inspect.go);
+	// guarded by routeMu.
+	watchers []*watcher
 }
 
 // stats are the counters published on $SYS. Typed atomics keep them
@@ -72,6 +77,8 @@ type stats struct {
 	pubDropped    atomic.Uint64 // QoS 0 dropped on a full write queue, or queued messages over a limit
 	storeErrors   atomic.Uint64
 	slowConsumers atomic.Uint64
+	connects      atomic.Uint64 // clients admitted, ever ($SYS/broker/load/connections)
+	maxConnected  atomic.Int64  // most clients connected at once ($SYS/broker/clients/maximum)
 }
 
 // New returns a Server for cfg. If cfg.Store is set, New loads the

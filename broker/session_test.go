@@ -49,7 +49,7 @@ func forStores(t *testing.T, cfg broker.Config, fn func(t *testing.T, s *broker.
 func reconnect(t *testing.T, addr, id string, present bool) *rawClient {
 	t.Helper()
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: id, CleanSession: false}, present, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: id, CleanSession: false}, present, packet.Success)
 	return c
 }
 

@@ -24,14 +24,14 @@ func TestStoreFullWithholdsAck(t *testing.T) {
 	s, addr := startBroker(t, broker.Config{Store: db, Limits: broker.Limits{MaxQueuedBytes: 1 << 30}})
 
 	sub := dialRaw(t, addr)
-	sub.connect(&packet.Connect{ClientID: "offline"}, false, packet.Accepted)
+	sub.connect(&packet.Connect{ClientID: "offline"}, false, packet.Success)
 	sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "big/#", QoS: 1}}})
-	sub.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1}})
+	sub.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1}})
 	sub.send(&packet.Disconnect{})
 	sub.expectClosed()
 
 	pub := dialRaw(t, addr)
-	pub.connect(&packet.Connect{ClientID: "pub", CleanSession: true}, false, packet.Accepted)
+	pub.connect(&packet.Connect{ClientID: "pub", CleanSession: true}, false, packet.Success)
 	payload := make([]byte, 100<<10)
 	acked := 0
 	for id := uint16(1); ; id++ {
@@ -60,7 +60,7 @@ func TestStoreFullWithholdsAck(t *testing.T) {
 	})
 	// Every acknowledged message is delivered.
 	sub = dialRaw(t, addr)
-	sub.connect(&packet.Connect{ClientID: "offline"}, true, packet.Accepted)
+	sub.connect(&packet.Connect{ClientID: "offline"}, true, packet.Success)
 	for i := 1; i <= acked; i++ {
 		p, err := sub.read(5 * time.Second)
 		if err != nil {
@@ -81,14 +81,14 @@ func TestSessionExpiry(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	_, addr := startBroker(t, broker.Config{Store: store, Limits: broker.Limits{SessionExpiry: time.Second}})
 	c := dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "ghost"}, false, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "ghost"}, false, packet.Success)
 	c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "x", QoS: 1}}})
-	c.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1}})
+	c.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1}})
 	c.send(&packet.Disconnect{})
 	c.expectClosed()
 	// Still there right away.
 	c = dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "ghost"}, true, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "ghost"}, true, packet.Success)
 	c.send(&packet.Disconnect{})
 	c.expectClosed()
 	// Gone after the expiry: the broker checks every second.
@@ -103,5 +103,5 @@ func TestSessionExpiry(t *testing.T) {
 		return nil
 	})
 	c = dialRaw(t, addr)
-	c.connect(&packet.Connect{ClientID: "ghost"}, false, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "ghost"}, false, packet.Success)
 }

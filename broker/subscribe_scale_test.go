@@ -48,7 +48,7 @@ func TestSubscribeWritesOnlyWhatChanged(t *testing.T) {
 		}
 		pid := uint16(i%65535 + 1)
 		c.send(&packet.Subscribe{PacketID: pid, Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("sensors/%d/temp", i), QoS: 1}}})
-		c.expect(&packet.Suback{PacketID: pid, ReturnCodes: []byte{1}})
+		c.expect(&packet.Suback{PacketID: pid, Reasons: []packet.Reason{1}})
 	}
 	elapsed := time.Since(begin)
 	total := db.Stats().Written - start
@@ -106,11 +106,11 @@ func TestSubscriptionFloodCutAtMax(t *testing.T) {
 				return
 			}
 			sa, ok := p.(*packet.Suback)
-			if !ok || len(sa.ReturnCodes) != 1 {
+			if !ok || len(sa.Reasons) != 1 {
 				errc <- fmt.Errorf("flood got %s", describe(p))
 				return
 			}
-			if sa.ReturnCodes[0] == packet.SubackFailure {
+			if sa.Reasons[0] == packet.UnspecifiedError {
 				r.refused++
 			} else {
 				r.granted++
@@ -124,7 +124,7 @@ func TestSubscriptionFloodCutAtMax(t *testing.T) {
 		for i := range n {
 			window <- struct{}{}
 			sub := &packet.Subscribe{PacketID: uint16(i%65535 + 1), Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("flood/%d/#", i), QoS: 1}}}
-			b = sub.AppendTo(b[:0])
+			b = sub.AppendTo(b[:0], packet.V311)
 			flood.nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
 			if _, err := flood.nc.Write(b); err != nil {
 				errc <- err
@@ -149,7 +149,7 @@ func TestSubscriptionFloodCutAtMax(t *testing.T) {
 	}
 	// At the limit, a filter the session has may still change its QoS.
 	flood.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "flood/0/#", QoS: 2}, {Filter: "more", QoS: 0}}})
-	flood.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{2, packet.SubackFailure}})
+	flood.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{2, packet.UnspecifiedError}})
 	flood.disconnect()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -166,11 +166,11 @@ func TestSubscriptionFloodCutAtMax(t *testing.T) {
 	_, addr = startBroker(t, broker.Config{Store: db, Limits: broker.Limits{MaxSubscriptions: max}})
 	flood = reconnect(t, addr, "flood", true)
 	flood.send(&packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{{Filter: "more", QoS: 0}}})
-	flood.expect(&packet.Suback{PacketID: 2, ReturnCodes: []byte{packet.SubackFailure}})
+	flood.expect(&packet.Suback{PacketID: 2, Reasons: []packet.Reason{packet.UnspecifiedError}})
 	flood.send(&packet.Unsubscribe{PacketID: 3, Filters: []string{"flood/0/#"}})
 	flood.expect(&packet.Unsuback{PacketID: 3})
 	flood.send(&packet.Subscribe{PacketID: 4, Subscriptions: []packet.Subscription{{Filter: "more", QoS: 0}}})
-	flood.expect(&packet.Suback{PacketID: 4, ReturnCodes: []byte{0}})
+	flood.expect(&packet.Suback{PacketID: 4, Reasons: []packet.Reason{0}})
 }
 
 // BenchmarkSubscribeMany measures b.N one-filter SUBSCRIBEs from one clean
@@ -190,7 +190,7 @@ func BenchmarkSubscribeMany(b *testing.B) {
 		var buf []byte
 		for i := range b.N {
 			window <- struct{}{}
-			buf = (&packet.Subscribe{PacketID: uint16(i%65535 + 1), Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("sensors/%d/temp", i), QoS: 1}}}).AppendTo(buf[:0])
+			buf = (&packet.Subscribe{PacketID: uint16(i%65535 + 1), Subscriptions: []packet.Subscription{{Filter: fmt.Sprintf("sensors/%d/temp", i), QoS: 1}}}).AppendTo(buf[:0], packet.V311)
 			if _, err := c.nc.Write(buf); err != nil {
 				errc <- err
 				return

@@ -52,7 +52,7 @@ func TestWildcardMatching_MQTT_4_7(t *testing.T) {
 			sub := dialConnect(t, addr, "sub"+strconv.Itoa(i), true)
 			sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 				{Filter: tc.filter, QoS: 0}, {Filter: "zz/marker", QoS: 0}}})
-			sub.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{0, 0}})
+			sub.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{0, 0}})
 			pub.pub(tc.topic, "t", 0, false, 0)
 			pub.pub("zz/marker", "m", 0, false, 0)
 			if tc.match {
@@ -70,7 +70,7 @@ func TestOverlappingSubscriptions_MQTT_3_3_5_1(t *testing.T) {
 	sub := dialConnect(t, addr, "sub", true)
 	sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 		{Filter: "a/#", QoS: 0}, {Filter: "a/b", QoS: 1}, {Filter: "+/b", QoS: 0}}})
-	sub.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{0, 1, 0}})
+	sub.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{0, 1, 0}})
 	pub := dialConnect(t, addr, "pub", true)
 	pub.pub("a/b", "once", 2, false, 1)
 	pub.pub("a/c", "marker", 0, false, 0)
@@ -94,9 +94,9 @@ func TestInvalidFilters_MQTT_4_7_1(t *testing.T) {
 		{Filter: "+a/b", QoS: 0},
 		{Filter: "ok/+", QoS: 2},
 	}
-	f := packet.SubackFailure
+	f := packet.UnspecifiedError
 	sub.send(&packet.Subscribe{PacketID: 9, Subscriptions: subs})
-	sub.expect(&packet.Suback{PacketID: 9, ReturnCodes: []byte{f, 1, f, f, f, f, f, 2}})
+	sub.expect(&packet.Suback{PacketID: 9, Reasons: []packet.Reason{f, 1, f, f, f, f, f, 2}})
 	pub := dialConnect(t, addr, "pub", true)
 	pub.pub("ok/1", "x", 2, false, 1)
 	sub.recvExpect("ok/1", "x", 2)
@@ -146,7 +146,7 @@ func TestUnsubscribe_MQTT_3_10_4(t *testing.T) {
 	sub := dialConnect(t, addr, "sub", true)
 	sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 		{Filter: "u/b", QoS: 1}, {Filter: "u/marker", QoS: 0}}})
-	sub.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1, 0}})
+	sub.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1, 0}})
 	pub := dialConnect(t, addr, "pub", true)
 
 	// "u/+" is not subscribed; it does not remove "u/b".

@@ -22,6 +22,12 @@ type Stats struct {
 	StoreErrors    uint64
 	SlowConsumers  uint64
 	QueuedMessages int64
+	// ClientsMaximum is the most clients connected at once since start.
+	ClientsMaximum int64
+	// Connects counts the clients admitted since start.
+	Connects uint64
+	// HeapBytes is the Go heap in use by live and unswept objects.
+	HeapBytes uint64
 }
 
 // Stats returns the current counters.
@@ -38,6 +44,9 @@ func (s *Server) Stats() Stats {
 		Retained:         int64(s.retained.len()),
 		StoreErrors:      s.stats.storeErrors.Load(),
 		SlowConsumers:    s.stats.slowConsumers.Load(),
+		ClientsMaximum:   s.stats.maxConnected.Load(),
+		Connects:         s.stats.connects.Load(),
+		HeapBytes:        heapBytes(),
 	}
 	s.mu.Lock()
 	sessions := make([]*session, 0, len(s.sessions))
@@ -110,6 +119,9 @@ func (s *Server) publishSys() {
 	} {
 		s.publishInternal("$SYS/broker/"+kv.topic, kv.value)
 	}
+	s.loadMu.Lock()
+	s.publishLoad(st, time.Now())
+	s.loadMu.Unlock()
 }
 
 // publishInternal routes a broker-made retained QoS 0 message without

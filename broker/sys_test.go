@@ -28,12 +28,14 @@ func TestSys(t *testing.T) {
 		return nil
 	})
 
+	// Every $SYS topic is retained: all of them come on subscribe.
+	all := int(s.Stats().Retained)
 	sub := dialConnect(t, addr, "sys", true)
 	sub.sub("$SYS/broker/#", 0)
 	// The retained copies follow SUBACK; periodic live updates (retain 0)
 	// may come before them.
 	retained := map[string]string{}
-	for deadline := time.Now().Add(5 * time.Second); len(retained) < len(want) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); len(retained) < all && time.Now().Before(deadline); {
 		if p := sub.nextPublish(); p.Retain {
 			retained[p.Topic] = string(p.Payload)
 		}
@@ -82,8 +84,8 @@ func TestSys(t *testing.T) {
 	}
 
 	// A "#" subscriber does not get $SYS topics [MQTT-4.7.2-1].
-	all := dialConnect(t, addr, "all", true)
-	all.sub("#", 0)
+	hash := dialConnect(t, addr, "all", true)
+	hash.sub("#", 0)
 	pub.pub("marker", "m", 0, false, 0)
-	all.expectPublish("marker", "m", 0, false, false)
+	hash.expectPublish("marker", "m", 0, false, false)
 }

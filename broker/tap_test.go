@@ -33,7 +33,7 @@ func TestTap(t *testing.T) {
 	}
 	ln := brokertest.Listen(t, s)
 	pub := dialRaw(t, ln)
-	pub.connect(&packet.Connect{ClientID: "p", CleanSession: true}, false, packet.Accepted)
+	pub.connect(&packet.Connect{ClientID: "p", CleanSession: true}, false, packet.Success)
 	for i, topic := range []string{"a", "a/x", "b/x", "a/y/z"} {
 		pub.send(&packet.Publish{QoS: 1, Topic: topic, PacketID: uint16(i + 1), Payload: []byte(topic)})
 		pub.expect(&packet.Puback{PacketID: uint16(i + 1)})

@@ -65,19 +65,19 @@ func TestAckQueueBounded(t *testing.T) {
 	}
 	defer nc.Close()
 	br := bufio.NewReader(nc)
-	nc.Write((&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "p", CleanSession: true}).AppendTo(nil))
-	if _, err := packet.Read(br, 0); err != nil {
+	nc.Write((&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "p", CleanSession: true}).AppendTo(nil, packet.V311))
+	if _, err := packet.Read(br, 0, packet.V311); err != nil {
 		t.Fatal(err)
 	}
 	st.mu.Lock()
 	st.hold = true
 	st.mu.Unlock()
 	// A retained QoS 1 message: PutRetained must commit before PUBACK.
-	nc.Write((&packet.Publish{QoS: 1, Retain: true, Topic: "r", PacketID: 1, Payload: []byte("x")}).AppendTo(nil))
+	nc.Write((&packet.Publish{QoS: 1, Retain: true, Topic: "r", PacketID: 1, Payload: []byte("x")}).AppendTo(nil, packet.V311))
 	const n = 20000 // 40 KB: fits the socket buffers, so Write returns
 	var b []byte
 	for range n {
-		b = (&packet.Pingreq{}).AppendTo(b)
+		b = (&packet.Pingreq{}).AppendTo(b, packet.V311)
 	}
 	if _, err := nc.Write(b); err != nil {
 		t.Fatal(err)
@@ -106,9 +106,9 @@ func rawConnect(t *testing.T, addr, id string, clean bool) (net.Conn, *bufio.Rea
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	nc.Write((&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: clean}).AppendTo(nil))
+	nc.Write((&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: clean}).AppendTo(nil, packet.V311))
 	br := bufio.NewReader(nc)
-	if _, err := packet.Read(br, 0); err != nil {
+	if _, err := packet.Read(br, 0, packet.V311); err != nil {
 		t.Fatal(err)
 	}
 	return nc, br
@@ -140,13 +140,13 @@ func TestStaleSubscribeAfterCleanTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer newc.Close()
-	newc.Write((&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "x", CleanSession: true}).AppendTo(nil))
+	newc.Write((&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "x", CleanSession: true}).AppendTo(nil, packet.V311))
 	time.Sleep(50 * time.Millisecond) // attach waits for routeMu first
-	old.Write((&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "g/#", QoS: 1}}}).AppendTo(nil))
+	old.Write((&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "g/#", QoS: 1}}}).AppendTo(nil, packet.V311))
 	time.Sleep(50 * time.Millisecond) // then subscribe
 	s.routeMu.Unlock()
 	time.Sleep(100 * time.Millisecond)
-	newc.Write((&packet.Disconnect{}).AppendTo(nil))
+	newc.Write((&packet.Disconnect{}).AppendTo(nil, packet.V311))
 	time.Sleep(100 * time.Millisecond)
 
 	s.mu.Lock()

@@ -37,7 +37,7 @@ func TestWill_MQTT_3_1_2_8(t *testing.T) {
 
 			owner := dialRaw(t, addr)
 			owner.connect(&packet.Connect{ClientID: "owner", CleanSession: true, KeepAlive: tc.keepAlive,
-				Will: &packet.Will{Topic: "will/owner", Payload: []byte("offline"), QoS: 1}}, false, packet.Accepted)
+				Will: &packet.Will{Topic: "will/owner", Payload: []byte("offline"), QoS: 1}}, false, packet.Success)
 			tc.end(owner)
 			if tc.published {
 				watcher.recvExpect("will/owner", "offline", 1)
@@ -64,7 +64,7 @@ func TestWillQoSAndRetain_MQTT_3_1_2_17(t *testing.T) {
 		{Topic: "will/q1", Payload: []byte("q1"), QoS: 1},
 	} {
 		owner := dialRaw(t, addr)
-		owner.connect(&packet.Connect{ClientID: "owner-" + w.Topic, CleanSession: true, Will: &w}, false, packet.Accepted)
+		owner.connect(&packet.Connect{ClientID: "owner-" + w.Topic, CleanSession: true, Will: &w}, false, packet.Success)
 		owner.drop()
 		watcher.recvExpect(w.Topic, string(w.Payload), w.QoS)
 	}
@@ -82,7 +82,7 @@ func TestKeepAliveTimeout_MQTT_3_1_2_24(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{})
 	c := dialRaw(t, addr)
 	start := time.Now()
-	c.connect(&packet.Connect{ClientID: "ka", CleanSession: true, KeepAlive: 1}, false, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "ka", CleanSession: true, KeepAlive: 1}, false, packet.Success)
 	c.closedWithin(3 * time.Second)
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("closed after %s, want about 1.5s", d)
@@ -96,7 +96,7 @@ func TestKeepAlivePingreq_MQTT_3_12_4_1(t *testing.T) {
 	_, addr := startBroker(t, broker.Config{})
 	c := dialRaw(t, addr)
 	start := time.Now()
-	c.connect(&packet.Connect{ClientID: "ka", CleanSession: true, KeepAlive: 1}, false, packet.Accepted)
+	c.connect(&packet.Connect{ClientID: "ka", CleanSession: true, KeepAlive: 1}, false, packet.Success)
 	tick := time.NewTicker(600 * time.Millisecond)
 	defer tick.Stop()
 	for time.Since(start) < 2500*time.Millisecond {

@@ -2,7 +2,8 @@
 # Installs what edged's tests need on a Debian machine, if it is missing:
 # mosquitto (a real upstream broker for the bridge tests), mosquitto-clients
 # (interoperability tests), gcc (the C reference sensor client) and
-# coreutils' stdbuf; for the packaging tests (build/test/), qemu-user-static
+# coreutils' stdbuf, chromium (the status page's browser tests, driven
+# headless by chromedp); for the packaging tests (build/test/), qemu-user-static
 # (the arm binaries under qemu-user) and systemd (systemd-analyze verify of
 # the unit). Nothing is done when everything is there.
 set -eu
@@ -12,6 +13,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$
 command -v mosquitto_sub >/dev/null 2>&1 || missing="$missing mosquitto-clients"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
 command -v stdbuf >/dev/null 2>&1 || missing="$missing coreutils"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 { command -v qemu-aarch64-static && command -v qemu-arm-static; } >/dev/null 2>&1 || missing="$missing qemu-user-static"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 [ -z "$missing" ] && exit 0

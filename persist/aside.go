@@ -37,6 +37,7 @@ const (
 	asideOwner                     // sessions/name/owner
 	asideSub                       // sessions/name/subs/key
 	asideStats                     // sessions/name/stats, derived again from the queue
+	asideWill                      // sessions/name/will
 )
 
 // asideItem is one damaged record found by a reader.
@@ -137,6 +138,9 @@ func (a *applier) aside1(it asideItem) error {
 		return a.moveAside(s, it, nil)
 	case asideSub:
 		return a.moveAside(s.Bucket(keySubs), it, nil)
+	case asideWill:
+		// The will is lost: it is not published.
+		return a.moveAside(s, it, nil)
 	case asideStats:
 		if v := s.Get(keyStats); !bytes.Equal(v, it.raw) {
 			return nil
@@ -152,7 +156,7 @@ func (a *applier) aside1(it asideItem) error {
 		if err := a.saveAside(it); err != nil {
 			return err
 		}
-		return putRec(s, keyInfo, encodeSession(nil, 0))
+		return putRec(s, keyInfo, encodeSession(&sessionInfo{}))
 	case asideRef:
 		return a.moveAside(s.Bucket(keyQueue), it, func() error {
 			if err := a.recountSession(it.name, s); err != nil {

@@ -183,8 +183,8 @@ func CheckReport(path string) (notes []string, err error) {
 				add(err)
 				return nil
 			}
-			r := reader{v1: formatOf(tx) < 2}
-			if r.v1 {
+			r := readerFor(formatOf(tx))
+			if formatOf(tx) < formatVersion {
 				notes = append(notes, fmt.Sprintf("format version %d: edged migrates it to %d when it starts", formatOf(tx), formatVersion))
 			}
 			checkRecords(tx, add, r)
@@ -280,16 +280,31 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 		}
 		info, err := open(keyInfo, sb.Get(keyInfo))
 		if err == nil {
-			var subs []Subscription
-			subs, _, err = decodeSession(info)
-			if err == nil && len(subs) > 0 && !r.v1 {
+			var in sessionInfo
+			in, err = decodeSession(info)
+			if err == nil && len(in.subs) > 0 && !r.v1 {
 				// Format 2 keeps them in the subs bucket; format 1 in
 				// the info record (Open moves them).
 				err = errors.New("subscriptions in the info record")
 			}
+			if err == nil && (in.version != 0 || in.expiry != 0) && r.v2 {
+				err = errors.New("format 3 fields in an older format")
+			}
 		}
 		if err != nil {
 			add(fmt.Errorf("%s: info: %w", where, err))
+		}
+		if v := sb.Get(keyWill); v != nil {
+			body, err := open(keyWill, v)
+			if err == nil {
+				_, err = decodeWill(body)
+			}
+			if err == nil && r.v2 {
+				err = errors.New("a will in an older format")
+			}
+			if err != nil {
+				add(fmt.Errorf("%s: will: %w", where, err))
+			}
 		}
 		owner, err := open(keyOwner, sb.Get(keyOwner))
 		if err == nil {

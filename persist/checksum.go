@@ -9,7 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Every record of format 2 (except meta/format, which any version must be
+// Every record of format 2 and later (except meta/format, which any version must be
 // able to read) is sealed: its encoding (encoding.go) followed by the
 // CRC-32C (Castagnoli) of its key and that encoding, 4 bytes big-endian.
 // bbolt checksums its meta pages only; the seal detects a damaged data

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -23,7 +24,7 @@ import (
 
 // formatVersion is the version of the bucket layout and record encodings
 // written by this package. Open refuses files with a larger version.
-const formatVersion = 2
+const formatVersion = 3
 
 // Bucket and key names; see doc.go for the layout.
 var (
@@ -44,6 +45,7 @@ var (
 	keyEntries   = []byte("entries")
 	keyName      = []byte("name")
 	keyRollback  = []byte("rollback")
+	keyWill      = []byte("will")
 
 	topBuckets = [][]byte{bucketMeta, bucketMessages, bucketRefs, bucketSessions, bucketRetained, bucketQueues}
 )
@@ -673,8 +675,13 @@ func (db *DB) overSoftLimit(tx *bolt.Tx) bool {
 func growing(groups []group) bool {
 	for i := range groups {
 		for _, op := range groups[i].ops {
-			switch op.(type) {
+			switch o := op.(type) {
 			case PutMessage, Enqueue, PutSession, PutSubscription, SetOwner, PutInbound, PutRetained, QueueAppend:
+				return true
+			case SetWill:
+				if o.Will != nil {
+					return true
+				}
 				return true
 			}
 		}
@@ -776,7 +783,7 @@ func (a *applier) session(id string, create bool) (*bolt.Bucket, error) {
 			if _, err := b.CreateBucket(keySubs); err != nil {
 				return nil, err
 			}
-			if err := putRec(b, keyInfo, encodeSession(nil, 0)); err != nil {
+			if err := putRec(b, keyInfo, encodeSession(&sessionInfo{})); err != nil {
 				return nil, err
 			}
 		}
@@ -888,7 +895,7 @@ func (a *applier) apply(op Op) error {
 		if err != nil {
 			return err
 		}
-		return putRec(s, keyInfo, encodeSession(nil, o.LastSeen))
+		return putRec(s, keyInfo, encodeSession(&sessionInfo{lastSeen: o.LastSeen, version: o.Version, expiry: o.ExpiryInterval}))
 
 	case PutSubscription:
 		return a.putSubscription(o)
@@ -902,6 +909,16 @@ func (a *applier) apply(op Op) error {
 			return err
 		}
 		return putRec(s, keyOwner, encodeOwner(o.Owner))
+
+	case SetWill:
+		s, err := a.session(o.ClientID, o.Will != nil)
+		if s == nil || err != nil {
+			return err
+		}
+		if o.Will == nil {
+			return s.Delete(keyWill)
+		}
+		return putRec(s, keyWill, encodeWill(o.Will))
 
 	case DeleteSession:
 		key, s, err := findBucket(a.sess, o.ClientID)
@@ -970,6 +987,17 @@ func (a *applier) apply(op Op) error {
 
 	case asideOp:
 		return a.applyAside(o)
+
+	case expiredRetainedOp:
+		for i, k := range o.keys {
+			// Unless a new retained message replaced it since Load.
+			if bytes.Equal(a.retained.Get(k), o.raws[i]) {
+				if err := a.retained.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 
 	case expireOp:
 		a.db.limitsMu.RLock()
@@ -1099,18 +1127,26 @@ func fits(l QueueLimits, st qstats, size int64) bool {
 }
 
 // Load returns the durable state: sessions (ascending client id) with
-// their subscriptions, owner, the sent entries at the head of their queues
-// (MsgID order) and the count and bytes of the rest (Session.Waiting, read
-// with ReadSessionQueue), retained messages (ascending topic), and a
-// NextMsgID above every committed id. Messages queued to several sessions
-// share one Payload slice.
+// their subscriptions, owner, will, version and expiry interval, the sent
+// entries at the head of their queues (MsgID order) and the count and
+// bytes of the rest (Session.Waiting, read with ReadSessionQueue), retained
+// messages (ascending topic), and a NextMsgID above every committed id.
+// Messages queued to several sessions share one Payload slice.
+//
+// Expiry: a retained message whose Expiry has passed is left out and
+// deleted (committed after the read). Everything else is returned as
+// stored, expired or not, for the broker to decide: sessions past their
+// expiry interval (it may publish their wills first), queued messages
+// past their Expiry (sent ones are completed, waiting ones the broker
+// drops with Dequeue as it reads them [MQTT-3.3.2-5]).
 //
 // A damaged record (checksum mismatch, or a record that does not decode)
 // is never returned as if whole: it is logged with its session or topic,
 // counted in Stats.Damaged and set aside (aside.go; see doc.go, Damage).
 // A queued message, a subscription or a retained message is then skipped;
-// a session whose info record is damaged loads with LastSeen 0 (the broker
-// stores it again), one whose owner record is damaged without an owner.
+// a session whose info record is damaged loads with LastSeen 0 and Version
+// 0 (the broker stores it again), one whose owner record is damaged
+// without an owner, one whose will is damaged without a will.
 // Damage to the bucket structure fails Load with ErrCorrupt.
 func (db *DB) Load() (snap *Snapshot, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -1121,6 +1157,8 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 	}()
 	snap = &Snapshot{}
 	var aside []asideItem
+	var expired expiredRetainedOp
+	now := time.Now().UnixNano()
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		msgs := tx.Bucket(bucketMessages)
 		cache := make(map[uint64]*Message)
@@ -1151,6 +1189,11 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 				db.found(&aside, asideItem{what: "retained " + keyString(k), kind: asideRetained, key: k, raw: v}, err)
 				continue
 			}
+			if m.Expired(now) {
+				expired.keys = append(expired.keys, bytes.Clone(k))
+				expired.raws = append(expired.raws, bytes.Clone(v))
+				continue
+			}
 			snap.Retained = append(snap.Retained, m)
 		}
 		snap.NextMsgID = loadNextID(tx)
@@ -1162,6 +1205,9 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 	if len(aside) > 0 {
 		db.setAside(aside)
 	}
+	if len(expired.keys) > 0 {
+		db.Commit([]Op{expired}, nil)
+	}
 	// Hashed keys (long names) sort apart from raw ones.
 	slices.SortFunc(snap.Sessions, func(a, b Session) int { return strings.Compare(a.ClientID, b.ClientID) })
 	slices.SortFunc(snap.Retained, func(a, b Message) int { return strings.Compare(a.Topic, b.Topic) })
@@ -1169,11 +1215,15 @@ func (db *DB) Load() (snap *Snapshot, err error) {
 }
 
 // reader reads the records of one format version: format 1 had no
-// checksums and raw keys only. Check reads both; everything else reads
-// the current format (Open migrates).
-type reader struct{ v1 bool }
+// checksums and raw keys only; format 2 had no MQTT 5.0 fields, which
+// format 3 added without changing the encoding of a record that has none.
+// Check reads them all; everything else reads the current format (Open
+// migrates).
+type reader struct{ v1, v2 bool }
 
 var current = reader{}
+
+func readerFor(format uint64) reader { return reader{v1: format < 2, v2: format < 3} }
 
 // open verifies and strips a record's checksum.
 func (r reader) open(k, v []byte) ([]byte, error) {

@@ -44,10 +44,35 @@
 // batch of others: an op that refers to something absent (a Dequeue of a
 // message not queued, an Enqueue of a message never stored) is a no-op.
 // An invalid op (an empty client id, topic or queue name, one longer than
-// 65,535 bytes, a QoS above 2) refuses its whole Commit call with
+// 65,535 bytes, a QoS or retain handling above 2, a subscription
+// identifier out of range) refuses its whole Commit call with
 // ErrInvalidOp before anything of it is applied, so a caller that waits for
 // done never acknowledges what was not stored; other calls in the same
 // transaction are not affected. MQTT's codec cannot produce such an op.
+//
+// # MQTT 5.0
+//
+// The store keeps what a 5.0 session needs across a restart, without the
+// MQTT codec: a Message's Properties are the PUBLISH's encoded property
+// block as an opaque byte string (nil for 3.1.x, kept apart from empty),
+// and its Expiry an absolute time; a Subscription has the 5.0 options and
+// identifier; a queued message (Enqueue, Queued) the identifiers of the
+// subscriptions it matched; a Session its protocol Version, its expiry
+// interval and an optional will (SetWill) with the time it is due, so a
+// delayed will survives a restart. A 3.1.x client's records are stored
+// exactly as in format 2. Properties count in Message.Size, and so
+// against byte limits.
+//
+// Expiry: persist never drops a message by itself except an expired
+// retained one, which Load leaves out and deletes. The broker decides the
+// rest, with Message.Expired and Session.ExpiresAfter: a session is
+// loaded past its expiry (its will may be due first); a queued message is
+// returned expired or not, and the broker drops a waiting one with
+// Dequeue as it reads it [MQTT-3.3.2-5] (a sent one is completed); a bridge
+// queue entry past its Expiry is dropped by the bridge with QueueDelete
+// (MaxAge still applies). An expiry interval applies to a session of
+// Version 5 or later only: a 3.1.x session, and one stored before format 3
+// (Version 0), never expires by itself, as before.
 //
 // # Durability
 //
@@ -67,23 +92,27 @@
 // itself survives a power loss after the first acknowledged commit. (The
 // directory holding it, data_dir, is created by the caller.)
 //
-// # Bucket layout (format version 2)
+// # Bucket layout (format version 3)
 //
 // All integer keys are big-endian, so key order is numeric order.
 //
 //	meta/        format → uint64 version (never sealed); next_msg_id → uint64;
 //	             rollback → varint time, the last silent rollback found by Open
-//	messages/    msg id (uint64) → message (flags, time, topic, payload)
+//	messages/    msg id (uint64) → message (flags, time, [expiry], topic,
+//	             [properties], payload)
 //	refs/        msg id (uint64) → uint64 count of session queues holding it
 //	sessions/    name key(client id) → bucket
 //	               name → client id (hashed keys only)
-//	               info → LastSeen (and an empty subscription list)
+//	               info → LastSeen, an empty subscription list, [Version,
+//	                      ExpiryInterval]
 //	               owner → 0 (no user name) or 1 + user name; absent in
 //	                        sessions stored before owners were recorded
+//	               will → Due, the will as a message; absent without one
 //	               stats → count and bytes of the queue (as a queue's
 //	                        stats); absent until the first Enqueue
-//	               subs/    seq (uint64) → QoS, filter
-//	               queue/   msg id (uint64) → QoS, packet id, flags (pubrel, retain)
+//	               subs/    seq (uint64) → options (QoS, 5.0 options), [ID], filter
+//	               queue/   msg id (uint64) → QoS, packet id, flags (pubrel,
+//	                        retain), [subscription ids]
 //	               inbound/ packet id (uint16) → (unused byte)
 //	retained/    name key(topic) → message (holds the topic)
 //	queues/      name key(queue name) → bucket (its bbolt sequence is the last Seq)
@@ -92,6 +121,11 @@
 //	               entries/ seq (uint64) → message
 //	damaged/     seq (uint64) → time, what, the record as read (created when
 //	             a damaged record is first set aside)
+//
+// Fields in brackets are format 3's, present only when set (encoding.go,
+// sessionqueue.go): behind a flag bit format 2 never set, or as trailing
+// bytes format 2 never wrote. A record without them (any 3.1.x one) is
+// encoded exactly as in format 2.
 //
 // A message is stored once and referenced from every session queue it was
 // routed to; it is deleted with its last reference. Check verifies the
@@ -125,9 +159,15 @@
 // this order: each session's subscriptions move to its subs bucket (Seq 1,
 // 2, ...) and its queue is counted into a stats record, reading the
 // records as format 1 wrote them; then every record is sealed; then names
-// over 1,024 bytes move to their hashed keys. Check reads both formats.
+// over 1,024 bytes move to their hashed keys. Check reads every format.
 // Open refuses a format newer than its own with ErrNewerFormat, so an
 // older edged refuses a migrated file.
+//
+// Format 2 is migrated to 3 by changing its version only: every format 2
+// record is a format 3 record with the 5.0 fields zero, checksum and all
+// (migrate.go). The new version keeps an edged of format 2, which would
+// take a record with 5.0 fields for damage, from opening the file. A
+// format 1 file is migrated to 2 and then to 3 in the same transaction.
 //
 // # Damage and maintenance
 //
@@ -154,10 +194,11 @@
 // its queue (the broker, finding a session queue shorter than counted,
 // carries on with what is stored); a damaged retained message is dropped;
 // a damaged subscription is dropped; a session with a damaged info record
-// keeps its queue and subscriptions and loads with LastSeen 0 (the broker
-// stores it again); a session with a damaged owner record loads without
+// keeps its queue and subscriptions and loads with LastSeen 0 and Version
+// 0 (the broker stores it again); a session with a damaged owner record loads without
 // an owner, like one stored before owners were recorded, so the next
-// client to resume it adopts it; a damaged inbound packet id is forgotten
+// client to resume it adopts it; a session with a damaged will loads
+// without it (the will is not published); a damaged inbound packet id is forgotten
 // (a resent QoS 2 PUBLISH with it may be delivered twice); a session under
 // a hashed key whose name record is damaged is set aside whole, with its
 // queue. A record rewritten since it was read is sound and stays. Derived

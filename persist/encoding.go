@@ -25,58 +25,121 @@ func u16key(v uint16) []byte {
 	return b[:]
 }
 
-// message: flags (bits 0-1 QoS, bit 2 retain) | time int64 BE |
-// uvarint topic length | topic | payload.
-const msgFixed = 1 + 8
+// message: flags | time int64 BE | [expiry int64 BE] | uvarint topic
+// length | topic | [uvarint properties length | properties] | payload.
+// flags: bits 0-1 QoS, bit 2 retain, bit 3 an expiry follows the time
+// (never 0), bit 4 properties follow the topic (a nil Properties has none,
+// an empty one has length 0). A message without expiry or properties (any
+// 3.1.x message) is encoded as in format 2.
+const (
+	msgFixed = 1 + 8
+
+	msgFlagRetain = 1 << 2
+	msgFlagExpiry = 1 << 3
+	msgFlagProps  = 1 << 4
+	msgFlagsKnown = 3 | msgFlagRetain | msgFlagExpiry | msgFlagProps
+)
 
 func encodeMessage(m *Message) []byte {
-	b := make([]byte, 0, msgFixed+binary.MaxVarintLen32+len(m.Topic)+len(m.Payload)+sumLen)
+	n := msgFixed + binary.MaxVarintLen32 + len(m.Topic) + len(m.Payload) + sumLen
 	flags := m.QoS & 3
 	if m.Retain {
-		flags |= 4
+		flags |= msgFlagRetain
 	}
+	if m.Expiry != 0 {
+		flags |= msgFlagExpiry
+		n += 8
+	}
+	if m.Properties != nil {
+		flags |= msgFlagProps
+		n += binary.MaxVarintLen32 + len(m.Properties)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Time))
+	if m.Expiry != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(m.Expiry))
+	}
 	b = binary.AppendUvarint(b, uint64(len(m.Topic)))
 	b = append(b, m.Topic...)
-	b = append(b, m.Payload...)
-	return b
+	if m.Properties != nil {
+		b = binary.AppendUvarint(b, uint64(len(m.Properties)))
+		b = append(b, m.Properties...)
+	}
+	return append(b, m.Payload...)
 }
 
-// decodeMessage decodes v. The payload is copied: v may be bbolt memory.
-func decodeMessage(v []byte) (Message, error) {
+// msgParts is an encoded message split into its fields; the slices alias
+// the record.
+type msgParts struct {
+	flags                 byte
+	time, expiry          int64
+	topic, props, payload []byte // props is nil without msgFlagProps
+}
+
+// parseMessage splits the message record v without copying.
+func parseMessage(v []byte) (p msgParts, err error) {
 	if len(v) < msgFixed+1 {
-		return Message{}, fmt.Errorf("decoding message: %w", errShort)
+		return p, fmt.Errorf("decoding message: %w", errShort)
 	}
-	flags := v[0]
-	if flags&^7 != 0 {
-		return Message{}, fmt.Errorf("decoding message: bad flags %#x", flags)
+	p.flags = v[0]
+	if p.flags&^msgFlagsKnown != 0 {
+		return p, fmt.Errorf("decoding message: bad flags %#x", p.flags)
 	}
-	m := Message{QoS: flags & 3, Retain: flags&4 != 0, Time: int64(binary.BigEndian.Uint64(v[1:9]))}
+	p.time = int64(binary.BigEndian.Uint64(v[1:9]))
 	rest := v[msgFixed:]
+	if p.flags&msgFlagExpiry != 0 {
+		if len(rest) < 8+1 {
+			return p, fmt.Errorf("decoding message: %w", errShort)
+		}
+		if p.expiry = int64(binary.BigEndian.Uint64(rest)); p.expiry == 0 {
+			return p, errors.New("decoding message: expiry flag with expiry 0")
+		}
+		rest = rest[8:]
+	}
 	n, k := binary.Uvarint(rest)
 	if k <= 0 || n > uint64(len(rest)-k) {
-		return Message{}, fmt.Errorf("decoding message: bad topic length")
+		return p, errors.New("decoding message: bad topic length")
 	}
-	rest = rest[k:]
-	m.Topic = string(rest[:n])
-	m.Payload = make([]byte, len(rest)-int(n))
-	copy(m.Payload, rest[n:])
+	p.topic, rest = rest[k:k+int(n)], rest[k+int(n):]
+	if p.flags&msgFlagProps != 0 {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return p, errors.New("decoding message: bad properties length")
+		}
+		p.props, rest = rest[k:k+int(n):k+int(n)], rest[k+int(n):]
+	}
+	p.payload = rest
+	return p, nil
+}
+
+// decodeMessage decodes v. Payload and Properties are copied: v may be
+// bbolt memory.
+func decodeMessage(v []byte) (Message, error) {
+	p, err := parseMessage(v)
+	if err != nil {
+		return Message{}, err
+	}
+	m := Message{
+		QoS: p.flags & 3, Retain: p.flags&msgFlagRetain != 0, Time: p.time, Expiry: p.expiry,
+		Topic: string(p.topic), Payload: make([]byte, len(p.payload)),
+	}
+	copy(m.Payload, p.payload)
+	if p.props != nil {
+		m.Properties = make([]byte, len(p.props))
+		copy(m.Properties, p.props)
+	}
 	return m, nil
 }
 
 // messageTopic returns the topic of an encoded message without copying its
 // payload.
 func messageTopic(v []byte) (string, bool) {
-	if len(v) < msgFixed+1 {
+	p, err := parseMessage(v)
+	if err != nil {
 		return "", false
 	}
-	rest := v[msgFixed:]
-	n, k := binary.Uvarint(rest)
-	if k <= 0 || n > uint64(len(rest)-k) {
-		return "", false
-	}
-	return string(rest[k : k+int(n)]), true
+	return string(p.topic), true
 }
 
 // messageTime returns the time of an encoded message without decoding it.
@@ -88,8 +151,11 @@ func messageTime(v []byte) (int64, bool) {
 }
 
 // messageSize returns Message.Size of an encoded message without decoding
-// it.
+// it. A record that does not parse (unverified, damaged) is estimated.
 func messageSize(v []byte) int64 {
+	if p, err := parseMessage(v); err == nil {
+		return int64(len(p.topic) + len(p.props) + len(p.payload))
+	}
 	if len(v) < msgFixed+1 {
 		return 0
 	}
@@ -100,48 +166,109 @@ func messageSize(v []byte) int64 {
 	return int64(len(v) - msgFixed - k)
 }
 
-// queued ref: QoS | packet id BE | flags (bit 0 pubrel, bit 1 retain).
+// queued ref: QoS | packet id BE | flags | subscription ids. flags: bit 0
+// pubrel, bit 1 retain, bit 2 subscription ids follow, each a uvarint of 1
+// to MaxSubscriptionID, to the end of the record (at least one).
+const (
+	refPubrel = 1 << 0
+	refRetain = 1 << 1
+	refSubIDs = 1 << 2
+)
+
 func encodeRef(q *Queued) []byte {
-	b := []byte{q.QoS, byte(q.PacketID >> 8), byte(q.PacketID), 0}
+	b := make([]byte, 4, 4+binary.MaxVarintLen32*len(q.SubIDs)+sumLen)
+	b[0], b[1], b[2] = q.QoS, byte(q.PacketID>>8), byte(q.PacketID)
 	if q.Pubrel {
-		b[3] |= 1
+		b[3] |= refPubrel
 	}
 	if q.Retain {
-		b[3] |= 2
+		b[3] |= refRetain
+	}
+	if len(q.SubIDs) > 0 {
+		b[3] |= refSubIDs
+		for _, id := range q.SubIDs {
+			b = binary.AppendUvarint(b, uint64(id))
+		}
 	}
 	return b
 }
 
-// decodeRef decodes v into q's QoS, PacketID, Pubrel and Retain.
+// decodeRef decodes v into q's QoS, PacketID, Pubrel, Retain and SubIDs.
 func decodeRef(v []byte, q *Queued) error {
-	if len(v) != 4 || v[0] > 2 || v[3] > 3 {
+	if len(v) < 4 || v[0] > 2 || v[3]&^(refPubrel|refRetain|refSubIDs) != 0 ||
+		(v[3]&refSubIDs != 0) != (len(v) > 4) {
 		return fmt.Errorf("decoding queue ref: bad record %x", v)
 	}
-	q.QoS, q.PacketID, q.Pubrel, q.Retain = v[0], binary.BigEndian.Uint16(v[1:3]), v[3]&1 != 0, v[3]&2 != 0
+	q.QoS, q.PacketID, q.Pubrel, q.Retain = v[0], binary.BigEndian.Uint16(v[1:3]), v[3]&refPubrel != 0, v[3]&refRetain != 0
+	q.SubIDs = nil
+	for rest := v[4:]; len(rest) > 0; {
+		id, k, ok := subID(rest)
+		if !ok {
+			q.SubIDs = nil
+			return fmt.Errorf("decoding queue ref: bad subscription id in %x", v)
+		}
+		q.SubIDs = append(q.SubIDs, id)
+		rest = rest[k:]
+	}
 	return nil
 }
 
+// subID decodes a subscription identifier: a minimal uvarint of 1 to
+// MaxSubscriptionID.
+func subID(v []byte) (id uint32, k int, ok bool) {
+	n, k := binary.Uvarint(v)
+	if k <= 0 || n == 0 || n > MaxSubscriptionID || k != uvarintLen(n) {
+		return 0, 0, false
+	}
+	return uint32(n), k, true
+}
+
+func uvarintLen(n uint64) int {
+	k := 1
+	for ; n >= 0x80; n >>= 7 {
+		k++
+	}
+	return k
+}
+
+// sessionInfo is the session info record (key "info").
+type sessionInfo struct {
+	subs     []Subscription // format 1 only; Filter and QoS
+	lastSeen int64
+	version  byte
+	expiry   uint32
+}
+
 // session info: varint LastSeen | uvarint count | count × (uvarint len |
-// filter | QoS).
-func encodeSession(subs []Subscription, lastSeen int64) []byte {
-	b := binary.AppendVarint(nil, lastSeen)
-	b = binary.AppendUvarint(b, uint64(len(subs)))
-	for _, s := range subs {
+// filter | QoS) | [version | uvarint ExpiryInterval]. The list is format
+// 1's (format 2 and later write count 0 and keep subscriptions in the subs
+// bucket); version and expiry interval are format 3's, absent when both
+// are 0.
+func encodeSession(in *sessionInfo) []byte {
+	b := binary.AppendVarint(make([]byte, 0, 16+sumLen), in.lastSeen)
+	b = binary.AppendUvarint(b, uint64(len(in.subs)))
+	for _, s := range in.subs {
 		b = binary.AppendUvarint(b, uint64(len(s.Filter)))
 		b = append(b, s.Filter...)
 		b = append(b, s.QoS)
 	}
+	if in.version != 0 || in.expiry != 0 {
+		b = append(b, in.version)
+		b = binary.AppendUvarint(b, uint64(in.expiry))
+	}
 	return b
 }
 
-func decodeSession(v []byte) (subs []Subscription, lastSeen int64, err error) {
-	bad := func() ([]Subscription, int64, error) {
-		return nil, 0, errors.New("decoding session: bad record")
+func decodeSession(v []byte) (sessionInfo, error) {
+	bad := func() (sessionInfo, error) {
+		return sessionInfo{}, errors.New("decoding session: bad record")
 	}
+	var in sessionInfo
 	lastSeen, k := binary.Varint(v)
 	if k <= 0 {
 		return bad()
 	}
+	in.lastSeen = lastSeen
 	v = v[k:]
 	n, k := binary.Uvarint(v)
 	if k <= 0 || n > uint64(len(v)) {
@@ -149,7 +276,7 @@ func decodeSession(v []byte) (subs []Subscription, lastSeen int64, err error) {
 	}
 	v = v[k:]
 	if n > 0 {
-		subs = make([]Subscription, 0, n)
+		in.subs = make([]Subscription, 0, n)
 	}
 	for range n {
 		l, k := binary.Uvarint(v)
@@ -157,13 +284,18 @@ func decodeSession(v []byte) (subs []Subscription, lastSeen int64, err error) {
 			return bad()
 		}
 		v = v[k:]
-		subs = append(subs, Subscription{Filter: string(v[:l]), QoS: v[l]})
+		in.subs = append(in.subs, Subscription{Filter: string(v[:l]), QoS: v[l]})
 		v = v[l+1:]
 	}
-	if len(v) != 0 {
-		return bad()
+	if len(v) > 0 {
+		in.version = v[0]
+		e, k := binary.Uvarint(v[1:])
+		if k <= 0 || e > uint64(^uint32(0)) || 1+k != len(v) {
+			return bad()
+		}
+		in.expiry = uint32(e)
 	}
-	return subs, lastSeen, nil
+	return in, nil
 }
 
 // session owner (key "owner" of a session's bucket, absent in sessions
@@ -216,4 +348,21 @@ func decodeQStats(v []byte) (qstats, error) {
 		dropped: binary.BigEndian.Uint64(v[16:]),
 		expired: binary.BigEndian.Uint64(v[24:]),
 	}, nil
+}
+
+// will (key "will" of a session's bucket, format 3): Due int64 BE | the
+// will message as a message record.
+func encodeWill(w *Will) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(w.Due)), encodeMessage(&w.Msg)...)
+}
+
+func decodeWill(v []byte) (*Will, error) {
+	if len(v) < 8 {
+		return nil, fmt.Errorf("decoding will: %w", errShort)
+	}
+	m, err := decodeMessage(v[8:])
+	if err != nil {
+		return nil, fmt.Errorf("decoding will: %w", err)
+	}
+	return &Will{Msg: m, Due: int64(binary.BigEndian.Uint64(v))}, nil
 }

@@ -122,14 +122,30 @@ func mustLoad(t testing.TB, s persist.Store) *persist.Snapshot {
 }
 
 // fmtSnap formats a snapshot canonically (nil and empty slices alike).
+// The MQTT 5.0 fields appear only when set, so a 3.1.1 state formats as it
+// did before format 3.
 func fmtSnap(s *persist.Snapshot) string {
 	var b strings.Builder
 	for _, ss := range s.Sessions {
-		fmt.Fprintf(&b, "session %q subs=%v last=%d inbound=%v\n", ss.ClientID, ss.Subs, ss.LastSeen, ss.Inbound)
+		subs := make([]string, len(ss.Subs))
+		for i, sub := range ss.Subs {
+			subs[i] = fmtSub(sub)
+		}
+		fmt.Fprintf(&b, "session %q subs=[%s] last=%d inbound=%v", ss.ClientID, strings.Join(subs, " "), ss.LastSeen, ss.Inbound)
+		if ss.Version != 0 || ss.ExpiryInterval != 0 {
+			fmt.Fprintf(&b, " v%d expiry=%d", ss.Version, ss.ExpiryInterval)
+		}
+		if w := ss.Will; w != nil {
+			fmt.Fprintf(&b, " will=%s due=%d", fmtMsg(w.Msg), w.Due)
+		}
+		b.WriteString("\n")
 		for _, q := range ss.Queue {
 			ret := ""
 			if q.Retain {
 				ret = " retain"
+			}
+			if q.SubIDs != nil {
+				ret += fmt.Sprintf(" subids=%v", q.SubIDs)
 			}
 			fmt.Fprintf(&b, "  q id=%d qos=%d pid=%d rel=%t%s msg=%s\n", q.MsgID, q.QoS, q.PacketID, q.Pubrel, ret, fmtMsg(q.Msg))
 		}
@@ -140,8 +156,23 @@ func fmtSnap(s *persist.Snapshot) string {
 	return b.String()
 }
 
+func fmtSub(s persist.Subscription) string {
+	v5 := ""
+	if s.NoLocal || s.RetainAsPublished || s.RetainHandling != 0 || s.ID != 0 {
+		v5 = fmt.Sprintf(" nl%t rap%t rh%d id%d", s.NoLocal, s.RetainAsPublished, s.RetainHandling, s.ID)
+	}
+	return fmt.Sprintf("{%d %s %d%s}", s.Seq, s.Filter, s.QoS, v5)
+}
+
 func fmtMsg(m persist.Message) string {
-	return fmt.Sprintf("{%q %q q%d r%t t%d}", m.Topic, m.Payload, m.QoS, m.Retain, m.Time)
+	v5 := ""
+	if m.Properties != nil {
+		v5 += fmt.Sprintf(" p%q", m.Properties)
+	}
+	if m.Expiry != 0 {
+		v5 += fmt.Sprintf(" e%d", m.Expiry)
+	}
+	return fmt.Sprintf("{%q %q q%d r%t t%d%s}", m.Topic, m.Payload, m.QoS, m.Retain, m.Time, v5)
 }
 
 func fmtEntries(es []persist.Entry) string {

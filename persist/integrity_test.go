@@ -426,7 +426,7 @@ func TestMigrateV1(t *testing.T) {
 	var log logBuf
 	opts := persist.Options{Path: path, Logger: log.logger()}
 	db := mustOpenStore(t, opts)
-	if !strings.Contains(log.String(), "from_format=1 to_format=2") {
+	if !strings.Contains(log.String(), "from_format=1 to_format=3") {
 		t.Errorf("migration not logged:\n%s", log.String())
 	}
 	long := "long-" + strings.Repeat("c", 1995)

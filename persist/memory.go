@@ -39,6 +39,9 @@ type memSession struct {
 	order    []uint64           // the keys of queue, ascending
 	inbound  map[uint16]struct{}
 	owner    *Owner
+	version  byte
+	expiry   uint32
+	will     *Will
 }
 
 type memQueue struct {
@@ -92,12 +95,22 @@ func (m *Memory) ExpireQueues(now time.Time) (int64, error) {
 	return n, nil
 }
 
+// cloneMsg copies msg as a store round trip returns it: a nil Payload
+// becomes empty, Properties keeps nil apart from empty.
 func cloneMsg(msg Message) Message {
 	msg.Payload = slices.Clone(msg.Payload)
 	if msg.Payload == nil {
 		msg.Payload = []byte{}
 	}
+	msg.Properties = slices.Clone(msg.Properties)
 	return msg
+}
+
+func cloneWill(w *Will) *Will {
+	if w == nil {
+		return nil
+	}
+	return &Will{Msg: cloneMsg(w.Msg), Due: w.Due}
 }
 
 func (m *Memory) applyBatch(groups []group) error {
@@ -158,7 +171,7 @@ func (m *Memory) apply(op Op) {
 		if s.queue[o.MsgID] != nil {
 			return
 		}
-		s.queue[o.MsgID] = &Queued{MsgID: o.MsgID, QoS: o.QoS, Retain: o.Retain}
+		s.queue[o.MsgID] = &Queued{MsgID: o.MsgID, QoS: o.QoS, Retain: o.Retain, SubIDs: slices.Clone(o.SubIDs)}
 		if i, _ := slices.BinarySearch(s.order, o.MsgID); i == len(s.order) {
 			s.order = append(s.order, o.MsgID)
 		} else {
@@ -184,7 +197,12 @@ func (m *Memory) apply(op Op) {
 			m.decRef(o.MsgID)
 		}
 	case PutSession:
-		m.session(o.ClientID, true).lastSeen = o.LastSeen
+		s := m.session(o.ClientID, true)
+		s.lastSeen, s.version, s.expiry = o.LastSeen, o.Version, o.ExpiryInterval
+	case SetWill:
+		if s := m.session(o.ClientID, o.Will != nil); s != nil {
+			s.will = cloneWill(o.Will)
+		}
 	case SetOwner:
 		owner := o.Owner
 		m.session(o.ClientID, true).owner = &owner
@@ -293,7 +311,7 @@ func (m *Memory) Load() (*Snapshot, error) {
 	snap := &Snapshot{NextMsgID: m.next}
 	for _, id := range slices.Sorted(maps.Keys(m.sessions)) {
 		s := m.sessions[id]
-		out := Session{ClientID: id, LastSeen: s.lastSeen}
+		out := Session{ClientID: id, LastSeen: s.lastSeen, Version: s.version, ExpiryInterval: s.expiry, Will: cloneWill(s.will)}
 		if s.owner != nil {
 			owner := *s.owner
 			out.Owner = &owner
@@ -306,6 +324,7 @@ func (m *Memory) Load() (*Snapshot, error) {
 			q := *s.queue[mid]
 			if sent = sent && q.PacketID != 0; sent {
 				q.Msg = cloneMsg(m.msgs[mid].msg)
+				q.SubIDs = slices.Clone(q.SubIDs)
 				out.Queue = append(out.Queue, q)
 			} else {
 				out.Waiting++
@@ -315,8 +334,13 @@ func (m *Memory) Load() (*Snapshot, error) {
 		out.Inbound = slices.Sorted(maps.Keys(s.inbound))
 		snap.Sessions = append(snap.Sessions, out)
 	}
+	now := time.Now().UnixNano()
 	for _, t := range slices.Sorted(maps.Keys(m.retained)) {
-		snap.Retained = append(snap.Retained, cloneMsg(m.retained[t]))
+		if r := m.retained[t]; r.Expired(now) {
+			delete(m.retained, t)
+		} else {
+			snap.Retained = append(snap.Retained, cloneMsg(r))
+		}
 	}
 	return snap, nil
 }
@@ -375,6 +399,7 @@ func (m *Memory) ReadSessionQueue(clientID string, afterMsgID uint64, max int) (
 	for ; i < len(s.order) && len(out) < max; i++ {
 		q := *s.queue[s.order[i]]
 		q.Msg = cloneMsg(m.msgs[q.MsgID].msg)
+		q.SubIDs = slices.Clone(q.SubIDs)
 		out = append(out, q)
 	}
 	return out, nil

@@ -9,9 +9,28 @@ import (
 
 // migrate brings a store of format version from up to formatVersion,
 // inside the caller's write transaction: the file is either migrated
-// whole or not at all.
+// whole or not at all. Each step brings it one version further.
 //
-// Format 1 → 2, in this order:
+// Format 2 → 3 (MQTT 5.0) rewrites nothing: format 3 added fields to the
+// message, queue ref, subscription and session info records behind flags
+// or trailing bytes that format 2 never wrote, and the will record, so
+// every format 2 record is a format 3 record with those fields zero, its
+// checksum unchanged. Only the version changes, so that an edged of format
+// 2, which would take a record with the new fields for damage, refuses the
+// file (ErrNewerFormat).
+func migrate(tx *bolt.Tx, from uint64) error {
+	if from < 1 || from >= formatVersion {
+		return fmt.Errorf("no migration from format %d", from)
+	}
+	if from == 1 {
+		if err := migrate1to2(tx); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keyFormat, u64key(formatVersion))
+}
+
+// migrate1to2 brings a format 1 store to format 2, in this order:
 //   - each session's subscriptions move from the list in its info record
 //     to its subs bucket, and its queue gets a stats record
 //     (migrateSession), reading the records as format 1 wrote them;
@@ -19,10 +38,7 @@ import (
 //     written too;
 //   - names that format 2 keys by hash (key.go: longer than maxRawName
 //     bytes) move to their hashed keys.
-func migrate(tx *bolt.Tx, from uint64) error {
-	if from != 1 {
-		return fmt.Errorf("no migration from format %d", from)
-	}
+func migrate1to2(tx *bolt.Tx) error {
 	sessions := tx.Bucket(bucketSessions)
 	msgs := tx.Bucket(bucketMessages)
 	for _, k := range bucketKeys(sessions) {
@@ -97,7 +113,7 @@ func migrate(tx *bolt.Tx, from uint64) error {
 			return err
 		}
 	}
-	return meta.Put(keyFormat, u64key(formatVersion))
+	return nil
 }
 
 // valueKeys returns copies of the keys of b's values (not buckets).

@@ -46,6 +46,17 @@ func (s *scenario) message(i int) persist.Message {
 	case 1:
 		m.Time = 1000 + int64(i) // long expired
 	}
+	// MQTT 5.0 fields: properties (nil, empty or not), an expiry past
+	// (retained ones are dropped by Load) or far ahead.
+	switch s.pick(4) {
+	case 1:
+		m.Properties = []byte{}
+	case 2:
+		m.Properties = fmt.Appendf(nil, "\x26props%d", i)
+		m.Expiry = time.Now().Add(time.Hour).UnixNano()
+	case 3:
+		m.Expiry = 2000 + int64(i)
+	}
 	return m
 }
 
@@ -63,7 +74,11 @@ func (s *scenario) group() []persist.Op {
 		ops := []persist.Op{persist.PutMessage{ID: s.nextID, Msg: s.message(int(s.nextID))}}
 		for i, cl := range clients {
 			if s.pick(2) == 1 || i == 0 {
-				ops = append(ops, persist.Enqueue{ClientID: cl, MsgID: s.nextID, QoS: byte(max(0, s.pick(3)))})
+				e := persist.Enqueue{ClientID: cl, MsgID: s.nextID, QoS: byte(max(0, s.pick(3)))}
+				if s.pick(3) == 0 {
+					e.SubIDs = []uint32{uint32(1 + s.pick(3)), persist.MaxSubscriptionID}
+				}
+				ops = append(ops, e)
 			}
 		}
 		return ops
@@ -76,9 +91,19 @@ func (s *scenario) group() []persist.Op {
 		if s.pick(3) == 0 {
 			return []persist.Op{persist.DeleteSubscription{ClientID: c, Seq: seq}}
 		}
-		return []persist.Op{persist.PutSession{ClientID: c, LastSeen: int64(s.pick(100))},
-			persist.PutSubscription{ClientID: c, Sub: persist.Subscription{Seq: seq, Filter: topics[max(0, s.pick(3))], QoS: byte(max(0, s.pick(3)))}}}
+		sub := persist.Subscription{Seq: seq, Filter: topics[max(0, s.pick(3))], QoS: byte(max(0, s.pick(3)))}
+		if o := s.pick(8); o > 0 {
+			sub.NoLocal, sub.RetainAsPublished, sub.RetainHandling, sub.ID = o&1 != 0, o&2 != 0, byte(o%3), uint32(o*1000)
+		}
+		return []persist.Op{persist.PutSession{ClientID: c, LastSeen: int64(s.pick(100)), Version: byte(3 + s.pick(3)), ExpiryInterval: uint32(s.pick(3)) * 0x7fffffff},
+			persist.PutSubscription{ClientID: c, Sub: sub}}
 	case 7:
+		switch s.pick(3) {
+		case 1:
+			return []persist.Op{persist.SetWill{ClientID: c}}
+		case 2:
+			return []persist.Op{persist.SetWill{ClientID: c, Will: &persist.Will{Msg: s.message(s.pick(3)), Due: int64(s.pick(3))}}}
+		}
 		return []persist.Op{persist.DeleteSession{ClientID: c}}
 	case 8:
 		return []persist.Op{persist.PutInbound{ClientID: c, PacketID: uint16(max(0, s.pick(4)))}, persist.DeleteInbound{ClientID: c, PacketID: uint16(max(0, s.pick(4)))}}

@@ -11,18 +11,48 @@ type Message struct {
 	QoS     byte  // QoS it was published with
 	Retain  bool  // retain flag it was published with
 	Time    int64 // when the broker received it, Unix nanoseconds
+	// Properties is the encoded MQTT 5.0 property block of the PUBLISH,
+	// as the codec (broker/packet) writes it, without the properties that
+	// belong to one connection (topic alias, subscription identifiers).
+	// persist never parses it. nil for a message published over 3.1.x: it
+	// stays nil through the store, and an empty non-nil block stays empty
+	// and non-nil, so the broker may tell them apart.
+	Properties []byte
+	// Expiry is when the message expires, Unix nanoseconds (the receive
+	// time plus its Message Expiry Interval); 0 never. See Expired.
+	Expiry int64
 }
 
-// Size is the number of bytes a message counts against byte limits.
-func (m *Message) Size() int64 { return int64(len(m.Topic) + len(m.Payload)) }
+// Size is the number of bytes a message counts against byte limits: its
+// topic, payload and properties.
+func (m *Message) Size() int64 { return int64(len(m.Topic) + len(m.Payload) + len(m.Properties)) }
+
+// Expired reports whether the message has expired at now (Unix
+// nanoseconds): it has an Expiry and now is past it.
+func (m *Message) Expired(now int64) bool { return m.Expiry != 0 && now >= m.Expiry }
 
 // Subscription is one topic filter of a persistent session. Seq is the
 // caller's key for it, unique within the session (see PutSubscription).
+// The options after QoS are MQTT 5.0's (all zero for a 3.1.x one).
 type Subscription struct {
 	Seq    uint64
 	Filter string
 	QoS    byte
+	// NoLocal: messages published by this session's client are not
+	// delivered to it.
+	NoLocal bool
+	// RetainAsPublished: forwarded messages keep their retain flag.
+	RetainAsPublished bool
+	// RetainHandling is 0 (send retained messages on subscribe), 1 (only
+	// for a new subscription) or 2 (never); 3 is invalid.
+	RetainHandling byte
+	// ID is the subscription identifier, 1 to MaxSubscriptionID; 0 none.
+	ID uint32
 }
+
+// MaxSubscriptionID is the largest subscription identifier (a Variable
+// Byte Integer of up to 4 bytes).
+const MaxSubscriptionID = 268_435_455
 
 // Queued is one message in a session's outbound queue: waiting to be sent,
 // or sent (PacketID != 0) and not yet acknowledged.
@@ -33,6 +63,10 @@ type Queued struct {
 	PacketID uint16  // 0 until the message is sent; then the id it was sent with
 	Pubrel   bool    // QoS 2 only: PUBREC received, PUBREL sent, awaiting PUBCOMP
 	Retain   bool    // the retain flag it is delivered with (a retained message for a new subscription)
+	// SubIDs are the subscription identifiers of the session's
+	// subscriptions that matched the message, to be sent with it
+	// [MQTT-3.3.4-3]; nil if none (always for 3.1.x sessions).
+	SubIDs []uint32
 }
 
 // Session is a persistent session (clean session 0) as stored.
@@ -59,6 +93,48 @@ type Session struct {
 	// Owner is whom the session belongs to; nil for a session stored
 	// before owners were recorded (SetOwner).
 	Owner *Owner
+	// Version is the protocol level the client last connected with (3 for
+	// MQTT 3.1, 4 for 3.1.1, 5 for 5.0), as PutSession stored it; 0 for a
+	// session stored before format 3 or by a caller that did not say,
+	// which is treated as 3.1.1.
+	Version byte
+	// ExpiryInterval is the MQTT 5.0 Session Expiry Interval in seconds.
+	// It applies only when Version is 5 or more: a 3.1.x session (Version
+	// below 5) has no expiry interval and never expires by itself, as
+	// before format 3 (limits.session_expiry may still end it). ExpiryNever
+	// (0xFFFFFFFF) never expires (MQTT 5.0 section 3.1.2.11.2). See
+	// ExpiresAfter.
+	ExpiryInterval uint32
+	// Will is the will message stored for the session (SetWill), or nil.
+	Will *Will
+}
+
+// ExpiryNever is the Session Expiry Interval of a session that does not
+// expire (0xFFFFFFFF).
+const ExpiryNever = ^uint32(0)
+
+// ExpiresAfter returns how long after its client disconnects the session
+// expires, and false if it never does: a session of Version below 5 or
+// with ExpiryInterval ExpiryNever. Load returns sessions past their expiry
+// like any other: the broker decides (it may publish their wills first).
+func (s *Session) ExpiresAfter() (seconds uint32, ok bool) {
+	if s.Version < 5 || s.ExpiryInterval == ExpiryNever {
+		return 0, false
+	}
+	return s.ExpiryInterval, true
+}
+
+// Will is a will message stored with a session, so that a delayed will
+// (MQTT 5.0 Will Delay Interval) is not lost by a restart. Msg holds the
+// will's topic, payload, QoS, retain flag and properties (the will
+// properties as the codec writes them, which persist does not parse); its
+// Time and Expiry are the caller's (usually 0).
+type Will struct {
+	Msg Message
+	// Due is when the will is to be published, Unix nanoseconds; 0 means
+	// no time was set (for example the client was still connected when it
+	// was stored, and the broker decides at start-up).
+	Due int64
 }
 
 // Owner identifies the client a persistent session belongs to: only a
@@ -91,12 +167,14 @@ type PutMessage struct {
 }
 
 // Enqueue appends a reference to message MsgID to a session's queue,
-// delivered with QoS and the retain flag Retain.
+// delivered with QoS, the retain flag Retain and the subscription
+// identifiers SubIDs (each 1 to MaxSubscriptionID).
 type Enqueue struct {
 	ClientID string
 	MsgID    uint64
 	QoS      byte
 	Retain   bool
+	SubIDs   []uint32
 }
 
 // SetInflight records that a queued message was sent with PacketID, or
@@ -115,11 +193,15 @@ type Dequeue struct {
 	MsgID    uint64
 }
 
-// PutSession creates a session or sets its LastSeen. Its subscriptions,
-// queue and inbound state are kept.
+// PutSession creates a session or sets its info record: LastSeen, Version
+// and ExpiryInterval, all three (see Session; a caller that leaves Version
+// 0 stores a 3.1.1-like session that never expires). Its subscriptions,
+// queue, inbound state, owner and will are kept.
 type PutSession struct {
-	ClientID string
-	LastSeen int64
+	ClientID       string
+	LastSeen       int64
+	Version        byte
+	ExpiryInterval uint32
 }
 
 // PutSubscription creates a session's subscription Seq or replaces it.
@@ -145,7 +227,15 @@ type SetOwner struct {
 	Owner    Owner
 }
 
-// DeleteSession removes a session with its queue and inbound state.
+// SetWill stores the will of a session, replacing any, creating the
+// session if needed; a nil Will removes it (and creates nothing). It is
+// kept until removed or the session is deleted.
+type SetWill struct {
+	ClientID string
+	Will     *Will
+}
+
+// DeleteSession removes a session with its queue, inbound state and will.
 type DeleteSession struct {
 	ClientID string
 }
@@ -196,6 +286,7 @@ func (PutSubscription) isOp()    {}
 func (DeleteSubscription) isOp() {}
 func (DeleteSession) isOp()      {}
 func (SetOwner) isOp()           {}
+func (SetWill) isOp()            {}
 func (PutInbound) isOp()         {}
 func (DeleteInbound) isOp()      {}
 func (PutRetained) isOp()        {}

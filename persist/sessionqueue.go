@@ -16,7 +16,7 @@ import (
 // per subscription, and the queue's count and bytes in a stats record kept
 // in the same transaction as its entries, so start-up reads sessions and
 // the messages in flight, not every queued message. Like every record of
-// format 2 they are sealed (checksum.go), and a damaged one is set aside
+// format 2 and later they are sealed (checksum.go), and a damaged one is set aside
 // (aside.go), never delivered.
 
 // keySubs names a session's sub-bucket of subscriptions: Seq (uint64) →
@@ -24,18 +24,60 @@ import (
 // bytes of its queue as a qstats record.
 var keySubs = []byte("subs")
 
-// subscription record: QoS | filter.
+// subscription record: options | [uvarint ID] | filter. options: bits 0-1
+// QoS, bit 2 no local, bit 3 retain as published, bits 4-5 retain
+// handling, bit 6 an identifier follows (1 to MaxSubscriptionID). A 3.1.x
+// subscription's record is QoS | filter, as in format 2.
+const (
+	subNoLocal = 1 << 2
+	subRAP     = 1 << 3
+	subRHShift = 4
+	subHasID   = 1 << 6
+)
+
 func encodeSub(s *Subscription) []byte {
-	b := make([]byte, 0, 1+len(s.Filter)+sumLen)
-	b = append(b, s.QoS)
+	b := make([]byte, 0, 1+binary.MaxVarintLen32+len(s.Filter)+sumLen)
+	opts := s.QoS&3 | (s.RetainHandling&3)<<subRHShift
+	if s.NoLocal {
+		opts |= subNoLocal
+	}
+	if s.RetainAsPublished {
+		opts |= subRAP
+	}
+	if s.ID != 0 {
+		opts |= subHasID
+	}
+	b = append(b, opts)
+	if s.ID != 0 {
+		b = binary.AppendUvarint(b, uint64(s.ID))
+	}
 	return append(b, s.Filter...)
 }
 
 func decodeSub(k, v []byte) (Subscription, error) {
-	if len(k) != 8 || len(v) < 2 || v[0] > 2 {
+	bad := func() (Subscription, error) {
 		return Subscription{}, fmt.Errorf("decoding subscription %x: bad record", k)
 	}
-	return Subscription{Seq: binary.BigEndian.Uint64(k), QoS: v[0], Filter: string(v[1:])}, nil
+	if len(k) != 8 || len(v) < 2 || v[0]&3 > 2 || v[0]&0x80 != 0 || (v[0]>>subRHShift)&3 > 2 {
+		return bad()
+	}
+	s := Subscription{
+		Seq: binary.BigEndian.Uint64(k), QoS: v[0] & 3, NoLocal: v[0]&subNoLocal != 0,
+		RetainAsPublished: v[0]&subRAP != 0, RetainHandling: (v[0] >> subRHShift) & 3,
+	}
+	rest := v[1:]
+	if v[0]&subHasID != 0 {
+		id, n, ok := subID(rest)
+		if !ok {
+			return bad()
+		}
+		s.ID, rest = id, rest[n:]
+	}
+	if len(rest) == 0 {
+		return bad()
+	}
+	s.Filter = string(rest)
+	return s, nil
 }
 
 // sessQ is the stats of one session queue inside a write transaction,
@@ -138,7 +180,7 @@ func (a *applier) enqueue(o Enqueue) error {
 	if q.Get(k) != nil {
 		return nil
 	}
-	if err := putRec(q, k, encodeRef(&Queued{QoS: o.QoS, Retain: o.Retain})); err != nil {
+	if err := putRec(q, k, encodeRef(&Queued{QoS: o.QoS, Retain: o.Retain, SubIDs: o.SubIDs})); err != nil {
 		return err
 	}
 	sq, err := a.sessionQueue(o.ClientID, s)
@@ -212,7 +254,8 @@ func (a *applier) deleteSubscription(o DeleteSubscription) error {
 // move to the subs bucket (Seq 1, 2, ...), and the queue gets its stats
 // record.
 func migrateSession(b, msgs *bolt.Bucket, where string) error {
-	subs, lastSeen, err := decodeSession(b.Get(keyInfo))
+	info, err := decodeSession(b.Get(keyInfo))
+	subs := info.subs
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, where, err)
 	}
@@ -227,7 +270,7 @@ func migrateSession(b, msgs *bolt.Bucket, where string) error {
 				return err
 			}
 		}
-		if err := b.Put(keyInfo, encodeSession(nil, lastSeen)); err != nil {
+		if err := b.Put(keyInfo, encodeSession(&sessionInfo{lastSeen: info.lastSeen})); err != nil {
 			return err
 		}
 	}
@@ -256,17 +299,26 @@ func (db *DB) loadSession(id string, sb, msgs *bolt.Bucket, cache map[uint64]*Me
 	s := Session{ClientID: id}
 	where := "session " + quote(id)
 	info, err := getRec(sb, keyInfo)
-	var legacy []Subscription
+	var in sessionInfo
 	if err == nil {
-		legacy, s.LastSeen, err = decodeSession(info)
+		in, err = decodeSession(info)
 	}
-	if err == nil && len(legacy) > 0 {
+	if err == nil && len(in.subs) > 0 {
 		// Format 2 keeps subscriptions in the subs bucket only.
 		err = errors.New("subscriptions in the info record")
 	}
 	if err != nil {
 		db.found(aside, asideItem{what: where + ": info", kind: asideInfo, name: id, raw: sb.Get(keyInfo)}, err)
-		s.LastSeen = 0
+		in = sessionInfo{}
+	}
+	s.LastSeen, s.Version, s.ExpiryInterval = in.lastSeen, in.version, in.expiry
+	wv, err := getRec(sb, keyWill)
+	if err == nil && wv != nil {
+		s.Will, err = decodeWill(wv)
+	}
+	if err != nil {
+		db.found(aside, asideItem{what: where + ": will", kind: asideWill, name: id, key: keyWill, raw: sb.Get(keyWill)}, err)
+		s.Will = nil
 	}
 	ov, err := getRec(sb, keyOwner)
 	if err == nil {

@@ -46,7 +46,7 @@ func TestMigrateFormat1Sessions(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := sb.Put(keyInfo, encodeSession(legacy, 77)); err != nil {
+		if err := sb.Put(keyInfo, encodeSession(&sessionInfo{subs: legacy, lastSeen: 77})); err != nil {
 			return err
 		}
 		for i := range uint64(5) {

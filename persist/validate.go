@@ -7,8 +7,9 @@ import (
 
 // ErrInvalidOp is returned (wrapped, to the done callback) for a Commit
 // call with an op the store cannot store: an empty name or one longer than
-// 65,535 bytes (client id, topic, queue name), a QoS above 2, a nil or
-// unknown op. None of the call's ops is applied; other calls are not
+// 65,535 bytes (client id, topic, queue name), a QoS above 2, a retain
+// handling above 2, a subscription identifier above MaxSubscriptionID (or
+// 0 in Enqueue.SubIDs), a nil or unknown op. None of the call's ops is applied; other calls are not
 // affected. An MQTT packet that passed the codec never makes one.
 var ErrInvalidOp = errors.New("invalid op")
 
@@ -33,6 +34,11 @@ func validate(op Op) error {
 		if o.QoS > 2 {
 			return bad("qos > 2")
 		}
+		for _, id := range o.SubIDs {
+			if id == 0 || id > MaxSubscriptionID {
+				return bad("subscription identifier out of range")
+			}
+		}
 	case SetInflight:
 		if !key(o.ClientID) {
 			return bad("client id length")
@@ -55,6 +61,12 @@ func validate(op Op) error {
 		if len(o.Sub.Filter) == 0 || len(o.Sub.Filter) > maxNameSize {
 			return bad("filter length")
 		}
+		if o.Sub.RetainHandling > 2 {
+			return bad("retain handling > 2")
+		}
+		if o.Sub.ID > MaxSubscriptionID {
+			return bad("subscription identifier out of range")
+		}
 	case DeleteSubscription:
 		if !key(o.ClientID) {
 			return bad("client id length")
@@ -62,6 +74,16 @@ func validate(op Op) error {
 	case SetOwner:
 		if !key(o.ClientID) {
 			return bad("client id length")
+		}
+	case SetWill:
+		if !key(o.ClientID) {
+			return bad("client id length")
+		}
+		if o.Will != nil && !key(o.Will.Msg.Topic) {
+			return bad("will topic length")
+		}
+		if o.Will != nil && o.Will.Msg.QoS > 2 {
+			return bad("qos > 2")
 		}
 	case DeleteSession:
 		if !key(o.ClientID) {
@@ -97,7 +119,7 @@ func validate(op Op) error {
 		if !key(o.Queue) {
 			return bad("queue name length")
 		}
-	case expireOp, asideOp:
+	case expireOp, asideOp, expiredRetainedOp:
 	case nil:
 		return bad("nil")
 	default:
@@ -105,6 +127,13 @@ func validate(op Op) error {
 	}
 	return nil
 }
+
+// expiredRetainedOp is the internal op by which Load deletes the expired
+// retained messages it left out: keys[i] is deleted if it still holds
+// raws[i], the record Load read.
+type expiredRetainedOp struct{ keys, raws [][]byte }
+
+func (expiredRetainedOp) isOp() {}
 
 // expireOp is the internal op behind ExpireQueues and Queue.Expire.
 type expireOp struct {

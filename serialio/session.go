@@ -215,6 +215,7 @@ func (s *session) handleFrame(f Frame, err error, done <-chan struct{}) {
 	switch err {
 	case nil:
 		st.framesIn.Add(1)
+		st.lastFrame.Store(time.Now().UnixNano())
 	case ErrCRC:
 		st.crcErrors.Add(1)
 		s.l.drop(err, int(f.Channel))

@@ -1,6 +1,9 @@
 package serialio
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Stats is a snapshot of one port's counters since Listen. Frame counters
 // stay zero with raw framing.
@@ -19,6 +22,8 @@ type Stats struct {
 	PortOpens      uint64 // successful opens of the device, the first included
 	PortLosses     uint64 // times the open device failed (unplugged)
 	Overflows      uint64 // conns closed because the broker read too slowly
+	// LastFrame is when the last valid frame was received; zero if none.
+	LastFrame time.Time
 }
 
 // Dropped returns the number of received frames that were dropped.
@@ -33,6 +38,7 @@ type counters struct {
 	crcErrors, formatErrors, oversize, lenMism atomic.Uint64
 	resetsSent, connsOpened, portOpens         atomic.Uint64
 	portLosses, overflows                      atomic.Uint64
+	lastFrame                                  atomic.Int64 // Unix nanoseconds; 0: none
 }
 
 func (c *counters) snapshot() Stats {
@@ -51,5 +57,13 @@ func (c *counters) snapshot() Stats {
 		PortOpens:      c.portOpens.Load(),
 		PortLosses:     c.portLosses.Load(),
 		Overflows:      c.overflows.Load(),
+		LastFrame:      unixNano(c.lastFrame.Load()),
 	}
+}
+
+func unixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }

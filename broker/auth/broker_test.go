@@ -42,7 +42,7 @@ func dial(t *testing.T, addr string) *mqttConn {
 func (c *mqttConn) send(p packet.Packet) {
 	c.t.Helper()
 	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.nc.Write(packet.Encode(p)); err != nil {
+	if _, err := c.nc.Write(packet.Encode(p, packet.V311)); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -50,7 +50,7 @@ func (c *mqttConn) send(p packet.Packet) {
 func (c *mqttConn) expect(want packet.Packet) {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, err := packet.Read(c.br, 0)
+	got, err := packet.Read(c.br, 0, packet.V311)
 	if err != nil {
 		c.t.Fatalf("reading, want %T %+v: %v", want, want, err)
 	}
@@ -66,7 +66,7 @@ func (c *mqttConn) expectAll(want ...packet.Packet) {
 	left := append([]packet.Packet(nil), want...)
 	for range want {
 		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		got, err := packet.Read(c.br, 0)
+		got, err := packet.Read(c.br, 0, packet.V311)
 		if err != nil {
 			c.t.Fatalf("reading, want %d more packets: %v", len(left), err)
 		}
@@ -82,7 +82,7 @@ func (c *mqttConn) expectAll(want ...packet.Packet) {
 }
 
 // connect dials and sends CONNECT; a nil username sends none.
-func connect(t *testing.T, addr, id string, username *string, password string, want packet.ConnackCode) *mqttConn {
+func connect(t *testing.T, addr, id string, username *string, password string, want packet.Reason) *mqttConn {
 	t.Helper()
 	c := dial(t, addr)
 	p := &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, CleanSession: true, KeepAlive: 30,
@@ -91,7 +91,7 @@ func connect(t *testing.T, addr, id string, username *string, password string, w
 		p.Password = []byte(password)
 	}
 	c.send(p)
-	c.expect(&packet.Connack{Code: want})
+	c.expect(&packet.Connack{Reason: want})
 	return c
 }
 
@@ -131,13 +131,13 @@ topic read a/#
 			name     string
 			username *string
 			password string
-			want     packet.ConnackCode
+			want     packet.Reason
 		}{
-			{"anonymous", nil, "", packet.RefusedNotAuthorized},
-			{"wrong password", str("alice"), "bob-pw", packet.RefusedBadUsernamePassword},
-			{"no password", str("alice"), "", packet.RefusedBadUsernamePassword},
-			{"unknown user", str("mallory"), "alice-pw", packet.RefusedBadUsernamePassword},
-			{"right password", str("alice"), "alice-pw", packet.Accepted},
+			{"anonymous", nil, "", packet.NotAuthorized},
+			{"wrong password", str("alice"), "bob-pw", packet.BadUserNameOrPassword},
+			{"no password", str("alice"), "", packet.BadUserNameOrPassword},
+			{"unknown user", str("mallory"), "alice-pw", packet.BadUserNameOrPassword},
+			{"right password", str("alice"), "alice-pw", packet.Success},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				connect(t, addr, "c-"+tc.name, tc.username, tc.password, tc.want)
@@ -146,17 +146,17 @@ topic read a/#
 	})
 
 	t.Run("acl", func(t *testing.T) {
-		bob := connect(t, addr, "bob-1", str("bob"), "bob-pw", packet.Accepted)
-		alice := connect(t, addr, "alice-1", str("alice"), "alice-pw", packet.Accepted)
+		bob := connect(t, addr, "bob-1", str("bob"), "bob-pw", packet.Success)
+		alice := connect(t, addr, "alice-1", str("alice"), "alice-pw", packet.Success)
 
 		// bob may read a/# but not b/#; alice may subscribe to a/#, but
 		// a/secret, denied to her, is filtered at delivery.
 		bob.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 			{Filter: "a/#", QoS: 1}, {Filter: "b/#", QoS: 0}}})
-		bob.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1, packet.SubackFailure}})
+		bob.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1, packet.UnspecifiedError}})
 		alice.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 			{Filter: "a/#", QoS: 1}, {Filter: "a/ok", QoS: 1}}})
-		alice.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1, 1}})
+		alice.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1, 1}})
 
 		// Refused publishes are acknowledged and dropped: bob may not
 		// write at all, alice not to a/secret.

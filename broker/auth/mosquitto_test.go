@@ -154,7 +154,7 @@ func received(t *testing.T, addr string, topics []string) []string {
 	sub := login(t, addr, "sub", nil, true, false)
 	sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 		{Filter: "#", QoS: 0}, {Filter: "$SYS/spoof/#", QoS: 0}}})
-	sub.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{0, 0}})
+	sub.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{0, 0}})
 	pub := login(t, addr, "pub", str("writer"), true, false)
 	for i, topic := range topics {
 		pub.publish(topic, "x", false, uint16(i+1))
@@ -167,12 +167,12 @@ func received(t *testing.T, addr string, topics []string) []string {
 	spoof.send(&packet.Publish{Topic: "$SYS/spoof/state", Payload: []byte("1"), Retain: true})
 	spoof.send(&packet.Pingreq{})
 	spoof.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	packet.Read(spoof.br, 0) // PINGRESP, or EOF from Mosquitto
+	packet.Read(spoof.br, 0, packet.V311) // PINGRESP, or EOF from Mosquitto
 	pub.publish("public/end", "x", false, uint16(len(topics)+1))
 	var got []string
 	for {
 		sub.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		p, err := packet.Read(sub.br, 0)
+		p, err := packet.Read(sub.br, 0, packet.V311)
 		if err != nil {
 			t.Fatalf("reading after %q: %v", got, err)
 		}

@@ -86,23 +86,23 @@ func (p *Passwords) Reload() error {
 func (p *Passwords) Len() int { return len(p.table.Load().users) }
 
 // Authenticate implements broker.Authenticator. A client without a user
-// name is refused with RefusedNotAuthorized (the broker asks only when the
+// name is refused with packet.NotAuthorized (the broker asks only when the
 // listener does not allow anonymous clients); an unknown user or a wrong
-// password with RefusedBadUsernamePassword.
-func (p *Passwords) Authenticate(c *broker.ClientInfo, password []byte) packet.ConnackCode {
+// password with packet.BadUserNameOrPassword.
+func (p *Passwords) Authenticate(c *broker.ClientInfo, password []byte) packet.Reason {
 	if !c.HasUsername {
-		return packet.RefusedNotAuthorized
+		return packet.NotAuthorized
 	}
 	t := p.table.Load()
 	h, ok := t.users[c.Username]
 	if !ok {
 		t.dummy.verify(password)
-		return packet.RefusedBadUsernamePassword
+		return packet.BadUserNameOrPassword
 	}
 	if !h.verify(password) {
-		return packet.RefusedBadUsernamePassword
+		return packet.BadUserNameOrPassword
 	}
-	return packet.Accepted
+	return packet.Success
 }
 
 // verify reports whether password matches, comparing in constant time.
@@ -234,4 +234,10 @@ func parseHash(s string) (*passwordHash, error) {
 		return nil, fmt.Errorf("%w: bad hash (want %d bytes in base64)", ErrSyntax, sha512.Size)
 	}
 	return h, nil
+}
+
+// Has reports whether the table in use has username.
+func (p *Passwords) Has(username string) bool {
+	_, ok := p.table.Load().users[username]
+	return ok
 }

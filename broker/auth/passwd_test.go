@@ -40,7 +40,7 @@ type authCase struct {
 	name     string
 	client   *broker.ClientInfo
 	password string
-	want     packet.ConnackCode
+	want     packet.Reason
 }
 
 func checkAuth(t *testing.T, p *auth.Passwords, cases []authCase) {
@@ -65,18 +65,18 @@ func TestMosquittoPasswdFile(t *testing.T) {
 		t.Errorf("Len = %d, want 5", p.Len())
 	}
 	checkAuth(t, p, []authCase{
-		{"$7$ right", user("alice"), "secret", packet.Accepted},
-		{"$7$ wrong", user("alice"), "Secret", packet.RefusedBadUsernamePassword},
-		{"$7$ empty", user("alice"), "", packet.RefusedBadUsernamePassword},
-		{"$7$ colon and unicode", user("bob"), "p@ss:wörd $x", packet.Accepted},
-		{"$7$ user with space", user("carol smith"), "with space", packet.Accepted},
-		{"$6$ CRLF line", user("dave"), "hunter2", packet.Accepted},
-		{"$6$ wrong", user("dave"), "hunter3", packet.RefusedBadUsernamePassword},
-		{"$6$ unicode", user("erin"), "ünï:cøde", packet.Accepted},
-		{"unknown user", user("mallory"), "secret", packet.RefusedBadUsernamePassword},
-		{"user name is case sensitive", user("Alice"), "secret", packet.RefusedBadUsernamePassword},
-		{"empty user name", user(""), "", packet.RefusedBadUsernamePassword},
-		{"anonymous", anonymous, "", packet.RefusedNotAuthorized},
+		{"$7$ right", user("alice"), "secret", packet.Success},
+		{"$7$ wrong", user("alice"), "Secret", packet.BadUserNameOrPassword},
+		{"$7$ empty", user("alice"), "", packet.BadUserNameOrPassword},
+		{"$7$ colon and unicode", user("bob"), "p@ss:wörd $x", packet.Success},
+		{"$7$ user with space", user("carol smith"), "with space", packet.Success},
+		{"$6$ CRLF line", user("dave"), "hunter2", packet.Success},
+		{"$6$ wrong", user("dave"), "hunter3", packet.BadUserNameOrPassword},
+		{"$6$ unicode", user("erin"), "ünï:cøde", packet.Success},
+		{"unknown user", user("mallory"), "secret", packet.BadUserNameOrPassword},
+		{"user name is case sensitive", user("Alice"), "secret", packet.BadUserNameOrPassword},
+		{"empty user name", user(""), "", packet.BadUserNameOrPassword},
+		{"anonymous", anonymous, "", packet.NotAuthorized},
 	})
 }
 
@@ -105,8 +105,8 @@ func TestMosquittoPasswdGenerated(t *testing.T) {
 	var cases []authCase
 	for _, u := range users {
 		cases = append(cases,
-			authCase{u.name + " right", user(u.name), u.password, packet.Accepted},
-			authCase{u.name + " wrong", user(u.name), u.password + "!", packet.RefusedBadUsernamePassword})
+			authCase{u.name + " right", user(u.name), u.password, packet.Success},
+			authCase{u.name + " wrong", user(u.name), u.password + "!", packet.BadUserNameOrPassword})
 	}
 	checkAuth(t, p, cases)
 }
@@ -142,9 +142,9 @@ func TestHashPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAuth(t, p, []authCase{
-		{"default iterations", user("a"), "secret", packet.Accepted},
-		{"101 iterations", user("b"), "secret", packet.Accepted},
-		{"wrong", user("a"), "secreT", packet.RefusedBadUsernamePassword},
+		{"default iterations", user("a"), "secret", packet.Success},
+		{"101 iterations", user("b"), "secret", packet.Success},
+		{"wrong", user("a"), "secreT", packet.BadUserNameOrPassword},
 	})
 
 	if _, err := auth.HashPassword(nil); !errors.Is(err, auth.ErrEmptyPassword) {
@@ -265,10 +265,10 @@ func TestWritePasswordEntry(t *testing.T) {
 	p, err := auth.LoadPasswords(path)
 	must(err)
 	checkAuth(t, p, []authCase{
-		{"replaced", user("alice"), "three", packet.Accepted},
-		{"old password", user("alice"), "one", packet.RefusedBadUsernamePassword},
-		{"added", user("bob"), "two", packet.Accepted},
-		{"added with space", user("carol smith"), "four", packet.Accepted},
+		{"replaced", user("alice"), "three", packet.Success},
+		{"old password", user("alice"), "one", packet.BadUserNameOrPassword},
+		{"added", user("bob"), "two", packet.Success},
+		{"added with space", user("carol smith"), "four", packet.Success},
 	})
 
 	must(auth.RemovePasswordEntry(path, "bob"))
@@ -313,8 +313,8 @@ func TestWritePasswordEntryMosquittoReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAuth(t, p, []authCase{
-		{"ours", user("edged"), "ours", packet.Accepted},
-		{"theirs", user("mosq"), "theirs", packet.Accepted},
+		{"ours", user("edged"), "ours", packet.Success},
+		{"theirs", user("mosq"), "theirs", packet.Success},
 	})
 }
 
@@ -350,7 +350,7 @@ func TestPasswordsReload(t *testing.T) {
 	if !errors.As(err, &le) || le.Line != 2 {
 		t.Errorf("Reload of a bad file = %v, want a LineError on line 2", err)
 	}
-	if got := p.Authenticate(user("alice"), []byte("one")); got != packet.Accepted {
+	if got := p.Authenticate(user("alice"), []byte("one")); got != packet.Success {
 		t.Errorf("after a failed reload the old table is not in use: %v", got)
 	}
 	os.WriteFile(path, []byte("alice:"+h2+"\n"), 0o600)
@@ -360,14 +360,14 @@ func TestPasswordsReload(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	checkAuth(t, p, []authCase{
-		{"new password", user("alice"), "two", packet.Accepted},
-		{"old password", user("alice"), "one", packet.RefusedBadUsernamePassword},
+		{"new password", user("alice"), "two", packet.Success},
+		{"old password", user("alice"), "one", packet.BadUserNameOrPassword},
 	})
 	os.Remove(path)
 	if err := p.Reload(); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Reload of a missing file = %v", err)
 	}
-	if got := p.Authenticate(user("alice"), []byte("two")); got != packet.Accepted {
+	if got := p.Authenticate(user("alice"), []byte("two")); got != packet.Success {
 		t.Errorf("after a failed reload the old table is not in use: %v", got)
 	}
 }
@@ -397,9 +397,9 @@ func BenchmarkAuthenticate(b *testing.B) {
 				b.Fatal(err)
 			}
 			c, pw := user(bc.user), []byte(bc.password)
-			want := packet.Accepted
+			want := packet.Success
 			if bc.user == "nobody" {
-				want = packet.RefusedBadUsernamePassword
+				want = packet.BadUserNameOrPassword
 			}
 			b.ReportAllocs()
 			for b.Loop() {

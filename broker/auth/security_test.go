@@ -112,7 +112,7 @@ func login(t *testing.T, addr, id string, user *string, clean, present bool) *mq
 func (c *mqttConn) expectNothing(d time.Duration) {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(d))
-	if p, err := packet.Read(c.br, 0); err == nil {
+	if p, err := packet.Read(c.br, 0, packet.V311); err == nil {
 		c.t.Fatalf("got %T %+v, want nothing", p, p)
 	}
 }
@@ -122,7 +122,7 @@ func (c *mqttConn) expectClosed() {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		if _, err := packet.Read(c.br, 0); err != nil {
+		if _, err := packet.Read(c.br, 0, packet.V311); err != nil {
 			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
 				c.t.Fatal("connection still open")
 			}
@@ -142,7 +142,7 @@ func (c *mqttConn) publish(topic, payload string, retain bool, pid uint16) {
 func (c *mqttConn) receive(topic, payload string, retain bool) {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	p, err := packet.Read(c.br, 0)
+	p, err := packet.Read(c.br, 0, packet.V311)
 	if err != nil {
 		c.t.Fatalf("reading, want PUBLISH %s %q: %v", topic, payload, err)
 	}
@@ -159,7 +159,7 @@ func bobWithQueue(t *testing.T, addr string) {
 	t.Helper()
 	bob := login(t, addr, "bob-dev", str("bob"), false, false)
 	bob.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "sensors/private/#", QoS: 1}}})
-	bob.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1}})
+	bob.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1}})
 	bob.send(&packet.Disconnect{})
 	bob.expectClosed()
 	alice := login(t, addr, "alice-1", str("alice"), true, false)
@@ -223,7 +223,7 @@ func TestTakeoverAcrossUsers(t *testing.T) {
 		n := startNode(t, filepath.Join(t.TempDir(), "edged.db"), pw, acl)
 		bob := login(t, n.addr, "bob-dev", str("bob"), false, false)
 		bob.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "sensors/private/#", QoS: 1}}})
-		bob.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1}})
+		bob.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1}})
 		evil := login(t, n.addr, "bob-dev", nil, false, false)
 		bob.expectClosed() // [MQTT-3.1.4-2], as Mosquitto does
 		alice := login(t, n.addr, "alice-1", str("alice"), true, false)
@@ -246,7 +246,7 @@ func TestACLHashFilteredAtDelivery(t *testing.T) {
 	dash := login(t, n.addr, "dash-1", str("dash"), false, false)
 	dash.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 		{Filter: "#", QoS: 1}, {Filter: "test/nosubscribe", QoS: 1}, {Filter: "sensors/private/#", QoS: 1}}})
-	dash.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1, packet.SubackFailure, packet.SubackFailure}})
+	dash.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1, packet.UnspecifiedError, packet.UnspecifiedError}})
 	dash.receive("sensors/r", "retained", true)
 
 	// Live.
@@ -293,10 +293,10 @@ func TestSysPublishRefused(t *testing.T) {
 			sub := login(t, addr, "sub", nil, true, false)
 			sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 				{Filter: "$SYS/broker/connection/#", QoS: 1}, {Filter: "$SYS/broker/version", QoS: 0}}})
-			sub.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1, 0}})
+			sub.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1, 0}})
 			// The broker's own $SYS message arrives.
 			sub.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if p, err := packet.Read(sub.br, 0); err != nil {
+			if p, err := packet.Read(sub.br, 0, packet.V311); err != nil {
 				t.Fatalf("no $SYS/broker/version from the broker: %v", err)
 			} else if pp, ok := p.(*packet.Publish); !ok || pp.Topic != "$SYS/broker/version" {
 				t.Fatalf("got %T %+v, want $SYS/broker/version", p, p)
@@ -322,7 +322,7 @@ func TestSysPublishRefused(t *testing.T) {
 			// Nothing was retained.
 			late := login(t, addr, "late", nil, true, false)
 			late.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "$SYS/broker/connection/#", QoS: 1}}})
-			late.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1}})
+			late.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1}})
 			late.expectNothing(100 * time.Millisecond)
 		})
 	}
@@ -348,7 +348,7 @@ func TestReauthorizeAfterReload(t *testing.T) {
 	n := startNode(t, filepath.Join(t.TempDir(), "edged.db"), pw, acl)
 	bob := login(t, n.addr, "bob-dev", str("bob"), true, false)
 	bob.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "sensors/#", QoS: 1}}})
-	bob.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1}})
+	bob.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1}})
 	alice := login(t, n.addr, "alice-1", str("alice"), true, false)
 	alice.publish("sensors/private/x", "before", false, 1)
 	bob.receive("sensors/private/x", "before", false)
@@ -380,7 +380,7 @@ func TestResumeRechecksSubscriptions(t *testing.T) {
 	bob := login(t, n.addr, "bob-dev", str("bob"), false, false)
 	bob.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
 		{Filter: "sensors/#", QoS: 1}, {Filter: "sensors/private/#", QoS: 1}}})
-	bob.expect(&packet.Suback{PacketID: 1, ReturnCodes: []byte{1, 1}})
+	bob.expect(&packet.Suback{PacketID: 1, Reasons: []packet.Reason{1, 1}})
 	bob.send(&packet.Disconnect{})
 	bob.expectClosed()
 	n.stop()

@@ -18,11 +18,11 @@ func BenchmarkEncodePublish(b *testing.B) {
 	for _, n := range benchPayloads {
 		b.Run(fmt.Sprintf("payload=%d", n), func(b *testing.B) {
 			p := benchPublish(n)
-			buf := make([]byte, 0, p.Size())
-			b.SetBytes(int64(p.Size()))
+			buf := make([]byte, 0, p.Size(packet.V311))
+			b.SetBytes(int64(p.Size(packet.V311)))
 			b.ReportAllocs()
 			for b.Loop() {
-				buf = p.AppendTo(buf[:0])
+				buf = p.AppendTo(buf[:0], packet.V311)
 			}
 		})
 	}
@@ -31,13 +31,13 @@ func BenchmarkEncodePublish(b *testing.B) {
 func BenchmarkDecodePublish(b *testing.B) {
 	for _, n := range benchPayloads {
 		b.Run(fmt.Sprintf("payload=%d", n), func(b *testing.B) {
-			raw := packet.Encode(benchPublish(n))
+			raw := packet.Encode(benchPublish(n), packet.V311)
 			r := bytes.NewReader(raw)
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
 			for b.Loop() {
 				r.Reset(raw)
-				if _, err := packet.Read(r, 0); err != nil {
+				if _, err := packet.Read(r, 0, packet.V311); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -21,7 +21,7 @@ func TestReadAllocatesAsBytesArrive(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	const n = 20
 	for range n {
-		_, err := packet.Read(bytes.NewReader(in), 0)
+		_, err := packet.Read(bytes.NewReader(in), 0, packet.V311)
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("got %v, want io.ErrUnexpectedEOF", err)
 		}
@@ -36,8 +36,8 @@ func TestReadAllocatesAsBytesArrive(t *testing.T) {
 func TestReadLargeBody(t *testing.T) {
 	for _, size := range []int{0, 1, 4095, 4096, 4097, 100000, 1 << 20} {
 		want := &packet.Publish{Topic: "t", Payload: bytes.Repeat([]byte{0xa5}, size)}
-		r := bufio.NewReaderSize(bytes.NewReader(want.AppendTo(nil)), 16)
-		got, err := packet.Read(r, 0)
+		r := bufio.NewReaderSize(bytes.NewReader(want.AppendTo(nil, packet.V311)), 16)
+		got, err := packet.Read(r, 0, packet.V311)
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}

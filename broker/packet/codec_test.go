@@ -12,6 +12,7 @@ import (
 	"io"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"testing/iotest"
 
@@ -45,11 +46,11 @@ func readers(raw []byte) map[string]io.Reader {
 }
 
 func TestReadValid(t *testing.T) {
-	for _, tc := range packettest.Valid {
+	for _, tc := range allValid() {
 		t.Run(tc.Name, func(t *testing.T) {
 			for name, r := range readers(tc.Raw) {
 				cr := &countingReader{r: r}
-				got, err := packet.Read(cr, 0)
+				got, err := packet.Read(cr, 0, tc.Version)
 				if err != nil {
 					t.Fatalf("%s: Read: %v", name, err)
 				}
@@ -68,14 +69,14 @@ func TestReadValid(t *testing.T) {
 }
 
 func TestDecodeValid(t *testing.T) {
-	for _, tc := range packettest.Valid {
+	for _, tc := range allValid() {
 		t.Run(tc.Name, func(t *testing.T) {
 			first, n, err := packet.ReadHeader(bytes.NewReader(tc.Raw))
 			if err != nil {
 				t.Fatal(err)
 			}
 			body := tc.Raw[len(tc.Raw)-n:]
-			got, err := packet.Decode(first, body)
+			got, err := packet.Decode(first, body, tc.Version)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -87,13 +88,13 @@ func TestDecodeValid(t *testing.T) {
 }
 
 func TestEncodeValid(t *testing.T) {
-	for _, tc := range packettest.Valid {
+	for _, tc := range allValid() {
 		t.Run(tc.Name, func(t *testing.T) {
-			if got := packet.Encode(tc.Packet); !bytes.Equal(got, tc.Raw) {
+			if got := packet.Encode(tc.Packet, tc.Version); !bytes.Equal(got, tc.Raw) {
 				t.Errorf("Encode =\n% x\nwant\n% x", got, tc.Raw)
 			}
 			prefix := []byte("prefix")
-			got := tc.Packet.AppendTo(prefix[:len(prefix):len(prefix)])
+			got := tc.Packet.AppendTo(prefix[:len(prefix):len(prefix)], tc.Version)
 			if !bytes.Equal(got[:len(prefix)], prefix) || !bytes.Equal(got[len(prefix):], tc.Raw) {
 				t.Errorf("AppendTo did not append to its argument: % x", got)
 			}
@@ -101,8 +102,8 @@ func TestEncodeValid(t *testing.T) {
 				if p.Header() != tc.Raw[0] {
 					t.Errorf("Header() = %#x, want %#x", p.Header(), tc.Raw[0])
 				}
-				if p.Size() != len(tc.Raw) {
-					t.Errorf("Size() = %d, want %d", p.Size(), len(tc.Raw))
+				if p.Size(tc.Version) != len(tc.Raw) {
+					t.Errorf("Size() = %d, want %d", p.Size(tc.Version), len(tc.Raw))
 				}
 			}
 		})
@@ -112,23 +113,23 @@ func TestEncodeValid(t *testing.T) {
 // TestEncodeNilEmpty pins the convention that nil and empty payloads encode
 // alike.
 func TestEncodeNilEmpty(t *testing.T) {
-	a := packet.Encode(&packet.Publish{Topic: "t"})
-	b := packet.Encode(&packet.Publish{Topic: "t", Payload: []byte{}})
+	a := packet.Encode(&packet.Publish{Topic: "t"}, packet.V311)
+	b := packet.Encode(&packet.Publish{Topic: "t", Payload: []byte{}}, packet.V311)
 	if !bytes.Equal(a, b) || !bytes.Equal(a, []byte("\x30\x03\x00\x01t")) {
 		t.Errorf("nil payload % x, empty payload % x", a, b)
 	}
-	w1 := packet.Encode(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, Will: &packet.Will{Topic: "w"}})
-	w2 := packet.Encode(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, Will: &packet.Will{Topic: "w", Payload: []byte{}}})
+	w1 := packet.Encode(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, Will: &packet.Will{Topic: "w"}}, packet.V311)
+	w2 := packet.Encode(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, Will: &packet.Will{Topic: "w", Payload: []byte{}}}, packet.V311)
 	if !bytes.Equal(w1, w2) {
 		t.Errorf("nil will payload % x, empty will payload % x", w1, w2)
 	}
 }
 
 func TestReadInvalid(t *testing.T) {
-	for _, tc := range packettest.Invalid {
+	for _, tc := range allInvalid() {
 		t.Run(tc.Name, func(t *testing.T) {
 			for name, r := range readers(tc.Raw) {
-				p, err := packet.Read(r, 0)
+				p, err := packet.Read(r, 0, tc.Version)
 				var perr *packet.Error
 				if !errors.As(err, &perr) {
 					t.Fatalf("%s: Read = %#v, %v; want *packet.Error", name, p, err)
@@ -148,8 +149,8 @@ func TestReadInvalid(t *testing.T) {
 // Packet, so a caller cannot act on a half-decoded or trailing-garbage packet
 // by checking p != nil.
 func TestReadErrorReturnsNilPacket(t *testing.T) {
-	for _, tc := range packettest.Invalid {
-		if p, err := packet.Read(bytes.NewReader(tc.Raw), 0); err != nil && p != nil {
+	for _, tc := range allInvalid() {
+		if p, err := packet.Read(bytes.NewReader(tc.Raw), 0, tc.Version); err != nil && p != nil {
 			t.Errorf("%s: Read = %#v, %v; want a nil Packet with the error", tc.Name, p, err)
 		}
 	}
@@ -159,7 +160,7 @@ func TestReadErrorReturnsNilPacket(t *testing.T) {
 // packet, so a case cannot pass by failing for an unintended reason such as
 // a miscounted remaining length.
 func TestInvalidTableConsistent(t *testing.T) {
-	for _, tc := range packettest.Invalid {
+	for _, tc := range allInvalid() {
 		r := bytes.NewReader(tc.Raw)
 		_, n, err := packet.ReadHeader(r)
 		if err != nil {
@@ -175,7 +176,7 @@ func TestInvalidTableConsistent(t *testing.T) {
 }
 
 func TestDecodeInvalid(t *testing.T) {
-	for _, tc := range packettest.Invalid {
+	for _, tc := range allInvalid() {
 		t.Run(tc.Name, func(t *testing.T) {
 			r := bytes.NewReader(tc.Raw)
 			first, n, err := packet.ReadHeader(r)
@@ -183,7 +184,7 @@ func TestDecodeInvalid(t *testing.T) {
 				t.Skip("fixed header itself is invalid")
 			}
 			body := tc.Raw[len(tc.Raw)-n:]
-			_, err = packet.Decode(first, body)
+			_, err = packet.Decode(first, body, tc.Version)
 			if reason, ok := packet.ReasonOf(err); !ok || reason != tc.Reason {
 				t.Errorf("Decode error = %v, want reason %v", err, tc.Reason)
 			}
@@ -195,12 +196,12 @@ func TestDecodeInvalid(t *testing.T) {
 // connection's reader goroutine does, then sees a clean io.EOF.
 func TestReadStream(t *testing.T) {
 	var stream []byte
-	for _, tc := range packettest.Valid {
+	for _, tc := range allValid() {
 		stream = append(stream, tc.Raw...)
 	}
 	for name, r := range readers(stream) {
-		for _, tc := range packettest.Valid {
-			got, err := packet.Read(r, 0)
+		for _, tc := range allValid() {
+			got, err := packet.Read(r, 0, tc.Version)
 			if err != nil {
 				t.Fatalf("%s: %s: %v", name, tc.Name, err)
 			}
@@ -208,7 +209,7 @@ func TestReadStream(t *testing.T) {
 				t.Fatalf("%s: %s: got %#v", name, tc.Name, got)
 			}
 		}
-		if _, err := packet.Read(r, 0); err != io.EOF {
+		if _, err := packet.Read(r, 0, packet.V311); err != io.EOF {
 			t.Errorf("%s: Read at end of stream = %v, want io.EOF", name, err)
 		}
 	}
@@ -216,7 +217,7 @@ func TestReadStream(t *testing.T) {
 
 func TestReadEmpty(t *testing.T) {
 	for name, r := range readers(nil) {
-		if p, err := packet.Read(r, 0); err != io.EOF || p != nil {
+		if p, err := packet.Read(r, 0, packet.V311); err != io.EOF || p != nil {
 			t.Errorf("%s: Read(empty) = %v, %v; want nil, io.EOF", name, p, err)
 		}
 	}
@@ -225,7 +226,7 @@ func TestReadEmpty(t *testing.T) {
 // TestReadTruncated cuts every Valid packet short: any non-empty prefix ends
 // with io.ErrUnexpectedEOF, never a codec error.
 func TestReadTruncated(t *testing.T) {
-	for _, tc := range packettest.Valid {
+	for _, tc := range allValid() {
 		t.Run(tc.Name, func(t *testing.T) {
 			cuts := make([]int, 0, len(tc.Raw))
 			if len(tc.Raw) <= 300 {
@@ -237,7 +238,7 @@ func TestReadTruncated(t *testing.T) {
 			}
 			for _, cut := range cuts {
 				for name, r := range readers(tc.Raw[:cut]) {
-					p, err := packet.Read(r, 0)
+					p, err := packet.Read(r, 0, tc.Version)
 					if err != io.ErrUnexpectedEOF || p != nil {
 						t.Fatalf("%s: Read(first %d of %d bytes) = %v, %v; want io.ErrUnexpectedEOF",
 							name, cut, len(tc.Raw), p, err)
@@ -249,7 +250,7 @@ func TestReadTruncated(t *testing.T) {
 }
 
 func TestReadPacketTooLarge(t *testing.T) {
-	for _, tc := range packettest.Valid {
+	for _, tc := range allValid() {
 		_, n, err := packet.ReadHeader(bytes.NewReader(tc.Raw))
 		if err != nil {
 			t.Fatal(err)
@@ -261,7 +262,7 @@ func TestReadPacketTooLarge(t *testing.T) {
 			header := len(tc.Raw) - n
 			for _, max := range []int{1, n / 2, n - 1} {
 				cr := &countingReader{r: bytes.NewReader(tc.Raw)}
-				p, err := packet.Read(cr, max)
+				p, err := packet.Read(cr, max, tc.Version)
 				if r, ok := packet.ReasonOf(err); !ok || r != packet.PacketTooLarge || p != nil {
 					t.Fatalf("Read(max %d) of remaining length %d = %v, %v; want PacketTooLarge", max, n, p, err)
 				}
@@ -270,7 +271,7 @@ func TestReadPacketTooLarge(t *testing.T) {
 				}
 			}
 			// A packet exactly at the maximum is accepted.
-			if p, err := packet.Read(bytes.NewReader(tc.Raw), n); err != nil || !reflect.DeepEqual(p, tc.Packet) {
+			if p, err := packet.Read(bytes.NewReader(tc.Raw), n, tc.Version); err != nil || !reflect.DeepEqual(p, tc.Packet) {
 				t.Errorf("Read(max %d) = %v, %v", n, p, err)
 			}
 		})
@@ -285,7 +286,7 @@ func TestReadPacketTooLargeNoAllocation(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	cr := &countingReader{r: bytes.NewReader(raw)}
-	_, err := packet.Read(cr, 1024)
+	_, err := packet.Read(cr, 1024, packet.V311)
 	runtime.ReadMemStats(&after)
 	if r, ok := packet.ReasonOf(err); !ok || r != packet.PacketTooLarge {
 		t.Fatalf("Read = %v, want PacketTooLarge", err)
@@ -303,7 +304,7 @@ func TestReadPacketTooLargeNoAllocation(t *testing.T) {
 func TestReadReservedTypeSkipsBody(t *testing.T) {
 	for _, raw := range [][]byte{[]byte("\x00\x02\x00\x01"), []byte("\xf0\x03abc")} {
 		cr := &countingReader{r: bytes.NewReader(raw)}
-		_, err := packet.Read(cr, 0)
+		_, err := packet.Read(cr, 0, packet.V311)
 		if r, ok := packet.ReasonOf(err); !ok || r != packet.MalformedPacket {
 			t.Errorf("Read(% x) = %v, want MalformedPacket", raw, err)
 		}
@@ -316,7 +317,7 @@ func TestReadReservedTypeSkipsBody(t *testing.T) {
 func TestReadMaxSizeDefault(t *testing.T) {
 	raw := packettest.Valid[0].Raw
 	for _, max := range []int{0, -1} {
-		if _, err := packet.Read(bytes.NewReader(raw), max); err != nil {
+		if _, err := packet.Read(bytes.NewReader(raw), max, packet.V311); err != nil {
 			t.Errorf("Read(max %d): %v", max, err)
 		}
 	}
@@ -358,11 +359,11 @@ func TestReadHeaderRemainingLength(t *testing.T) {
 			}
 			var p packet.Packet = &packet.Pingreq{}
 			if tt.want > 2 {
-				p = &packet.Suback{PacketID: 1, ReturnCodes: make([]byte, tt.want-2)}
+				p = &packet.Suback{PacketID: 1, Reasons: make([]packet.Reason, tt.want-2)}
 			} else if tt.want != 0 {
 				return
 			}
-			enc := packet.Encode(p)
+			enc := packet.Encode(p, packet.V311)
 			if got := string(enc[1 : 1+len(tt.enc)]); got != tt.enc {
 				t.Errorf("encoded remaining length % x, want % x", got, tt.enc)
 			}
@@ -412,7 +413,7 @@ func TestReadIOError(t *testing.T) {
 	boom := errors.New("boom")
 	for _, raw := range []string{"", "\x30", "\x30\x05\x00"} {
 		r := io.MultiReader(bytes.NewReader([]byte(raw)), iotest.ErrReader(boom))
-		if _, err := packet.Read(r, 0); !errors.Is(err, boom) {
+		if _, err := packet.Read(r, 0, packet.V311); !errors.Is(err, boom) {
 			t.Errorf("Read(% x then error) = %v, want boom", raw, err)
 		}
 		if _, ok := packet.ReasonOf(boom); ok {
@@ -426,7 +427,7 @@ func TestReadIOError(t *testing.T) {
 func TestDecodedSlicesCapped(t *testing.T) {
 	raw := []byte("\x10\x24\x00\x04MQTT\x04\xee\x00\x0a\x00\x02id\x00\x04will\x00\x03bye\x00\x04user\x00\x03pwd")
 	body := append([]byte(nil), raw[2:]...)
-	p, err := packet.Decode(raw[0], body)
+	p, err := packet.Decode(raw[0], body, packet.V311)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +437,7 @@ func TestDecodedSlicesCapped(t *testing.T) {
 	if !bytes.Equal(body, raw[2:]) {
 		t.Errorf("appending to a decoded field changed the body: % x", body)
 	}
-	pub, err := packet.Decode(0x30, []byte("\x00\x01tab"))
+	pub, err := packet.Decode(0x30, []byte("\x00\x01tab"), packet.V311)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,33 +447,68 @@ func TestDecodedSlicesCapped(t *testing.T) {
 }
 
 func TestStrings(t *testing.T) {
-	reasons := []packet.Reason{packet.MalformedPacket, packet.ProtocolError,
-		packet.UnsupportedProtocolVersion, packet.ClientIdentifierNotValid, packet.PacketTooLarge}
+	// Every reason code of table 2-6 has its own name; 0x00 is "success".
+	codes := []byte{0x00, 0x01, 0x02, 0x04, 0x10, 0x11, 0x18, 0x19}
+	for c := 0x80; c <= 0xa2; c++ {
+		codes = append(codes, byte(c))
+	}
 	seen := map[string]bool{}
-	for _, r := range reasons {
-		s := r.String()
-		if s == "" || s == "unknown reason" || seen[s] {
-			t.Errorf("Reason(%#x).String() = %q", byte(r), s)
+	for _, c := range codes {
+		s := packet.Reason(c).String()
+		if s == "" || strings.HasPrefix(s, "reason 0x") || seen[s] {
+			t.Errorf("Reason(%#x).String() = %q", c, s)
 		}
 		seen[s] = true
+		if packet.Reason(c).Error() != s {
+			t.Errorf("Reason(%#x).Error() = %q, want %q", c, packet.Reason(c).Error(), s)
+		}
 	}
-	if s := packet.Reason(0).String(); s != "unknown reason" {
-		t.Errorf("Reason(0).String() = %q", s)
+	if s := packet.Reason(0x03).String(); s != "reason 0x3" {
+		t.Errorf("Reason(3).String() = %q", s)
+	}
+	if packet.NormalDisconnection.String() != "success" || packet.GrantedQoS0.String() != "success" {
+		t.Errorf("0x00 is %q", packet.NormalDisconnection.String())
 	}
 	e := &packet.Error{Reason: packet.ProtocolError, Msg: "x"}
 	if e.Error() != "protocol error: x" {
 		t.Errorf("Error() = %q", e.Error())
 	}
-	for c := packet.Accepted; c <= packet.RefusedNotAuthorized+1; c++ {
-		if c.Error() == "" || seen[c.Error()] {
-			t.Errorf("ConnackCode(%d).Error() = %q", c, c.Error())
+	for id := packet.PropertyID(0); id < 0x30; id++ {
+		if s := id.String(); s == "" {
+			t.Errorf("PropertyID(%#x).String() empty", byte(id))
 		}
-		seen[c.Error()] = true
+	}
+	if packet.PropUserProperty.String() != "user property" {
+		t.Errorf("PropUserProperty = %q", packet.PropUserProperty.String())
 	}
 	for ty, want := range map[packet.Type]string{0: "RESERVED", packet.CONNECT: "CONNECT",
-		packet.SUBACK: "SUBACK", packet.DISCONNECT: "DISCONNECT", 15: "TYPE(15)"} {
+		packet.SUBACK: "SUBACK", packet.DISCONNECT: "DISCONNECT", packet.AUTH: "AUTH", 16: "TYPE(16)"} {
 		if ty.String() != want {
 			t.Errorf("Type(%d).String() = %q, want %q", byte(ty), ty.String(), want)
 		}
 	}
+}
+
+// allValid returns the 3.1.1 and 3.1 fixtures and the 5.0 ones.
+func allValid() []packettest.Case {
+	return append(append([]packettest.Case(nil), packettest.Valid...), packettest.Valid5...)
+}
+
+// badCase is a packettest.BadCase with the version it is decoded at.
+type badCase struct {
+	packettest.BadCase
+	Version packet.Version
+}
+
+// allInvalid returns the 3.1.1 and 3.1 bad fixtures (at V311) and the 5.0
+// ones (at V5).
+func allInvalid() []badCase {
+	var cs []badCase
+	for _, c := range packettest.Invalid {
+		cs = append(cs, badCase{c, packet.V311})
+	}
+	for _, c := range packettest.Invalid5 {
+		cs = append(cs, badCase{c, packet.V5})
+	}
+	return cs
 }

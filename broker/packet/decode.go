@@ -47,7 +47,9 @@ func ReadHeader(r io.Reader) (first byte, remaining int, err error) {
 // maxSize before the body is allocated; a larger packet yields an *Error with
 // Reason PacketTooLarge and nothing of its body is read. maxSize <= 0 means
 // MaxRemainingLength.
-func Read(r io.Reader, maxSize int) (Packet, error) {
+//
+// The packet is decoded for protocol version v (see Decode).
+func Read(r io.Reader, maxSize int, v Version) (Packet, error) {
 	first, n, err := ReadHeader(r)
 	if err != nil {
 		return nil, err
@@ -60,7 +62,7 @@ func Read(r io.Reader, maxSize int) (Packet, error) {
 			" exceeds the maximum of " + strconv.Itoa(maxSize)}
 	}
 	// Refuse an invalid type before reading its body.
-	if t := Type(first >> 4); t < CONNECT || t > DISCONNECT {
+	if t := Type(first >> 4); t < CONNECT || t > DISCONNECT && (t != AUTH || v != V5) {
 		return nil, malformed("reserved packet type " + strconv.Itoa(int(t)))
 	}
 	body, err := readBody(r, n)
@@ -70,7 +72,7 @@ func Read(r io.Reader, maxSize int) (Packet, error) {
 		}
 		return nil, err
 	}
-	return Decode(first, body)
+	return Decode(first, body, v)
 }
 
 // bodyChunk is what Read allocates for a body before its bytes arrive.
@@ -102,15 +104,20 @@ func readBody(r io.Reader, n int) ([]byte, error) {
 // whose variable header and payload are body. The returned packet may alias
 // body: a Publish's payload, a Will's payload and a Connect's password do.
 // On error the packet is nil.
-func Decode(first byte, body []byte) (Packet, error) {
-	p, err := decode(first, body)
+//
+// Every packet but CONNECT is decoded for protocol version v: V5 for MQTT
+// 5.0, anything else for 3.1.1 and 3.1 (which share their wire format after
+// CONNECT). A CONNECT is decoded for the version its protocol level names,
+// whatever v is.
+func Decode(first byte, body []byte, v Version) (Packet, error) {
+	p, err := decode(first, body, v)
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func decode(first byte, body []byte) (Packet, error) {
+func decode(first byte, body []byte, v Version) (Packet, error) {
 	t := Type(first >> 4)
 	flags := first & 0x0f
 	// Fixed header flags are reserved except for PUBLISH [MQTT-2.2.2-1]
@@ -127,6 +134,9 @@ func decode(first byte, body []byte) (Packet, error) {
 		}
 	}
 	d := decoder{b: body}
+	if v == V5 {
+		return d.decode5(t, flags)
+	}
 	switch t {
 	case CONNECT:
 		return d.connect()
@@ -160,8 +170,11 @@ func decode(first byte, body []byte) (Packet, error) {
 	case PINGRESP:
 		return &Pingresp{}, d.empty(t)
 	case DISCONNECT:
+		// A 3.1.1 DISCONNECT has no body [MQTT-3.14]; reason codes
+		// and properties are 5.0 only.
 		return &Disconnect{}, d.empty(t)
 	}
+	// AUTH exists in 5.0 only: at 3.1.1 type 15 is reserved [MQTT-2.2.1].
 	return nil, malformed("reserved packet type " + strconv.Itoa(int(t)))
 }
 
@@ -190,6 +203,42 @@ func (d *decoder) uint16(what string) (uint16, error) {
 	v := uint16(d.b[d.off])<<8 | uint16(d.b[d.off+1])
 	d.off += 2
 	return v, nil
+}
+
+func (d *decoder) uint32(what string) (uint32, error) {
+	if d.left() < 4 {
+		return 0, malformed("packet ends before " + what)
+	}
+	b := d.b[d.off : d.off+4]
+	d.off += 4
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), nil
+}
+
+// varint reads a variable byte integer of at most four bytes, in its
+// shortest form [MQTT-1.5.5-1]: a longer encoding of the same value (a last
+// byte of 0 after a continuation) is malformed, so a property identifier
+// cannot hide as 0x8b 0x00 and re-encoding reproduces the input. (The fixed
+// header's remaining length is read leniently by ReadHeader, as before.)
+func (d *decoder) varint(what string) (int, error) {
+	v, mult := 0, 1
+	for i := 0; ; i++ {
+		if i == 4 {
+			return 0, malformed(what + " longer than four bytes") // [MQTT-1.5.5-1]
+		}
+		if d.left() < 1 {
+			return 0, malformed("packet ends inside " + what)
+		}
+		c := d.b[d.off]
+		d.off++
+		v += int(c&0x7f) * mult
+		if c&0x80 == 0 {
+			if c == 0 && i > 0 {
+				return 0, malformed(what + " not in its shortest form")
+			}
+			return v, nil
+		}
+		mult *= 128
+	}
 }
 
 func (d *decoder) bytes(what string) ([]byte, error) {
@@ -266,6 +315,7 @@ func (d *decoder) connect() (Packet, error) {
 	}
 	switch {
 	case p.ProtocolName == "MQTT" && p.ProtocolLevel == 4:
+	case p.ProtocolName == "MQTT" && p.ProtocolLevel == 5:
 	case p.ProtocolName == "MQIsdp" && p.ProtocolLevel == 3:
 		// MQTT 3.1, accepted for old clients.
 	case p.ProtocolName == "MQTT" || p.ProtocolName == "MQIsdp":
@@ -295,17 +345,34 @@ func (d *decoder) connect() (Packet, error) {
 	if willQoS == 3 {
 		return nil, malformed("will QoS 3") // [MQTT-3.1.2-14]
 	}
-	if hasPassword && !hasUser {
+	v5 := p.ProtocolLevel == byte(V5)
+	if hasPassword && !hasUser && !v5 {
+		// 5.0 allows a password without a user name [MQTT-3.1.2.9].
 		return nil, malformed("password flag set without user name flag") // [MQTT-3.1.2-22]
 	}
 	if p.KeepAlive, err = d.uint16("keep alive"); err != nil {
 		return nil, err
+	}
+	if v5 {
+		if p.Properties, err = d.properties(CONNECT); err != nil {
+			return nil, err
+		}
+		if pr := p.Properties; pr != nil && len(pr.AuthData) > 0 && pr.AuthMethod == "" {
+			// "It is a Protocol Error to include Authentication Data if
+			// there is no Authentication Method" [MQTT-3.1.2.11.10].
+			return nil, violation("authentication data without authentication method")
+		}
 	}
 	if p.ClientID, err = d.str("client identifier"); err != nil {
 		return nil, err
 	}
 	if willFlag {
 		w := &Will{QoS: willQoS, Retain: willRetain}
+		if v5 {
+			if w.Properties, err = d.properties(willProps); err != nil {
+				return nil, err
+			}
+		}
 		if w.Topic, err = d.str("will topic"); err != nil {
 			return nil, err
 		}
@@ -355,7 +422,7 @@ func (d *decoder) connack() (Packet, error) {
 	if c != 0 && f != 0 {
 		return nil, malformed("session present with a refusal") // [MQTT-3.2.2-4]
 	}
-	return &Connack{SessionPresent: f == 1, Code: ConnackCode(c)}, d.end(CONNACK)
+	return &Connack{SessionPresent: f == 1, Reason: connackReasons[c]}, d.end(CONNACK)
 }
 
 func (d *decoder) publish(flags byte) (Packet, error) {
@@ -428,15 +495,17 @@ func (d *decoder) suback() (Packet, error) {
 	if id == 0 {
 		return nil, malformed("SUBACK with packet identifier 0")
 	}
-	p := &Suback{PacketID: id, ReturnCodes: append([]byte(nil), d.b[d.off:]...)}
+	codes := d.b[d.off:]
 	d.off = len(d.b)
-	if len(p.ReturnCodes) == 0 {
+	if len(codes) == 0 {
 		return nil, malformed("SUBACK with no return code")
 	}
-	for _, c := range p.ReturnCodes {
-		if c > 2 && c != SubackFailure {
+	p := &Suback{PacketID: id, Reasons: make([]Reason, len(codes))}
+	for i, c := range codes {
+		if c > 2 && c != byte(UnspecifiedError) {
 			return nil, malformed("SUBACK return code " + strconv.Itoa(int(c))) // [MQTT-3.9.3-2]
 		}
+		p.Reasons[i] = Reason(c)
 	}
 	return p, nil
 }

@@ -25,10 +25,10 @@ type decoded struct {
 // decodeAll reads packets from r until Read fails; a clean stream ends with
 // io.EOF. At most 1000 packets are read (every packet takes 2 bytes or more,
 // so fuzz inputs never reach that).
-func decodeAll(r io.Reader, maxSize int) decoded {
+func decodeAll(r io.Reader, maxSize int, v packet.Version) decoded {
 	var d decoded
 	for range 1000 {
-		p, err := packet.Read(r, maxSize)
+		p, err := packet.Read(r, maxSize, v)
 		if err != nil {
 			d.err = err
 			return d
@@ -48,23 +48,39 @@ func sameResult(t *testing.T, what string, got, want decoded) {
 	}
 }
 
-// FuzzDecode holds the decoder to its contract on arbitrary input: no
-// panic; only codec errors or end-of-input errors; the same result however the
-// bytes arrive; canonical re-encoding; and PacketTooLarge before any body
-// allocation.
+// fuzzVersion maps the fuzzer's version byte to a protocol version: the
+// byte's value mod 3 picks 3.1, 3.1.1 or 5.0 (so 4 is 3.1.1 and 5 is 5.0).
+func fuzzVersion(b byte) packet.Version {
+	return [...]packet.Version{packet.V31, packet.V311, packet.V5}[(b+2)%3]
+}
+
+// FuzzDecode holds the decoder to its contract on arbitrary input at every
+// protocol version: no panic; only codec errors or end-of-input errors; the
+// same result however the bytes arrive; canonical re-encoding; decode,
+// encode, decode stability; and PacketTooLarge before any body allocation.
+// data is a stream: the first packet's first byte and body, then any
+// further packets, read as a connection reads them.
 func FuzzDecode(f *testing.F) {
 	for _, tc := range packettest.Valid {
 		if len(tc.Raw) <= maxSeed {
-			f.Add(tc.Raw)
+			f.Add(byte(packet.V311), tc.Raw)
 		}
 	}
 	for _, tc := range packettest.Invalid {
-		f.Add(tc.Raw)
+		f.Add(byte(packet.V311), tc.Raw)
 	}
-	f.Add(append(append([]byte{}, packettest.Valid[0].Raw...), packettest.Valid[len(packettest.Valid)-1].Raw...))
-	f.Add([]byte{})
+	for _, tc := range packettest.Valid5 {
+		f.Add(byte(packet.V5), tc.Raw)
+	}
+	for _, tc := range packettest.Invalid5 {
+		f.Add(byte(packet.V5), tc.Raw)
+	}
+	f.Add(byte(packet.V311), append(append([]byte{}, packettest.Valid[0].Raw...), packettest.Valid[len(packettest.Valid)-1].Raw...))
+	f.Add(byte(packet.V5), append(append([]byte{}, packettest.Valid5[0].Raw...), packettest.Valid5[len(packettest.Valid5)-1].Raw...))
+	f.Add(byte(packet.V311), []byte{})
 
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, version byte, data []byte) {
+		v := fuzzVersion(version)
 		// A maximum just above the input keeps a lying remaining length from
 		// allocating much; it is the same for every reader below.
 		maxSize := len(data) + 1
@@ -76,7 +92,7 @@ func FuzzDecode(f *testing.F) {
 		var spans [][]byte
 		for range 1000 {
 			start := len(data) - br.Len()
-			p, err := packet.Read(br, maxSize)
+			p, err := packet.Read(br, maxSize, v)
 			if err != nil {
 				whole.err = err
 				break
@@ -93,19 +109,32 @@ func FuzzDecode(f *testing.F) {
 		}
 
 		// Serial trickle and arbitrary splits give the same result.
-		sameResult(t, "one byte", decodeAll(iotest.OneByteReader(bytes.NewReader(data)), maxSize), whole)
+		sameResult(t, "one byte", decodeAll(iotest.OneByteReader(bytes.NewReader(data)), maxSize, v), whole)
 		split := 0
 		if len(data) > 0 {
 			split = int(data[len(data)-1]) % (len(data) + 1)
 		}
-		sameResult(t, "split", decodeAll(io.MultiReader(bytes.NewReader(data[:split]), bytes.NewReader(data[split:])), maxSize), whole)
-		sameResult(t, "half", decodeAll(iotest.HalfReader(bytes.NewReader(data)), maxSize), whole)
+		sameResult(t, "split", decodeAll(io.MultiReader(bytes.NewReader(data[:split]), bytes.NewReader(data[split:])), maxSize, v), whole)
+		sameResult(t, "half", decodeAll(iotest.HalfReader(bytes.NewReader(data)), maxSize, v), whole)
 
 		for i, p := range whole.packets {
 			span := spans[i]
 			// Canonical form: re-encoding reproduces the bytes read, except that
-			// a non-minimal remaining length is written minimally.
-			enc := packet.Encode(p)
+			// a non-minimal remaining length is written minimally, and
+			// a 3.1 CONNACK is written without a session present flag.
+			if ca, ok := p.(*packet.Connack); ok && v == packet.V31 && ca.SessionPresent {
+				span = append([]byte(nil), span...)
+				span[len(span)-2] = 0
+				ca.SessionPresent = false
+			}
+			if v == packet.V5 {
+				// 5.0 has encodings of the same packet the encoder
+				// never writes: properties in any order, a Success
+				// reason written out, an empty property list.
+				checkStable(t, p, v)
+				continue
+			}
+			enc := packet.Encode(p, v)
 			_, bodyLen, err := packet.ReadHeader(bytes.NewReader(span))
 			if err != nil {
 				t.Fatal(err)
@@ -118,7 +147,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("%T re-encoded as\n% x\nread from\n% x", p, enc, span)
 			}
 			// Round-trip stability: decode(encode(p)) == p.
-			p2, err := packet.Read(bytes.NewReader(enc), len(enc))
+			p2, err := packet.Read(bytes.NewReader(enc), len(enc), v)
 			if err != nil {
 				t.Fatalf("decoding re-encoded %#v: %v", p, err)
 			}
@@ -135,7 +164,7 @@ func FuzzDecode(f *testing.F) {
 			header := len(data) - hr.Len()
 			limit := 1 + int(data[0])%(n-1) // in [1, n-1]
 			cr := &countingReader{r: bytes.NewReader(data)}
-			p, err := packet.Read(cr, limit)
+			p, err := packet.Read(cr, limit, v)
 			if r, ok := packet.ReasonOf(err); !ok || r != packet.PacketTooLarge || p != nil {
 				t.Fatalf("Read(max %d) of remaining length %d = %v, %v; want PacketTooLarge", limit, n, p, err)
 			}
@@ -144,6 +173,27 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkStable checks that p, decoded at v, encodes to bytes that decode to
+// p again and re-encode to the same bytes (decode, encode, decode is
+// stable).
+func checkStable(t *testing.T, p packet.Packet, v packet.Version) {
+	t.Helper()
+	enc := packet.Encode(p, v)
+	p2, err := packet.Read(bytes.NewReader(enc), len(enc), v)
+	if err != nil {
+		t.Fatalf("decoding re-encoded %#v\n% x: %v", p, enc, err)
+	}
+	if !reflect.DeepEqual(p2, p) {
+		t.Fatalf("round trip: %#v became %#v", p, p2)
+	}
+	if enc2 := packet.Encode(p2, v); !bytes.Equal(enc2, enc) {
+		t.Fatalf("re-encoding is not stable:\n% x\n% x", enc, enc2)
+	}
+	if pub, ok := p.(*packet.Publish); ok && pub.Size(v) != len(enc) {
+		t.Fatalf("Size(%d) = %d, encoded %d bytes", v, pub.Size(v), len(enc))
+	}
 }
 
 // matchRef is a reference matcher written from section 4.7 for valid filters

@@ -405,17 +405,17 @@ func persistentSubscribe(addr, id, topic string) error {
 	}
 	defer c.Close()
 	sub := &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: topic, QoS: 1}}}
-	if _, err := c.Write(packet.Encode(sub)); err != nil {
+	if _, err := c.Write(packet.Encode(sub, packet.V311)); err != nil {
 		return err
 	}
-	p, err := packet.Read(bufio.NewReader(c), 0)
+	p, err := packet.Read(bufio.NewReader(c), 0, packet.V311)
 	if err != nil {
 		return fmt.Errorf("reading SUBACK: %w", err)
 	}
-	if sa, ok := p.(*packet.Suback); !ok || len(sa.ReturnCodes) != 1 || sa.ReturnCodes[0] != 1 {
+	if sa, ok := p.(*packet.Suback); !ok || len(sa.Reasons) != 1 || sa.Reasons[0] != packet.GrantedQoS1 {
 		return fmt.Errorf("SUBACK: want QoS 1 granted, got %#v", p)
 	}
-	_, err = c.Write(packet.Encode(&packet.Disconnect{}))
+	_, err = c.Write(packet.Encode(&packet.Disconnect{}, packet.V311))
 	return err
 }
 
@@ -435,7 +435,7 @@ func drain(addr, id string, n int, sample func()) error {
 				return err
 			}
 		}
-		p, err := packet.Read(r, 0)
+		p, err := packet.Read(r, 0, packet.V311)
 		if err != nil {
 			return fmt.Errorf("draining, after %d messages: %w", i, err)
 		}
@@ -443,7 +443,7 @@ func drain(addr, id string, n int, sample func()) error {
 		if !ok || pub.QoS != 1 {
 			return fmt.Errorf("draining: want a QoS 1 PUBLISH, got %s", p.Type())
 		}
-		if _, err := w.Write((&packet.Puback{PacketID: pub.PacketID}).AppendTo(w.AvailableBuffer())); err != nil {
+		if _, err := w.Write((&packet.Puback{PacketID: pub.PacketID}).AppendTo(w.AvailableBuffer(), packet.V311)); err != nil {
 			return err
 		}
 		if i%10000 == 0 {
@@ -453,7 +453,7 @@ func drain(addr, id string, n int, sample func()) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	_, err = c.Write(packet.Encode(&packet.Disconnect{}))
+	_, err = c.Write(packet.Encode(&packet.Disconnect{}, packet.V311))
 	return err
 }
 
@@ -471,7 +471,7 @@ func publishQoS1(addr, topic string, n, size int) error {
 		r := bufio.NewReader(c)
 		for i := 0; i < n; i++ {
 			_ = c.SetReadDeadline(time.Now().Add(ioTimeout))
-			p, err := packet.Read(r, 0)
+			p, err := packet.Read(r, 0, packet.V311)
 			if err != nil {
 				acked <- fmt.Errorf("after %d PUBACKs: %w", i, err)
 				return
@@ -495,7 +495,7 @@ func publishQoS1(addr, topic string, n, size int) error {
 			return fmt.Errorf("no PUBACK for %s after %d messages", ioTimeout, i)
 		}
 		p := &packet.Publish{QoS: 1, Topic: topic, PacketID: uint16(i%65535 + 1), Payload: msg}
-		if _, err := w.Write(p.AppendTo(w.AvailableBuffer())); err != nil {
+		if _, err := w.Write(p.AppendTo(w.AvailableBuffer(), packet.V311)); err != nil {
 			return err
 		}
 		if len(window) == cap(window) || i == n-1 {
@@ -508,7 +508,7 @@ func publishQoS1(addr, topic string, n, size int) error {
 	if err := <-acked; err != nil {
 		return err
 	}
-	_, err = c.Write(packet.Encode(&packet.Disconnect{}))
+	_, err = c.Write(packet.Encode(&packet.Disconnect{}, packet.V311))
 	return err
 }
 
@@ -521,18 +521,18 @@ func mqttConnect(addr, id string, clean bool) (net.Conn, error) {
 	}
 	_ = c.SetDeadline(time.Now().Add(ioTimeout))
 	connect := &packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: clean}
-	if _, err := c.Write(packet.Encode(connect)); err != nil {
+	if _, err := c.Write(packet.Encode(connect, packet.V311)); err != nil {
 		c.Close()
 		return nil, err
 	}
 	// Unbuffered, so that no byte after the CONNACK is read away from the
 	// caller.
-	p, err := packet.Read(c, 0)
+	p, err := packet.Read(c, 0, packet.V311)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("reading CONNACK: %w", err)
 	}
-	if ca, ok := p.(*packet.Connack); !ok || ca.Code != packet.Accepted {
+	if ca, ok := p.(*packet.Connack); !ok || ca.Reason != packet.Success {
 		c.Close()
 		return nil, fmt.Errorf("CONNACK refused: %#v", p)
 	}

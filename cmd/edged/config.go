@@ -12,6 +12,7 @@ import (
 	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/auth"
+	"github.com/edged/edged/cmd/edged/internal/status"
 	"github.com/edged/edged/serialio"
 )
 
@@ -33,6 +34,7 @@ type Config struct {
 	Persistence PersistenceConfig `yaml:"persistence"`
 	Limits      LimitsConfig      `yaml:"limits"`
 	Bridges     []bridge.Config   `yaml:"bridges"`
+	HTTP        status.Config     `yaml:"http"`
 	// SysInterval is how often $SYS topics are published (edged's key).
 	SysInterval time.Duration `yaml:"sys_interval"`
 }
@@ -253,9 +255,21 @@ func (c *Config) validate(file string, lines map[string]int) error {
 	}
 	// The auth files are read here too, so check-config reports their
 	// problems (each as file:line) before a deployment.
+	var hasUser func(string) bool
 	if c.Auth.PasswordFile != "" {
-		if _, err := auth.LoadPasswords(c.Auth.PasswordFile); err != nil {
+		if pw, err := auth.LoadPasswords(c.Auth.PasswordFile); err != nil {
 			bad("auth.password_file", "%v", err)
+			hasUser = func(string) bool { return true } // reported above
+		} else {
+			hasUser = pw.Has
+		}
+	}
+	for _, e := range flatten(c.HTTP.Validate(loopbackAddress, hasUser)) {
+		var fe *broker.FieldError
+		if errors.As(e, &fe) {
+			bad("http."+fe.Key, "%v", fe.Err)
+		} else {
+			bad("http", "%v", e)
 		}
 	}
 	if c.Auth.ACLFile != "" {

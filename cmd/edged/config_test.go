@@ -98,6 +98,12 @@ func TestConfigErrors(t *testing.T) {
 		{"syntax", "listeners: [\n", []string{"f.yaml: yaml: line"}},
 		{"key twice", "data_dir: a\ndata_dir: b\nlisteners: [{address: '127.0.0.1:1'}]\n",
 			[]string{"data_dir"}},
+		// The status page on the network needs logins; users need the
+		// password file.
+		{"status page open to the network", "listeners: [{address: '127.0.0.1:1'}]\nhttp:\n  address: 0.0.0.0:8080\n",
+			[]string{"f.yaml:2: http.users: 0.0.0.0:8080 is not a loopback address"}},
+		{"status page users", "listeners: [{address: '127.0.0.1:1'}]\nhttp:\n  address: 192.168.1.2:80\n  users: [admin]\n  tls: {cert_file: c.pem}\n",
+			[]string{"f.yaml:4: http.users[0]: user \"admin\" needs auth.password_file", "f.yaml:5: http.tls.key_file: is required"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -222,8 +222,8 @@ func TestHostileNonReadingSubscribers(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: fmt.Sprint("stalled", i), CleanSession: true}).AppendTo(nil)
-		b = (&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "big/#", QoS: 0}}}).AppendTo(b)
+		b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: fmt.Sprint("stalled", i), CleanSession: true}).AppendTo(nil, packet.V311)
+		b = (&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "big/#", QoS: 0}}}).AppendTo(b, packet.V311)
 		if _, err := nc.Write(b); err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func TestHostileNonReadingSubscribers(t *testing.T) {
 		br := bufio.NewReader(nc)
 		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		for range 2 {
-			if _, err := packet.Read(br, 0); err != nil {
+			if _, err := packet.Read(br, 0, packet.V311); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -346,7 +346,7 @@ func TestHostileSlowloris(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	connect := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: strings.Repeat("s", 60), CleanSession: true}).AppendTo(nil)
+	connect := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: strings.Repeat("s", 60), CleanSession: true}).AppendTo(nil, packet.V311)
 	start := time.Now()
 	for i := 0; i < len(connect)-1 && time.Since(start) < 4*time.Second; i++ {
 		for _, c := range conns {
@@ -389,7 +389,7 @@ func TestHostileOversizedLengths(t *testing.T) {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
-		if code, err := connectKeepalive(c, fmt.Sprint("big", i), 0); err != nil || code != packet.Accepted {
+		if code, err := connectKeepalive(c, fmt.Sprint("big", i), 0); err != nil || code != packet.Success {
 			t.Fatalf("client %d: CONNACK %v, %v", i, code, err)
 		}
 		if _, err := c.Write(announce); err != nil {
@@ -417,12 +417,12 @@ func TestHostileOversizedLengths(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "huge", CleanSession: true}).AppendTo(nil)
+	b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "huge", CleanSession: true}).AppendTo(nil, packet.V311)
 	c.Write(append(b, 0x30, 0xff, 0xff, 0xff, 0x7f))
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	br := bufio.NewReader(c)
 	for { // CONNACK may or may not get out before the close
-		if _, err = packet.Read(br, 0); err != nil {
+		if _, err = packet.Read(br, 0, packet.V311); err != nil {
 			break
 		}
 	}
@@ -442,7 +442,7 @@ func TestHostileIdleLockout(t *testing.T) {
 	m := &rssMeter{p: p, idle: p.rss(t)} // the normal client of newRSSMeter has keepalive 0
 	var conns []net.Conn
 	defer func() { closeAll(conns) }()
-	codes := map[packet.ConnackCode]int{}
+	codes := map[packet.Reason]int{}
 	for i := range 300 {
 		c, err := dialFrom(attacker(0), p.addr)
 		if err != nil {
@@ -455,7 +455,7 @@ func TestHostileIdleLockout(t *testing.T) {
 		}
 		codes[code]++
 	}
-	if codes[packet.Accepted] != 128 || codes[packet.RefusedServerUnavailable] != 172 {
+	if codes[packet.Success] != 128 || codes[packet.ServerUnavailable] != 172 {
 		t.Fatalf("300 idle clients from one address: CONNACK codes %v, want 128 accepted and 172 0x03", codes)
 	}
 	// keepalive 0 is never timed out: refused under max_keepalive.
@@ -464,7 +464,7 @@ func TestHostileIdleLockout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if code, err := connectKeepalive(c, "forever", 0); err != nil || code != packet.RefusedIdentifierRejected {
+	if code, err := connectKeepalive(c, "forever", 0); err != nil || code != packet.ClientIdentifierNotValid {
 		t.Fatalf("keepalive 0 with max_keepalive 60s: CONNACK %v (%v), want 0x02", code, err)
 	}
 	// The normal client keeps a keepalive within max_keepalive.
@@ -473,7 +473,7 @@ func TestHostileIdleLockout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if code, err := connectKeepalive(nc, "normal", 30); err != nil || code != packet.Accepted {
+	if code, err := connectKeepalive(nc, "normal", 30); err != nil || code != packet.Success {
 		t.Fatalf("normal client: CONNACK %v (%v)", code, err)
 	}
 	m.check(t, "with 128 idle clients and 172 refused", 32<<20)
@@ -486,14 +486,14 @@ func TestHostileIdleLockout(t *testing.T) {
 
 // connectKeepalive sends CONNECT with the given keepalive and returns the
 // CONNACK code.
-func connectKeepalive(c net.Conn, id string, keepalive uint16) (packet.ConnackCode, error) {
+func connectKeepalive(c net.Conn, id string, keepalive uint16) (packet.Reason, error) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	defer c.SetDeadline(time.Time{})
-	b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: true, KeepAlive: keepalive}).AppendTo(nil)
+	b := (&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: true, KeepAlive: keepalive}).AppendTo(nil, packet.V311)
 	if _, err := c.Write(b); err != nil {
 		return 0, err
 	}
-	p, err := packet.Read(bufio.NewReader(c), 0)
+	p, err := packet.Read(bufio.NewReader(c), 0, packet.V311)
 	if err != nil {
 		return 0, err
 	}
@@ -501,7 +501,7 @@ func connectKeepalive(c net.Conn, id string, keepalive uint16) (packet.ConnackCo
 	if !ok {
 		return 0, fmt.Errorf("got %T, want CONNACK", p)
 	}
-	return ca.Code, nil
+	return ca.Reason, nil
 }
 
 // WebSocket: idle HTTP keep-alive connections count as pending connections

@@ -34,13 +34,13 @@ func dialMQTT(addr, id string, clean bool, onPacket func(*tclient, packet.Packet
 		return nil, false, err
 	}
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	p, err := packet.Read(br, 0)
+	p, err := packet.Read(br, 0, packet.V311)
 	if err != nil {
 		nc.Close()
 		return nil, false, fmt.Errorf("reading CONNACK: %w", err)
 	}
 	ca, ok := p.(*packet.Connack)
-	if !ok || ca.Code != packet.Accepted {
+	if !ok || ca.Reason != packet.Success {
 		nc.Close()
 		return nil, false, fmt.Errorf("want CONNACK accepted, got %#v", p)
 	}
@@ -48,7 +48,7 @@ func dialMQTT(addr, id string, clean bool, onPacket func(*tclient, packet.Packet
 	go func() {
 		defer close(c.done)
 		for {
-			p, err := packet.Read(br, 0)
+			p, err := packet.Read(br, 0, packet.V311)
 			if err != nil {
 				c.err = err
 				return
@@ -62,7 +62,7 @@ func dialMQTT(addr, id string, clean bool, onPacket func(*tclient, packet.Packet
 func (c *tclient) send(ps ...packet.Packet) error {
 	var b []byte
 	for _, p := range ps {
-		b = p.AppendTo(b)
+		b = p.AppendTo(b, packet.V311)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

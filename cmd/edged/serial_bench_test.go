@@ -37,7 +37,7 @@ import (
 //     uart-frames/s is the CPU share a saturated 921600-baud port costs.
 func BenchmarkSerialBroker(b *testing.B) {
 	pub := &packet.Publish{Topic: "sensors/t1", Payload: []byte("21.5 C\x00\x01")}
-	frame := serialio.AppendFrame(nil, 0, pub.AppendTo(nil))
+	frame := serialio.AppendFrame(nil, 0, pub.AppendTo(nil, packet.V311))
 	frameWire := len(frame) // both delimiters: the sensor sends frames whole
 	const (
 		uartBytesPerSec = 921600 / 10
@@ -46,7 +46,7 @@ func BenchmarkSerialBroker(b *testing.B) {
 	)
 	var burst []byte
 	for range batch {
-		burst = serialio.AppendFrame(burst, 0, pub.AppendTo(nil))
+		burst = serialio.AppendFrame(burst, 0, pub.AppendTo(nil, packet.V311))
 	}
 	report := func(b *testing.B, start time.Time, cpu0 time.Duration) {
 		elapsed, cpu := time.Since(start), processCPU(b)-cpu0

@@ -268,7 +268,7 @@ func TestSerialConnectReplacesChannel(t *testing.T) {
 				t.Fatalf("unexpected %#v", p)
 			}
 		case *packet.Connack:
-			if p.Code != packet.Accepted || !p.SessionPresent {
+			if p.Reason != packet.Success || !p.SessionPresent {
 				t.Fatalf("second CONNACK %#v", p)
 			}
 			sessionPresent = true

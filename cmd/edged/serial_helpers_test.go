@@ -196,7 +196,7 @@ func (s *sensor) read() {
 			}
 			return
 		}
-		p, err := packet.Read(bytes.NewReader(bytes.Clone(fr.Body)), 0)
+		p, err := packet.Read(bytes.NewReader(bytes.Clone(fr.Body)), 0, packet.V311)
 		if err != nil {
 			s.fail(fmt.Errorf("channel %d: bad MQTT packet % x: %w", fr.Channel, fr.Body, err))
 			return
@@ -241,7 +241,7 @@ func (s *sensor) write(b []byte) error {
 func (s *sensor) sendErr(ch byte, ps ...packet.Packet) error {
 	var b []byte
 	for _, p := range ps {
-		b = serialio.AppendFrame(b, ch, p.AppendTo(nil))
+		b = serialio.AppendFrame(b, ch, p.AppendTo(nil, packet.V311))
 	}
 	return s.write(b)
 }
@@ -318,7 +318,7 @@ func (s *sensor) connect(tb testing.TB, ch byte, c *packet.Connect) bool {
 	c.ProtocolName, c.ProtocolLevel = "MQTT", 4
 	s.send(tb, ch, c)
 	ca, ok := s.nextPacket(tb, ch).(*packet.Connack)
-	if !ok || ca.Code != packet.Accepted {
+	if !ok || ca.Reason != packet.Success {
 		tb.Fatalf("channel %d: want CONNACK accepted, got %#v", ch, ca)
 	}
 	return ca.SessionPresent
@@ -329,7 +329,7 @@ func (s *sensor) subscribe(tb testing.TB, ch byte, id uint16, filter string, qos
 	tb.Helper()
 	s.send(tb, ch, &packet.Subscribe{PacketID: id, Subscriptions: []packet.Subscription{{Filter: filter, QoS: qos}}})
 	sa, ok := s.nextPacket(tb, ch).(*packet.Suback)
-	if !ok || sa.PacketID != id || len(sa.ReturnCodes) != 1 || sa.ReturnCodes[0] != qos {
+	if !ok || sa.PacketID != id || len(sa.Reasons) != 1 || sa.Reasons[0] != packet.Reason(qos) {
 		tb.Fatalf("channel %d: want SUBACK %d granting %d, got %#v", ch, id, qos, sa)
 	}
 }

@@ -160,8 +160,8 @@ func runLossySensor(ctx context.Context, s *sensor, id string, msgs []*noisyMsg,
 			}
 			switch p := f.pkt.(type) {
 			case *packet.Connack:
-				if p.Code != packet.Accepted {
-					return res, fmt.Errorf("CONNACK %v", p.Code)
+				if p.Reason != packet.Success {
+					return res, fmt.Errorf("CONNACK %v", p.Reason)
 				}
 				if connected {
 					continue // a late CONNACK from a replaced connection

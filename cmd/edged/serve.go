@@ -17,6 +17,7 @@ import (
 	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/auth"
+	"github.com/edged/edged/cmd/edged/internal/status"
 	"github.com/edged/edged/persist"
 	"github.com/edged/edged/serialio"
 )
@@ -56,7 +57,11 @@ type instance struct {
 	listeners []boundListener
 	serials   []*serialio.Listener
 	bridges   []*bridge.Bridge
-	reloaders []func() error // re-read the auth files (SIGHUP)
+	reloaders []func() error // re-read the auth files (SIGHUP, the status page)
+	passwords *auth.Passwords
+	// The status page and its socket; nil when http.address is empty.
+	page   *status.Server
+	pageLn net.Listener
 	// closers undo what build opened, run in reverse order by close.
 	closers []func()
 }
@@ -111,7 +116,7 @@ func build(cfg *Config, log *slog.Logger) (_ *instance, err error) {
 		if err != nil {
 			return nil, err
 		}
-		bcfg.Auth = pw
+		bcfg.Auth, e.passwords = pw, pw
 		e.reloaders = append(e.reloaders, pw.Reload)
 	}
 	var acl *auth.ACL
@@ -168,7 +173,60 @@ func build(cfg *Config, log *slog.Logger) (_ *instance, err error) {
 		e.serials = append(e.serials, ln)
 		e.onClose(func() { ln.Close() })
 	}
+	if cfg.HTTP.Enabled() {
+		if err := e.buildStatusPage(); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// buildStatusPage prepares the status page and binds its socket.
+func (e *instance) buildStatusPage() error {
+	cfg := e.cfg
+	src := status.Sources{
+		Broker:    e.broker,
+		Store:     e.db,
+		Bridges:   e.bridges,
+		Passwords: e.passwords,
+		Listeners: len(cfg.Listeners) + len(cfg.Serial),
+		Loopback:  loopbackAddress,
+		Version:   version,
+		Logger:    e.log,
+	}
+	if len(e.reloaders) > 0 {
+		src.Reload = e.reloadAuth
+	}
+	for i, ln := range e.serials {
+		src.Serial = append(src.Serial, status.SerialPort{Name: cfg.Serial[i].Name, Device: cfg.Serial[i].Device, Listener: ln})
+	}
+	page, err := status.New(cfg.HTTP, src)
+	if err != nil {
+		return err
+	}
+	ln, err := page.Listen()
+	if err != nil {
+		return err
+	}
+	e.page, e.pageLn = page, ln
+	e.onClose(func() { ln.Close() })
+	return nil
+}
+
+// reloadAuth re-reads the password and ACL files; a bad file keeps the
+// rules in use and is logged.
+func (e *instance) reloadAuth() error {
+	var errs []error
+	for _, reload := range e.reloaders {
+		errs = append(errs, reload())
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		e.log.Warn("reloading auth files; keeping the previous rules", "error", err)
+	} else {
+		e.log.Info("auth files reloaded")
+	}
+	return err
 }
 
 // onClose registers f to run when e is closed, before whatever was
@@ -204,13 +262,7 @@ func (e *instance) run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				}
-				for _, reload := range e.reloaders {
-					if err := reload(); err != nil {
-						log.Warn("reloading auth files; keeping the previous rules", "error", err)
-					} else {
-						log.Info("auth files reloaded")
-					}
-				}
+				e.reloadAuth()
 			}
 		}()
 	}
@@ -235,6 +287,9 @@ func (e *instance) run(ctx context.Context) error {
 	}
 	for _, br := range e.bridges {
 		g.Go(func() error { return br.Run(gctx) })
+	}
+	if e.page != nil {
+		g.Go(func() error { return e.page.Serve(gctx, e.pageLn) })
 	}
 	if len(e.serials) > 0 && cfg.SysInterval >= 0 {
 		g.Go(func() error {

@@ -75,6 +75,15 @@ func TestFailedStartClosesEverything(t *testing.T) {
 			t.Cleanup(func() { busy.Close() })
 			cfg.Listeners[1].Address = busy.Addr().String()
 		}, "listener b: listen tcp"},
+		{"status page address in use", func(t *testing.T, cfg *Config) {
+			busy, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { busy.Close() })
+			cfg.HTTP.Address = busy.Addr().String()
+			cfg.Bridges = nil // the last step fails: everything else is open
+		}, "http: listen tcp"},
 		{"bridge CA file gone", func(t *testing.T, cfg *Config) {
 			cfg.Bridges[0].TLS.CAFile = filepath.Join(t.TempDir(), "gone.crt")
 		}, `setting up bridge "up"`},

@@ -51,6 +51,7 @@ var debianPackage = map[string]string{
 	"mosquitto_pub":    "mosquitto-clients",
 	"mosquitto_sub":    "mosquitto-clients",
 	"gcc":              "gcc",
+	"chromium":         "chromium",
 }
 
 // NeedTool returns the path of the program name, looked up in PATH and

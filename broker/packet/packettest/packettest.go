@@ -1,12 +1,15 @@
-// Package packettest holds hand-written MQTT 3.1.1 wire fixtures for the
-// packet codec, shared by the codec's own tests and by broker tests that
+// Package packettest holds hand-written MQTT 3.1.1, 3.1 and 5.0 wire
+// fixtures for the packet codec, shared by the codec's own tests and by broker tests that
 // replay the same bytes over a connection (as net/http/httptest serves
 // net/http tests). It imports only the codec and the standard library and is
 // never linked into the edged binary.
 //
 // Every Raw was written by hand from the MQTT 3.1.1 specification (OASIS
-// Standard, 29 October 2014), not produced by the encoder, so a test that
-// compares the encoder's output with Raw can fail.
+// Standard, 29 October 2014) or, for Valid5 and Invalid5, the MQTT 5.0
+// specification (OASIS Standard, 7 March 2019), not produced by the
+// encoder, so a test that compares the encoder's output with Raw can fail.
+// Valid and Invalid are decoded at packet.V311 (a CONNECT at the version it
+// names), Valid5 and Invalid5 at packet.V5.
 //
 // # Slice convention
 //
@@ -17,8 +20,12 @@
 //     []byte{}. Connect.Password is nil only when the password flag is 0,
 //     and Connect.Username is nil only when the user name flag is 0 (an
 //     empty user name is a pointer to "").
-//   - Subscribe.Subscriptions, Unsubscribe.Filters and Suback.ReturnCodes
+//
+//   - Subscribe.Subscriptions, Unsubscribe.Filters and Suback.Reasons
 //     are never empty in a valid packet.
+//
+//   - Properties (5.0) are nil when a packet has none, never an empty
+//     *packet.Properties; an absent numeric property is a nil pointer.
 //
 // The encoder treats a nil and an empty Publish.Payload or Will.Payload
 // alike, so either encodes to Raw.
@@ -32,6 +39,10 @@ type Case struct {
 	Name   string
 	Raw    []byte
 	Packet packet.Packet
+	// Version is the protocol version Raw is decoded and encoded at: zero,
+	// as in Valid, decodes and encodes the 3.1.1 way (a CONNECT names its
+	// own), V5 in Valid5.
+	Version packet.Version
 }
 
 // BadCase is a packet the decoder refuses with an *packet.Error of the given
@@ -137,13 +148,13 @@ var Valid = []Case{
 	},
 
 	// CONNACK [MQTT-3.2].
-	{Name: "CONNACK accepted", Raw: []byte("\x20\x02\x00\x00"), Packet: &packet.Connack{Code: packet.Accepted}},
-	{Name: "CONNACK accepted session present", Raw: []byte("\x20\x02\x01\x00"), Packet: &packet.Connack{SessionPresent: true, Code: packet.Accepted}},
-	{Name: "CONNACK refused protocol version", Raw: []byte("\x20\x02\x00\x01"), Packet: &packet.Connack{Code: packet.RefusedProtocolVersion}},
-	{Name: "CONNACK refused identifier", Raw: []byte("\x20\x02\x00\x02"), Packet: &packet.Connack{Code: packet.RefusedIdentifierRejected}},
-	{Name: "CONNACK refused server unavailable", Raw: []byte("\x20\x02\x00\x03"), Packet: &packet.Connack{Code: packet.RefusedServerUnavailable}},
-	{Name: "CONNACK refused bad user name or password", Raw: []byte("\x20\x02\x00\x04"), Packet: &packet.Connack{Code: packet.RefusedBadUsernamePassword}},
-	{Name: "CONNACK refused not authorized", Raw: []byte("\x20\x02\x00\x05"), Packet: &packet.Connack{Code: packet.RefusedNotAuthorized}},
+	{Name: "CONNACK accepted", Raw: []byte("\x20\x02\x00\x00"), Packet: &packet.Connack{Reason: packet.Success}},
+	{Name: "CONNACK accepted session present", Raw: []byte("\x20\x02\x01\x00"), Packet: &packet.Connack{SessionPresent: true, Reason: packet.Success}},
+	{Name: "CONNACK refused protocol version", Raw: []byte("\x20\x02\x00\x01"), Packet: &packet.Connack{Reason: packet.UnsupportedProtocolVersion}},
+	{Name: "CONNACK refused identifier", Raw: []byte("\x20\x02\x00\x02"), Packet: &packet.Connack{Reason: packet.ClientIdentifierNotValid}},
+	{Name: "CONNACK refused server unavailable", Raw: []byte("\x20\x02\x00\x03"), Packet: &packet.Connack{Reason: packet.ServerUnavailable}},
+	{Name: "CONNACK refused bad user name or password", Raw: []byte("\x20\x02\x00\x04"), Packet: &packet.Connack{Reason: packet.BadUserNameOrPassword}},
+	{Name: "CONNACK refused not authorized", Raw: []byte("\x20\x02\x00\x05"), Packet: &packet.Connack{Reason: packet.NotAuthorized}},
 
 	// PUBLISH [MQTT-3.3].
 	{
@@ -257,13 +268,13 @@ var Valid = []Case{
 	},
 
 	// SUBACK [MQTT-3.9].
-	{Name: "SUBACK one code", Raw: []byte("\x90\x03\x00\x01\x00"), Packet: &packet.Suback{PacketID: 1, ReturnCodes: []byte{0}}},
+	{Name: "SUBACK one code", Raw: []byte("\x90\x03\x00\x01\x00"), Packet: &packet.Suback{PacketID: 1, Reasons: []packet.Reason{0}}},
 	{
 		Name:   "SUBACK all codes with failure",
 		Raw:    []byte("\x90\x06\x00\x02\x00\x01\x02\x80"),
-		Packet: &packet.Suback{PacketID: 2, ReturnCodes: []byte{0, 1, 2, packet.SubackFailure}},
+		Packet: &packet.Suback{PacketID: 2, Reasons: []packet.Reason{0, 1, 2, packet.UnspecifiedError}},
 	},
-	{Name: "SUBACK failure only", Raw: []byte("\x90\x03\x00\x03\x80"), Packet: &packet.Suback{PacketID: 3, ReturnCodes: []byte{0x80}}},
+	{Name: "SUBACK failure only", Raw: []byte("\x90\x03\x00\x03\x80"), Packet: &packet.Suback{PacketID: 3, Reasons: []packet.Reason{0x80}}},
 
 	// UNSUBSCRIBE, UNSUBACK [MQTT-3.10], [MQTT-3.11].
 	{
@@ -316,6 +327,7 @@ var Invalid = []BadCase{
 	{"reserved type 0 with flags", []byte("\x0f\x00"), malformed},
 	{"reserved type 15", []byte("\xf0\x00"), malformed},
 	{"reserved type 15 with flags", []byte("\xff\x00"), malformed},
+	{"AUTH at 3.1.1 is reserved type 15", []byte("\xf0\x02\x18\x00"), malformed},
 
 	// Remaining length of more than four bytes [MQTT-2.2.3].
 	{"remaining length 5 bytes", []byte("\x30\xff\xff\xff\xff\x7f"), malformed},
@@ -398,7 +410,7 @@ var Invalid = []BadCase{
 	{"CONNECT empty protocol name", []byte("\x10\x09\x00\x00\x04\x02\x00\x3c\x00\x01x"), protocolErr},
 	{"CONNECT protocol name MQIsdpX", []byte("\x10\x10\x00\x07MQIsdpX\x03\x02\x00\x3c\x00\x01x"), protocolErr},
 	{"CONNECT MQTT level 3", []byte("\x10\x0d\x00\x04MQTT\x03\x02\x00\x3c\x00\x01x"), unsupported},
-	{"CONNECT MQTT level 5", []byte("\x10\x0e\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x01x"), unsupported},
+	{"CONNECT MQTT level 6", []byte("\x10\x0e\x00\x04MQTT\x06\x02\x00\x3c\x00\x00\x01x"), unsupported},
 	{"CONNECT MQTT level 0", []byte("\x10\x0d\x00\x04MQTT\x00\x02\x00\x3c\x00\x01x"), unsupported},
 	{"CONNECT MQTT level 255", []byte("\x10\x0d\x00\x04MQTT\xff\x02\x00\x3c\x00\x01x"), unsupported},
 	{"CONNECT MQIsdp level 4", []byte("\x10\x0f\x00\x06MQIsdp\x04\x02\x00\x3c\x00\x01x"), unsupported},
