@@ -99,6 +99,7 @@ type Bridge struct {
 	sent      atomic.Uint64          // messages acknowledged upstream (or written, QoS 0)
 	sentBytes atomic.Uint64          // their topic and payload bytes
 	purged    atomic.Uint64          // messages deleted by Purge
+	hourly    *hourly                // of sentBytes
 
 	// Owned by the Run goroutine.
 	cur *target // of the connection being made or up
@@ -129,6 +130,7 @@ func New(cfg Config, b Broker, qs Queues) (*Bridge, error) {
 		queues:  qs,
 		log:     cfg.Logger.With("bridge", cfg.Name),
 		sysWake: make(chan struct{}, 1),
+		hourly:  newHourly(time.Now(), 0),
 	}
 	if qs.Normal == nil || br.rules.hasHigh() && qs.High == nil {
 		return nil, fmt.Errorf("configuring bridge %q: its queues are not open (see OpenQueues)", cfg.Name)
@@ -378,9 +380,8 @@ func (br *Bridge) setConnected(up bool) {
 func (br *Bridge) sysLoop(ctx context.Context) {
 	t := time.NewTicker(br.cfg.SysInterval)
 	defer t.Stop()
-	h := newHourly(time.Now(), br.sentBytes.Load())
 	for {
-		br.publishSys(h)
+		br.publishSys()
 		select {
 		case <-ctx.Done():
 			return
@@ -420,7 +421,7 @@ func (br *Bridge) Stats() persist.QueueStats {
 	return st
 }
 
-func (br *Bridge) publishSys(h *hourly) {
+func (br *Bridge) publishSys() {
 	st := br.Stats()
 	var high int64
 	if br.high != nil {
@@ -448,7 +449,7 @@ func (br *Bridge) publishSys(h *hourly) {
 		{"offline_dropped", strconv.FormatUint(br.latest.dropped.Load(), 10)},
 		{"offline_replaced", strconv.FormatUint(br.latest.replaced.Load(), 10)},
 		{"sent_bytes", strconv.FormatUint(sentBytes, 10)},
-		{"sent_bytes_hour", strconv.FormatUint(h.last(time.Now(), sentBytes), 10)},
+		{"sent_bytes_hour", strconv.FormatUint(br.hourly.last(time.Now(), sentBytes), 10)},
 	} {
 		br.broker.PublishFrom(br.cfg.Name, p+kv.k, []byte(kv.v), 0, true, nil)
 	}

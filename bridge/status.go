@@ -31,8 +31,9 @@ type Status struct {
 	// a newer one of their topic.
 	OfflineDropped, OfflineReplaced uint64
 	// Sent counts the messages acknowledged upstream since New, SentBytes
-	// their topic and payload bytes.
-	Sent, SentBytes uint64
+	// their topic and payload bytes, SentBytesHour those of the last hour
+	// (of the time since New, in the first hour).
+	Sent, SentBytes, SentBytesHour uint64
 	// Purged counts the messages an operator deleted with Purge since New.
 	Purged uint64
 }
@@ -51,6 +52,7 @@ func (br *Bridge) Status() Status {
 		OfflineReplaced: br.latest.replaced.Load(),
 		Sent:            br.sent.Load(),
 		SentBytes:       br.sentBytes.Load(),
+		SentBytesHour:   br.hourly.last(time.Now(), br.sentBytes.Load()),
 		Purged:          br.purged.Load(),
 	}
 	if st.Address == "" {

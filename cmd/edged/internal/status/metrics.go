@@ -95,6 +95,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		by("edged_bridge_queued_bytes", "gauge", "Bytes in the bridge's durable queue.", func(b Bridge) float64 { return float64(b.QueuedBytes) })
 		by("edged_bridge_oldest_age_seconds", "gauge", "Age of the oldest queued message.", func(b Bridge) float64 { return float64(b.OldestAge) })
 		by("edged_bridge_sent_total", "counter", "Messages acknowledged upstream.", func(b Bridge) float64 { return float64(b.Sent) })
+		by("edged_bridge_sent_bytes_total", "counter", "Topic and payload bytes acknowledged upstream.", func(b Bridge) float64 { return float64(b.SentBytes) })
 		f := family{w, "edged_bridge_dropped_total"}
 		f.head("counter", "Queued messages dropped, by reason: limit (max_messages/max_bytes), max_age, purged (by an operator).")
 		for _, b := range brs {

@@ -241,13 +241,18 @@ type Bridge struct {
 	QueuedBytes int64  `json:"queued_bytes"`
 	OldestAge   int64  `json:"oldest_age_seconds"`
 	Sent        uint64 `json:"sent"`
+	// SentBytes are the topic and payload bytes sent upstream,
+	// SentBytesHour those of the last hour (for metered links).
+	SentBytes     uint64 `json:"sent_bytes"`
+	SentBytesHour uint64 `json:"sent_bytes_hour"`
+	QueuedHigh    int64  `json:"queued_high"` // of Queued, in the priority: high queue
 	// SentPerSec is the upstream rate; DrainPerSec how fast the backlog
 	// shrinks (negative: it grows). TimeToEmpty is Queued / DrainPerSec in
 	// seconds, -1 when the backlog does not shrink.
 	SentPerSec  float64           `json:"sent_per_second"`
 	DrainPerSec float64           `json:"drain_per_second"`
 	TimeToEmpty float64           `json:"time_to_empty_seconds"`
-	Dropped     map[string]uint64 `json:"dropped"` // by reason: limit, max_age, purged
+	Dropped     map[string]uint64 `json:"dropped"` // by reason: limit, max_age, purged, offline_qos0
 }
 
 func (s *Server) bridges() []Bridge {
@@ -259,7 +264,9 @@ func (s *Server) bridges() []Bridge {
 		q := st.Queue
 		v := Bridge{Name: st.Name, Address: st.Address, ClientID: st.ClientID, Connected: st.Connected,
 			Queued: q.Len, QueuedBytes: q.Bytes, Sent: st.Sent, TimeToEmpty: -1,
-			Dropped: map[string]uint64{"limit": q.Dropped - min(q.Expired, q.Dropped), "max_age": q.Expired, "purged": st.Purged}}
+			SentBytes: st.SentBytes, SentBytesHour: st.SentBytesHour, QueuedHigh: st.QueuedHigh,
+			Dropped: map[string]uint64{"limit": q.Dropped - min(q.Expired, q.Dropped), "max_age": q.Expired, "purged": st.Purged,
+				"offline_qos0": st.OfflineDropped}}
 		if !st.Since.IsZero() {
 			v.Since = st.Since.Unix()
 		}
