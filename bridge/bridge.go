@@ -113,6 +113,8 @@ type target struct {
 	tls       *tls.Config // nil for tcp://
 	private   bool        // try MQTT bridge mode (protocol level 0x84)
 	staleQoS2 []uint16    // packet ids of QoS 2 publishes cut off by a drop
+	// lastLogged is the connect error last logged at Warn for this address.
+	lastLogged string
 }
 
 // New checks cfg, reads its TLS files, sets the queue's limits and
@@ -285,17 +287,25 @@ func (br *Bridge) Run(ctx context.Context) error {
 			cur = 0
 			continue
 		case !upAt.IsZero():
-			failures = 0
+			failures, br.cur.lastLogged = 0, ""
 			up := time.Since(upAt)
 			if up >= br.cfg.StableAfter {
 				bo.reset()
 			}
-			br.log.Warn("upstream connection lost", "address", br.cur.addr, "error", err, "uptime", up.Round(time.Millisecond))
+			if err != nil {
+				br.log.Warn("upstream connection lost", "address", br.cur.addr, "error", err, "uptime", up.Round(time.Millisecond))
+			} else {
+				br.log.Warn("upstream connection lost", "address", br.cur.addr, "uptime", up.Round(time.Millisecond))
+			}
 			cur = br.nextTarget(cur, true)
 		default:
 			failures++
-			if failures == 1 {
-				br.log.Warn("connecting upstream failed; retrying with backoff", "address", br.cur.addr, "error", err)
+			// The same error of an address again goes to Debug, a
+			// different one (the upstream's DNS name now resolves but the
+			// port is closed, then TLS fails) to Warn again.
+			if msg := fmt.Sprint(err); msg != br.cur.lastLogged {
+				br.cur.lastLogged = msg
+				br.log.Warn("connecting upstream failed; retrying with backoff", "address", br.cur.addr, "attempt", failures, "error", err)
 			} else {
 				br.log.Debug("connecting upstream failed", "address", br.cur.addr, "attempt", failures, "error", err)
 			}

@@ -446,3 +446,24 @@ func TestBounds(t *testing.T) {
 		t.Errorf("queue held %d messages, %d bytes", len(items), n)
 	}
 }
+
+// Values from clients are escaped on the pages: a client id, a user name
+// or a topic filter cannot inject markup.
+func TestPagesEscape(t *testing.T) {
+	e := startEnv(t, Config{})
+	evil := `"><script>alert(1)</script><x y='`
+	c := mqttClientSession(t, e.mqtt, evil, false)
+	c.Write(packet.Encode(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a/<b>/#"}}}, packet.V311))
+	time.Sleep(100 * time.Millisecond)
+	for _, p := range []string{"/clients", "/topics?filter=" + url.QueryEscape(evil), "/?ok=" + url.QueryEscape(evil)} {
+		r := e.get(t, p, "")
+		b, _ := io.ReadAll(r.Body)
+		page := string(b)
+		if strings.Contains(page, "<script>") || strings.Contains(page, "<b>") || strings.Contains(page, "<x y=") {
+			t.Errorf("%s renders client input as markup:\n%s", p, page)
+		}
+		if !strings.Contains(page, "&lt;script&gt;") {
+			t.Errorf("%s does not show the escaped value", p)
+		}
+	}
+}
