@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edged/edged/broker/packet"
 )
 
 // Broker is what a bridge needs of the local broker. *broker.Server
@@ -57,6 +59,12 @@ type Entry struct {
 	QoS     byte
 	Retain  bool
 	Time    time.Time // when the local broker received it
+	// Properties is the encoded MQTT 5.0 property block the message was
+	// published with (see packet.DecodePropertyBlock), nil for 3.1.x.
+	Properties []byte
+	// Expiry is when the message expires (its Message Expiry Interval
+	// after Time); zero never. An expired entry is dropped, not sent.
+	Expiry time.Time
 }
 
 // QueueStats describes a durable queue.
@@ -66,6 +74,15 @@ type QueueStats struct {
 	Oldest  time.Time // time of the head entry; zero when empty
 	Dropped uint64    // entries dropped by a limit, ever (persisted)
 	Expired uint64    // of which for MaxAge
+}
+
+// Publisher5 is implemented by a Broker that carries MQTT 5.0 properties:
+// the bridge publishes messages that came down an in rule with it, so
+// they keep their properties and their remaining expiry (zero: none).
+// props is an encoded property block as in Entry.Properties. Without it,
+// such messages are published with PublishFrom and lose their properties.
+type Publisher5 interface {
+	PublishFrom5(origin, topic string, payload []byte, qos byte, retain bool, props []byte, expiry time.Time, done func(error))
 }
 
 // ErrRunning is returned by Run when the bridge is already running.
@@ -93,14 +110,18 @@ type Bridge struct {
 	connected atomic.Bool
 	since     atomic.Int64  // Unix nanoseconds of the last change of connected
 	sent      atomic.Uint64 // messages acknowledged upstream (or written, QoS 0)
+	expired   atomic.Uint64 // messages dropped because their message expiry passed while queued
+	oversize  atomic.Uint64 // messages dropped as larger than the upstream's maximum packet size
+	refused   atomic.Uint64 // messages the upstream refused with a 5.0 reason code
 	purged    atomic.Uint64 // messages deleted by Purge
 
 	mu       sync.Mutex
 	deleting map[uint64]struct{} // seqs whose deletion is not durable yet
 
 	// Owned by the Run goroutine.
-	private   bool     // try MQTT bridge mode (protocol level 0x84)
-	staleQoS2 []uint16 // packet ids of QoS 2 publishes cut off by a drop
+	proto     packet.Version // the protocol to connect with (auto: 5 until the upstream refuses it)
+	private   bool           // try MQTT bridge mode (protocol level 0x84), 3.1.1 only
+	staleQoS2 []uint16       // packet ids of QoS 2 publishes cut off by a drop
 }
 
 // New checks cfg, reads its TLS files, sets the queue's limits and
@@ -123,6 +144,10 @@ func New(cfg Config, b Broker, q Queue) (*Bridge, error) {
 		sysWake:  make(chan struct{}, 1),
 		deleting: make(map[uint64]struct{}),
 		private:  true,
+		proto:    packet.V5,
+	}
+	if cfg.Protocol == Protocol311 {
+		br.proto = packet.V311
 	}
 	if useTLS {
 		tc, err := clientTLS(cfg.TLS, host)
@@ -152,6 +177,19 @@ func (br *Bridge) Connected() bool { return br.connected.Load() }
 
 // Sent returns how many messages were acknowledged upstream since New.
 func (br *Bridge) Sent() uint64 { return br.sent.Load() }
+
+// Drops counts the queued messages a bridge dropped instead of sending
+// them upstream, since New (queue limits are counted in QueueStats).
+type Drops struct {
+	Expired  uint64 // their MQTT 5.0 message expiry passed while queued
+	Oversize uint64 // larger than the upstream's maximum packet size (5.0)
+	Refused  uint64 // refused by the upstream with a 5.0 reason code >= 0x80
+}
+
+// Drops returns the counts of messages dropped instead of sent.
+func (br *Bridge) Drops() Drops {
+	return Drops{Expired: br.expired.Load(), Oversize: br.oversize.Load(), Refused: br.refused.Load()}
+}
 
 // notify is the tap's callback: it runs on the store's goroutine.
 func (br *Bridge) notify() {
@@ -290,6 +328,9 @@ func (br *Bridge) publishSys() {
 		{"oldest_age", strconv.FormatInt(age, 10)},
 		{"dropped", strconv.FormatUint(st.Dropped, 10)},
 		{"sent", strconv.FormatUint(br.sent.Load(), 10)},
+		{"dropped_expired", strconv.FormatUint(br.expired.Load(), 10)},
+		{"dropped_oversize", strconv.FormatUint(br.oversize.Load(), 10)},
+		{"dropped_refused", strconv.FormatUint(br.refused.Load(), 10)},
 	} {
 		br.broker.PublishFrom(br.cfg.Name, p+kv.k, []byte(kv.v), 0, true, nil)
 	}

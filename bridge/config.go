@@ -23,6 +23,13 @@ const (
 	Both Direction = "both" // both ways; a message never goes back the way it came
 )
 
+// Protocols of Config.Protocol.
+const (
+	Protocol311  = "3.1.1"
+	Protocol5    = "5"
+	ProtocolAuto = "auto"
+)
+
 // Overflow policies of a bridge queue.
 const (
 	DropOldest = "drop-oldest" // delete head entries to make room (default)
@@ -41,6 +48,18 @@ type Config struct {
 	Name string `yaml:"name"`
 	// Address is tcp://host:port or tls://host:port.
 	Address string `yaml:"address"`
+	// Protocol is the MQTT version spoken upstream: Protocol311 (default,
+	// with Mosquitto's bridge mode when the upstream accepts it),
+	// Protocol5, or ProtocolAuto, which tries 5.0 and uses 3.1.1 from then
+	// on when the upstream refuses it (CONNACK 0x84, or the 3.1.1 return
+	// code 0x01) or closes the connection before its CONNACK.
+	Protocol string `yaml:"protocol"`
+	// SessionExpiry is the MQTT 5.0 session expiry interval asked for the
+	// persistent upstream session of a bridge with in rules (so commands
+	// sent while the link is down are kept for it that long). Default 24h;
+	// whole seconds, at most 136 years (0xFFFFFFFF s, which never expires).
+	// Not used over 3.1.1, where the session is clean session 0.
+	SessionExpiry time.Duration `yaml:"session_expiry"`
 	// ClientID is the upstream client id. Default "edged-<hostname>-<name>".
 	// With in rules the upstream session is persistent (clean session 0),
 	// so the id must be stable.
@@ -136,6 +155,12 @@ func (c Config) withDefaults() Config {
 		host, _ := os.Hostname()
 		c.ClientID = "edged-" + host + "-" + c.Name
 	}
+	if c.Protocol == "" {
+		c.Protocol = Protocol311
+	}
+	if c.SessionExpiry == 0 {
+		c.SessionExpiry = 24 * time.Hour
+	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = 30 * time.Second
 	}
@@ -194,6 +219,14 @@ func (c Config) Validate() error {
 		bad("address", "%v", err)
 	} else if c.TLS != nil && !useTLS {
 		bad("tls", "is set but address %q is not tls://", c.Address)
+	}
+	switch c.Protocol {
+	case Protocol311, Protocol5, ProtocolAuto:
+	default:
+		bad("protocol", "must be 5, 3.1.1 or auto, got %q", c.Protocol)
+	}
+	if c.SessionExpiry < time.Second || c.SessionExpiry > time.Duration(^uint32(0))*time.Second {
+		bad("session_expiry", "must be between 1s and %s, got %s", time.Duration(^uint32(0))*time.Second, c.SessionExpiry)
 	}
 	if len(c.ClientID) > 65535 || strings.ContainsRune(c.ClientID, 0) {
 		bad("client_id", "must be at most 65535 bytes without NUL")

@@ -2,10 +2,13 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edged/edged/broker/packet"
 )
 
 // flight is a publish sent upstream and not yet acknowledged.
@@ -21,8 +24,11 @@ type flight struct {
 // still up. It starts from the head of the queue, so after a reconnect the
 // first unacknowledged entry is sent first. It returns nil when ctx is done
 // and the connection's error otherwise.
-func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState, probe, confirm func()) (err error) {
-	window := br.cfg.Window
+func (br *Bridge) forward(ctx context.Context, client link, cs *connState, probe, confirm func()) (err error) {
+	// The upstream's Receive Maximum bounds the window too [MQTT-3.3.4-7];
+	// QoS 0 publishes count against it here, which only makes it stricter.
+	window := min(br.cfg.Window, client.receiveMax())
+	v5 := client.version() == packet.V5
 	batch := max(256, window)
 	var (
 		win    = make([]flight, 0, window)
@@ -42,8 +48,8 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 		// packet ids of unfinished QoS 2 ones are released on the next
 		// connection (see seedStore).
 		for _, f := range win {
-			if pt, ok := f.tok.(*mqtt.PublishToken); ok && f.qos == 2 && pt.MessageID() != 0 {
-				br.staleQoS2 = append(br.staleQoS2, pt.MessageID())
+			if id := client.packetID(f.tok); f.qos == 2 && id != 0 {
+				br.staleQoS2 = append(br.staleQoS2, id)
 			}
 		}
 	}()
@@ -57,9 +63,20 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 				goto fill
 			}
 			if err := f.tok.Error(); err != nil {
-				return fmt.Errorf("%w: %w", ErrPublishFailed, err)
+				var rf *refusedError
+				if !errors.As(err, &rf) {
+					return fmt.Errorf("%w: %w", ErrPublishFailed, err)
+				}
+				// Refused for good (not authorized, quota, payload format):
+				// sending it again would be refused again and block the
+				// queue. It leaves the queue, counted and logged.
+				br.refused.Add(1)
+				br.log.Warn("upstream refused a message; dropping it", "seq", f.seq, "reason", rf.reason.String())
+				win = win[1:]
+				br.remove([]uint64{f.seq})
+				continue
 			}
-			if cs.failed() || !client.IsConnectionOpen() {
+			if cs.failed() || !client.open() {
 				// paho may complete a token without error after the
 				// connection dropped; such a message may not have arrived.
 				return br.lost(cs)
@@ -105,10 +122,28 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 				br.remove([]uint64{e.Seq})
 				continue
 			}
+			props, expired := br.outProps(&e, time.Now(), v5)
+			if expired {
+				// Its Message Expiry Interval passed while it was queued
+				// [MQTT-3.3.2-5].
+				br.expired.Add(1)
+				br.log.Debug("dropping expired queued message", "topic", e.Topic)
+				br.remove([]uint64{e.Seq})
+				continue
+			}
+			tok, err := client.publish(remote, qos, e.Retain, e.Payload, props)
+			if err != nil {
+				// errTooLarge, the only error: the upstream will never take
+				// it, so it must not block the queue.
+				br.oversize.Add(1)
+				br.log.Warn("dropping a queued message larger than the upstream allows", "topic", e.Topic, "seq", e.Seq, "error", err)
+				br.remove([]uint64{e.Seq})
+				continue
+			}
 			if qos > 0 {
 				probe() // a QoS 1/2 publish asks for an answer
 			}
-			win = append(win, flight{seq: e.Seq, qos: qos, tok: client.Publish(remote, qos, e.Retain, e.Payload)})
+			win = append(win, flight{seq: e.Seq, qos: qos, tok: tok})
 		}
 		var head <-chan struct{}
 		if len(win) > 0 {

@@ -50,6 +50,11 @@ func (q *Queue) Read(after uint64, max int) ([]bridge.Entry, error) {
 			QoS:     e.Msg.QoS,
 			Retain:  e.Msg.Retain,
 			Time:    time.Unix(0, e.Msg.Time),
+
+			Properties: e.Msg.Properties,
+		}
+		if e.Msg.Expiry != 0 {
+			out[i].Expiry = time.Unix(0, e.Msg.Expiry)
 		}
 	}
 	return out, nil
