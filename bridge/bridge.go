@@ -113,6 +113,9 @@ type Bridge struct {
 	expired   atomic.Uint64 // messages dropped because their message expiry passed while queued
 	oversize  atomic.Uint64 // messages dropped as larger than the upstream's maximum packet size
 	refused   atomic.Uint64 // messages the upstream refused with a 5.0 reason code
+	protoUp   atomic.Uint32 // packet.Version of the last connection established; 0 none yet
+	peak5     atomic.Int32  // the most QoS 1/2 publishes ever awaiting acknowledgement on a 5.0 link
+	recvMax5  atomic.Int32  // the Receive Maximum of the last 5.0 connection
 	purged    atomic.Uint64 // messages deleted by Purge
 
 	mu       sync.Mutex
@@ -177,6 +180,15 @@ func (br *Bridge) Connected() bool { return br.connected.Load() }
 
 // Sent returns how many messages were acknowledged upstream since New.
 func (br *Bridge) Sent() uint64 { return br.sent.Load() }
+
+// Protocol returns the MQTT version of the last upstream connection
+// established, Protocol5 or Protocol311; "" before the first one.
+func (br *Bridge) Protocol() string {
+	if v := br.protoUp.Load(); v != 0 {
+		return protoName(packet.Version(v))
+	}
+	return ""
+}
 
 // Drops counts the queued messages a bridge dropped instead of sending
 // them upstream, since New (queue limits are counted in QueueStats).

@@ -160,6 +160,7 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 		confirm()
 	}
 	br.log.Info("upstream connected", "address", br.cfg.Address, "client_id", br.cfg.ClientID, "protocol", protoName(client.version()))
+	br.protoUp.Store(uint32(client.version()))
 	br.setConnected(true)
 	return upAt, br.forward(ctx, client, cs, probe, confirm)
 }

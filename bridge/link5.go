@@ -39,11 +39,11 @@ type link5 struct {
 	retainOK bool // the upstream's Retain Available [MQTT-3.2.2-14]
 	inMax    int  // our Receive Maximum: QoS 1/2 publishes from upstream not yet acknowledged
 
-	inflight, peak atomic.Int32 // QoS 1/2 publishes awaiting their acknowledgement, and the most ever
-	inbound        atomic.Int32 // QoS 1/2 publishes from upstream not yet acknowledged by us
-	pong           chan struct{}
-	wg             sync.WaitGroup
-	closing        atomic.Bool
+	inflight atomic.Int32 // QoS 1/2 publishes awaiting their acknowledgement
+	inbound  atomic.Int32 // QoS 1/2 publishes from upstream not yet acknowledged by us
+	pong     chan struct{}
+	wg       sync.WaitGroup
+	closing  atomic.Bool
 }
 
 type outPacket struct {
@@ -217,6 +217,7 @@ func (br *Bridge) handshake5(c net.Conn, cs *connState, acks *acker) (*link5, er
 	// of the old one. They hold their ids until PUBCOMP, so no new publish
 	// reuses them meanwhile (what paho needs seedStore for). Only a session
 	// the upstream kept has them.
+	br.recvMax5.Store(int32(l.recvMax))
 	var stale []uint16
 	if persistent && ca.SessionPresent {
 		stale = br.staleQoS2
@@ -533,8 +534,8 @@ func (l *link5) publish(topic string, qos byte, retain bool, payload []byte, pro
 	l.ids[t.id] = t
 	l.mu.Unlock()
 	p.PacketID = t.id
-	if n := l.inflight.Add(1); n > l.peak.Load() {
-		l.peak.Store(n)
+	if n := l.inflight.Add(1); n > l.br.peak5.Load() {
+		l.br.peak5.Store(n) // only the forwarder's goroutine publishes
 	}
 	l.send(p, nil)
 	return t, nil
