@@ -17,12 +17,19 @@ import (
 
 // BenchmarkDrain measures how fast a backlog of 100,000 QoS 1 messages,
 // queued while the link was down, drains to a local mosquitto: msgs/s
-// from Run until the last one is acknowledged upstream.
+// from Run until the last one is acknowledged upstream, over MQTT 3.1.1
+// (paho) and 5.0 (edged's codec).
 //
 //	go test -run '^$' -bench BenchmarkDrain -benchtime 1x ./bridge
 func BenchmarkDrain(b *testing.B) {
-	const backlog = 100_000
 	m := testutil.StartMosquitto(b, testutil.MosquittoOptions{})
+	for _, proto := range []string{bridge.Protocol311, bridge.Protocol5} {
+		b.Run(proto, func(b *testing.B) { benchmarkDrain(b, m, proto) })
+	}
+}
+
+func benchmarkDrain(b *testing.B, m *testutil.Mosquitto, proto string) {
+	const backlog = 100_000
 	for range b.N {
 		b.StopTimer()
 		dir := b.TempDir()
@@ -36,6 +43,7 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		cfg := bcfg("cloud", m.Addr, bridge.Rule{Pattern: "sensors/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
 		cfg.SysInterval = -1
+		cfg.Protocol = proto
 		br, err := bridge.New(cfg, srv, dbqueue.New(db, "cloud"))
 		if err != nil {
 			b.Fatal(err)

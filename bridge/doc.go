@@ -26,7 +26,45 @@
 // echo our own publishes back); if the upstream refuses it, it uses plain
 // MQTT 3.1.1 from then on.
 //
-// paho.mqtt.golang is the transport only: a fresh client per connection,
+// # Protocol versions
+//
+// Config.Protocol picks the MQTT version upstream: 3.1.1 (the default),
+// 5, or auto (5, and 3.1.1 from then on, for the life of the process, when
+// the upstream answers CONNACK 0x84 or the 3.1.1 return code 0x01, or
+// closes the connection before its CONNACK). Both versions sit behind one
+// link interface (link.go), so the forwarder, the window, the acker and
+// the queue are the same code: 3.1.1 goes through paho (pahoLink), 5.0
+// through edged's own codec, broker/packet (link5), since paho.mqtt.golang
+// speaks only 3.1.1. paho stays for 3.1.1 for now: link5 could carry 3.1.1
+// too (the codec does), but every 3.1.1 behaviour the tests pin (bridge
+// mode, stale PUBREL ids, fault timings) was built on paho, and swapping it
+// is a change of its own.
+//
+// Over 5.0 a queued message keeps what it was published with: user
+// properties (in order [MQTT-3.3.2-18]), payload format, content type,
+// response topic and correlation data; its Message Expiry Interval is sent
+// as what is left of it [MQTT-3.3.2-6] (rounded up to whole seconds). A
+// message whose expiry passed in the queue is dropped, over either
+// version [MQTT-3.3.2-5], and counted (Drops.Expired). The forwarder's
+// window is min(Window, the upstream's Receive Maximum) [MQTT-3.3.4-7]; a
+// message larger than the upstream's Maximum Packet Size is dropped with a
+// log line and counted (Drops.Oversize) instead of blocking the queue
+// [MQTT-3.1.2-24]; one the upstream refuses with a PUBACK/PUBREC reason
+// code of 0x80 or more likewise (Drops.Refused), since sending it again
+// would be refused again. QoS is capped at the upstream's Maximum QoS and
+// the retain flag dropped where Retain Available is 0. In rules use Clean
+// Start 0 with a Session Expiry Interval (SessionExpiry, default 24h) for
+// the persistent upstream session. Loop prevention is No Local on the
+// upstream subscriptions [MQTT-3.8.3-3] (bridge mode 0x84 is a 3.1.1 thing)
+// with Retain As Published, as bridge mode keeps the retain flag. A
+// message coming down keeps its properties into the broker when the Broker
+// implements Publisher5 (the encoded property block without message expiry
+// and subscription identifiers, and the expiry as a time); otherwise it is
+// published without them. A broker sending a topic alias (we allow none)
+// or exceeding our Receive Maximum (Window) is a protocol error that drops
+// the connection.
+//
+// paho.mqtt.golang is the 3.1.1 transport only: a fresh client per connection,
 // automatic reconnect off, and no paho store (see seedStore). Reconnects
 // back off exponentially with jitter between Backoff.Min and Backoff.Max;
 // the backoff is reset after a connection stayed up StableAfter. A
@@ -49,7 +87,8 @@
 //
 // bridge must not import broker or persist: it declares Broker and Queue;
 // *broker.Server is a Broker as it is, and bridge/dbqueue adapts a persist
-// FIFO to Queue (for cmd/edged and the tests alike). It may import broker/packet (topic matching).
+// FIFO to Queue (for cmd/edged and the tests alike). It may import
+// broker/packet (topic matching, and the 5.0 codec of link5).
 //
 // # Caveats
 //
