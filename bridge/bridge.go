@@ -258,6 +258,10 @@ func (br *Bridge) Run(ctx context.Context) error {
 	}
 	bo := newBackoff(br.cfg.Backoff.Min, br.cfg.Backoff.Max)
 	failures := 0
+	// lastLogged is the connect error last logged at Warn: the same error
+	// again goes to Debug, a different one (the upstream's DNS name now
+	// resolves but the port is closed, then TLS fails) to Warn again.
+	lastLogged := ""
 	for {
 		upAt, err := br.connection(ctx)
 		if ctx.Err() != nil {
@@ -267,16 +271,21 @@ func (br *Bridge) Run(ctx context.Context) error {
 		case errors.Is(err, errRetryNow):
 			continue
 		case !upAt.IsZero():
-			failures = 0
+			failures, lastLogged = 0, ""
 			up := time.Since(upAt)
 			if up >= br.cfg.StableAfter {
 				bo.reset()
 			}
-			br.log.Warn("upstream connection lost", "error", err, "uptime", up.Round(time.Millisecond))
+			if err != nil {
+				br.log.Warn("upstream connection lost", "error", err, "uptime", up.Round(time.Millisecond))
+			} else {
+				br.log.Warn("upstream connection lost", "uptime", up.Round(time.Millisecond))
+			}
 		default:
 			failures++
-			if failures == 1 {
-				br.log.Warn("connecting upstream failed; retrying with backoff", "address", br.cfg.Address, "error", err)
+			if msg := fmt.Sprint(err); msg != lastLogged {
+				lastLogged = msg
+				br.log.Warn("connecting upstream failed; retrying with backoff", "address", br.cfg.Address, "attempt", failures, "error", err)
 			} else {
 				br.log.Debug("connecting upstream failed", "address", br.cfg.Address, "attempt", failures, "error", err)
 			}

@@ -77,19 +77,6 @@ func (r rules) mapIn(topic string, qos byte) (local string, q byte, ok bool) {
 	return "", 0, false
 }
 
-// match reports whether topic is prefix+T with T matching the rule's
-// pattern, and returns T.
-func (x rule) match(topic, prefix string) (string, bool) {
-	t, ok := strings.CutPrefix(topic, prefix)
-	if !ok || t == "" {
-		return "", false
-	}
-	if !packet.MatchTopic(x.Pattern, t) {
-		return "", false
-	}
-	return t, true
-}
-
 // remap maps topic, which must match from+Pattern (the very filter of the
 // tap or the upstream subscription), to the to side. The parent level that
 // a trailing "#" also matches ("edge" for "edge/#") maps to the other

@@ -26,6 +26,13 @@
 // closes the socket, detaches the session, and publishes the will unless
 // the client sent DISCONNECT.
 //
+// Packets after CONNECT are read and written at the protocol version the
+// CONNECT named (3.1, 3.1.1; the codec speaks 5.0 too). Until the broker
+// serves MQTT 5.0, a well-formed level-5 CONNECT is refused with a 5.0
+// CONNACK 0x84 (unsupported protocol version), which a 5.0 client can
+// decode, and the connection is closed [MQTT-3.1.2-2]; other unknown levels
+// get the 3.1.1 CONNACK 0x01.
+//
 // # Sessions, QoS and persistence
 //
 // A session outlives its connection when the client connected with clean

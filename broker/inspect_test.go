@@ -39,7 +39,7 @@ func TestInspectSessionsAndActions(t *testing.T) {
 	user := "alice"
 	on := dialRaw(t, addr)
 	on.connect(&packet.Connect{ClientID: "worker", CleanSession: true, Username: &user, KeepAlive: 30,
-		Will: &packet.Will{Topic: "wills/worker", Payload: []byte("gone")}}, false, packet.Accepted)
+		Will: &packet.Will{Topic: "wills/worker", Payload: []byte("gone")}}, false, packet.Success)
 	on.sub("a/b", 0)
 	on.sub("c/+", 1)
 	obs := dialConnect(t, addr, "observer", true)
@@ -100,7 +100,7 @@ func TestInspectSessionsAndActions(t *testing.T) {
 	}
 	// The store no longer has it: a resume finds no session.
 	back := dialRaw(t, addr)
-	back.connect(&packet.Connect{ClientID: "sleeper", KeepAlive: 30}, false, packet.Accepted)
+	back.connect(&packet.Connect{ClientID: "sleeper", KeepAlive: 30}, false, packet.Success)
 	back.expectNothing(200 * time.Millisecond)
 }
 

@@ -132,7 +132,7 @@ func TestMalformedClosesOnlyThatConnection(t *testing.T) {
 		}
 	}
 	// Rules of the packet body, with the statement each breaks.
-	for _, tc := range []badCase{
+	cases = append(cases, []badCase{
 		{"SUBSCRIBE requested QoS 3 [MQTT-3.8.3-4]", []byte("\x82\x06\x00\x01\x00\x01a\x03")},
 		{"SUBSCRIBE reserved bits in QoS byte [MQTT-3.8.3-4]", []byte("\x82\x06\x00\x01\x00\x01a\x81")},
 		{"SUBSCRIBE without filters [MQTT-3.8.3-3]", []byte("\x82\x02\x00\x01")},
@@ -142,9 +142,7 @@ func TestMalformedClosesOnlyThatConnection(t *testing.T) {
 		{"PUBLISH topic with U+0000 [MQTT-4.7.3-2]", []byte("\x30\x05\x00\x03a\x00b")},
 		{"PUBLISH topic not UTF-8 [MQTT-1.5.3-1]", []byte("\x30\x03\x00\x01\xff")},
 		{"SUBSCRIBE filter not UTF-8 [MQTT-1.5.3-1]", []byte("\x82\x06\x00\x01\x00\x01\xff\x00")},
-	} {
-		cases = append(cases, tc)
-	}
+	}...)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialConnect(t, addr, fmt.Sprint("bad", i), true)

@@ -53,7 +53,7 @@ func TestPahoPersistentSession(t *testing.T) {
 	wait(t, pub.Publish("ps/c", 0, false, "zero: not kept"))
 	wait(t, pub.Publish("ps/d", 1, false, "three"))
 
-	sub = pahoConnect(t, pahoOpts(addr, "persistent", false, msgs))
+	pahoConnect(t, pahoOpts(addr, "persistent", false, msgs))
 	for _, want := range []pahoMsg{{topic: "ps/a", payload: "one", qos: 1}, {topic: "ps/b", payload: "two", qos: 2},
 		{topic: "ps/d", payload: "three", qos: 1}} {
 		if m := recvPaho(t, msgs); m != want {

@@ -123,6 +123,7 @@ type ServeOption func(*listenerOpts)
 
 type listenerOpts struct {
 	name      string
+	transport string
 	anonymous bool
 	maxConns  int
 	// connected counts the listener's connected clients; guarded by
@@ -144,8 +145,13 @@ func AllowAnonymous(allow bool) ServeOption {
 // Limits.MaxConnections. Zero or negative means only the global limit.
 func WithMaxConnections(n int) ServeOption { return func(o *listenerOpts) { o.maxConns = n } }
 
+// WithTransport names what the listener speaks ("tcp", "tls", "ws", "wss",
+// "serial") in its "listening" log line; the broker sees only a
+// net.Listener and cannot tell. Default "tcp".
+func WithTransport(t string) ServeOption { return func(o *listenerOpts) { o.transport = t } }
+
 func makeOpts(opts []ServeOption) listenerOpts {
-	o := listenerOpts{name: "default", anonymous: true, connected: new(int)}
+	o := listenerOpts{name: "default", transport: "tcp", anonymous: true, connected: new(int)}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -176,7 +182,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, opts ...ServeOption
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	log := s.log.With("listener", o.name)
-	log.Info("listening", "address", ln.Addr().String())
+	log.Info("listening", "transport", o.transport, "address", ln.Addr().String())
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()

@@ -142,13 +142,51 @@ func Check(path string) error {
 // doc.go, Damage), oldest first, and the format version if Open is yet to
 // migrate it.
 func CheckReport(path string) (notes []string, err error) {
+	_, notes, err = CheckSummary(path)
+	return notes, err
+}
+
+// Summary is what a sound store holds, as CheckSummary counts it.
+type Summary struct {
+	Sessions       int64 // persistent sessions
+	Subscriptions  int64 // their subscriptions
+	QueuedMessages int64 // messages queued for them (sent and not yet sent)
+	QueuedBytes    int64 // bytes of topic and payload of those
+	Retained       int64 // retained messages
+	Queues         []QueueSummary
+	FileSize       int64 // bytes
+	PageSize       int   // bytes
+	FreePages      int   // pages free for reuse (compact returns them)
+	PendingPages   int   // pages freed by transactions still open
+	Format         int   // format version of the file
+}
+
+// QueueSummary is one named durable queue (a bridge's: bridge/<name>).
+type QueueSummary struct {
+	Name     string
+	Messages int64
+	Bytes    int64
+}
+
+// CheckSummary is CheckReport, and also returns what the store holds.
+func CheckSummary(path string) (sum Summary, notes []string, err error) {
 	opts := Options{Path: path}
 	opts.setDefaults()
 	b, _, err := openBolt(path, boltOptions(&opts, true))
 	if err != nil {
-		return nil, fmt.Errorf("checking store: %w", err)
+		// This is `edged db check`: the cause, without advice to run it.
+		var ce *corruptError
+		if errors.As(err, &ce) {
+			return sum, nil, fmt.Errorf("checking store %s: %w: %w", path, ErrCorrupt, ce.cause)
+		}
+		return sum, nil, fmt.Errorf("checking store: %w", err)
 	}
 	defer b.Close()
+	if fi, err := os.Stat(path); err == nil {
+		sum.FileSize = fi.Size()
+	}
+	st := b.Stats()
+	sum.FreePages, sum.PendingPages, sum.PageSize = st.FreePageN, st.PendingPageN, b.Info().PageSize
 	var problems []error
 	add := func(e error) bool {
 		if len(problems) < 100 {
@@ -184,10 +222,11 @@ func CheckReport(path string) (notes []string, err error) {
 				return nil
 			}
 			r := readerFor(formatOf(tx))
+			sum.Format = int(formatOf(tx))
 			if formatOf(tx) < formatVersion {
 				notes = append(notes, fmt.Sprintf("format version %d: edged migrates it to %d when it starts", formatOf(tx), formatVersion))
 			}
-			checkRecords(tx, add, r)
+			checkRecords(tx, add, r, &sum)
 			if v := tx.Bucket(bucketMeta).Get(keyRollback); v != nil {
 				body, err := unseal(keyRollback, v)
 				t, k := binary.Varint(body)
@@ -203,9 +242,9 @@ func CheckReport(path string) (notes []string, err error) {
 		})
 	}()
 	if len(problems) > 0 {
-		return notes, fmt.Errorf("checking store %s: %w: %w", path, ErrCorrupt, errors.Join(problems...))
+		return sum, notes, fmt.Errorf("checking store %s: %w: %w", path, ErrCorrupt, errors.Join(problems...))
 	}
-	return notes, nil
+	return sum, notes, nil
 }
 
 // asideNotes describes the records of the damaged bucket.
@@ -236,7 +275,8 @@ func asideNotes(tx *bolt.Tx, add func(error) bool) []string {
 
 // checkRecords checks edged's invariants inside tx, reading records with
 // r (format 1 or the current one).
-func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
+// It counts what it reads into sum.
+func checkRecords(tx *bolt.Tx, add func(error) bool, r reader, sum *Summary) {
 	open := r.open
 	msgs, refs := tx.Bucket(bucketMessages), tx.Bucket(bucketRefs)
 	if v := tx.Bucket(bucketMeta).Get(keyNextMsgID); v != nil {
@@ -278,6 +318,7 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 			where = "session " + keyString(k)
 			add(fmt.Errorf("%s: name: %w", where, err))
 		}
+		sum.Sessions++
 		info, err := open(keyInfo, sb.Get(keyInfo))
 		if err == nil {
 			var in sessionInfo
@@ -327,6 +368,7 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 				if err != nil {
 					add(fmt.Errorf("%s: subscription %x: %w", where, sk, err))
 				}
+				sum.Subscriptions++
 				return nil
 			})
 		}
@@ -374,6 +416,8 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 		} else if n > 0 && !r.v1 {
 			add(fmt.Errorf("%s: no queue stats; the queue holds %d messages", where, n))
 		}
+		sum.QueuedMessages += n
+		sum.QueuedBytes += size
 		_ = ib.ForEach(func(pk, pv []byte) error {
 			if _, err := open(pk, pv); err != nil || len(pk) != 2 {
 				add(fmt.Errorf("%s: inbound packet id %x: %w", where, pk, cmp.Or(err, errors.New("bad key"))))
@@ -411,6 +455,7 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 		if _, err := r.decodeRetained(k, v); err != nil {
 			add(fmt.Errorf("retained %s: %w", keyString(k), err))
 		}
+		sum.Retained++
 		return nil
 	})
 	queues := tx.Bucket(bucketQueues)
@@ -458,6 +503,7 @@ func checkRecords(tx *bolt.Tx, add func(error) bool, r reader) {
 		if n != st.count || size != st.bytes {
 			add(fmt.Errorf("%s: stats say %d entries of %d bytes, found %d of %d", where, st.count, st.bytes, n, size))
 		}
+		sum.Queues = append(sum.Queues, QueueSummary{Name: name, Messages: n, Bytes: size})
 		return nil
 	})
 }

@@ -61,7 +61,9 @@
 // interval and an optional will (SetWill) with the time it is due, so a
 // delayed will survives a restart. A 3.1.x client's records are stored
 // exactly as in format 2. Properties count in Message.Size, and so
-// against byte limits.
+// against byte limits. Check verifies the framing of the 5.0 fields (flags,
+// lengths, retain handling, identifier ranges); a property block itself is
+// covered by its record's checksum only, as persist does not parse it.
 //
 // Expiry: persist never drops a message by itself except an expired
 // retained one, which Load leaves out and deletes. The broker decides the

@@ -202,7 +202,7 @@ func (l *Listener) run() {
 		}
 		port, err := l.open()
 		if err != nil {
-			l.limiter.warn(l.log, "open", "opening serial port failed", keyDevice, l.cfg.Device, keyError, err.Error(), keyRetryIn, delay.String())
+			l.limiter.warnChange(l.log, "open", err.Error(), "opening serial port failed", keyDevice, l.cfg.Device, keyError, err.Error(), keyRetryIn, delay.String())
 			if !backoff() {
 				return
 			}

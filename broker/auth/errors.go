@@ -15,6 +15,12 @@ var (
 	// password entry is not a $6$ or $7$ hash in Mosquitto's format.
 	ErrUnknownHash = errors.New("auth: unsupported password hash")
 
+	// ErrNotHashed wraps ErrUnknownHash for an entry that is no hash at
+	// all (it does not start with '$'): most likely a plain-text password,
+	// which Mosquitto's files may hold until mosquitto_passwd -U hashes
+	// them.
+	ErrNotHashed = fmt.Errorf("%w: not a hash (a plain-text password?)", ErrUnknownHash)
+
 	// ErrDuplicateUser is returned, inside a *LineError, when a password
 	// file names the same user twice.
 	ErrDuplicateUser = errors.New("auth: duplicate user")

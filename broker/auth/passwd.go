@@ -202,7 +202,7 @@ func parsePasswords(path, text string) (*passwordTable, error) {
 func parseHash(s string) (*passwordHash, error) {
 	f := strings.Split(s, "$")
 	if len(f) < 2 || f[0] != "" {
-		return nil, fmt.Errorf("%w: want $7$iterations$salt$hash or $6$salt$hash", ErrUnknownHash)
+		return nil, fmt.Errorf("%w: want $7$iterations$salt$hash or $6$salt$hash", ErrNotHashed)
 	}
 	h := new(passwordHash)
 	var salt, sum string

@@ -164,3 +164,58 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, old fs.FileInfo) (e
 	}
 	return syncDir(filepath.Dir(path))
 }
+
+// CreatePasswordFile replaces the password file at path with one holding
+// only username's entry, atomically as WritePasswordEntry writes: what
+// mosquitto_passwd -c does.
+func CreatePasswordFile(path, username, hash string) error {
+	if err := validUsername(username); err != nil {
+		return err
+	}
+	if _, err := parseHash(hash); err != nil {
+		return err
+	}
+	return rewritePasswords(path, func([]string) ([]string, error) {
+		return []string{username + ":" + hash}, nil
+	})
+}
+
+// HashPlaintextPasswords replaces every entry of the password file at path
+// whose password is not a hash (ErrNotHashed) with its hash, keeping the
+// other lines: what mosquitto_passwd -U does. It returns the user names
+// whose entries it hashed. The file is rewritten only if there was any.
+func HashPlaintextPasswords(path string) ([]string, error) {
+	var users []string
+	err := rewritePasswords(path, func(lines []string) ([]string, error) {
+		out := make([]string, 0, len(lines))
+		for _, l := range lines {
+			name := lineUser(l)
+			if name == "" {
+				out = append(out, l)
+				continue
+			}
+			_, pw, _ := strings.Cut(strings.TrimSpace(l), ":")
+			pw = strings.TrimSpace(pw)
+			if _, err := parseHash(pw); !errors.Is(err, ErrNotHashed) {
+				out = append(out, l)
+				continue
+			}
+			hash, err := HashPassword([]byte(pw))
+			if err != nil {
+				return nil, fmt.Errorf("user %q: %w", name, err)
+			}
+			out = append(out, name+":"+hash)
+			users = append(users, name)
+		}
+		if len(users) == 0 {
+			return nil, errNothingToDo
+		}
+		return out, nil
+	})
+	if errors.Is(err, errNothingToDo) {
+		err = nil
+	}
+	return users, err
+}
+
+var errNothingToDo = errors.New("nothing to do")

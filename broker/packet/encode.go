@@ -122,31 +122,43 @@ func (p *Publish) Header() byte {
 
 // Size returns the length of the packet's wire encoding at version v.
 func (p *Publish) Size(v Version) int {
-	n := p.remaining(v)
+	n := p.remaining311()
+	if v == V5 {
+		n += p.Properties.propsLen()
+	}
 	return 1 + varintLen(n) + n
 }
 
-func (p *Publish) remaining(v Version) int {
+// remaining311 is the remaining length before 5.0. The 3.1.1 paths stay
+// apart from the 5.0 ones so they inline as they did before 5.0.
+func (p *Publish) remaining311() int {
 	n := 2 + len(p.Topic) + len(p.Payload)
 	if p.QoS > 0 {
 		n += 2
-	}
-	if v == V5 {
-		n += p.Properties.propsLen()
 	}
 	return n
 }
 
 // AppendTo implements Packet.
 func (p *Publish) AppendTo(b []byte, v Version) []byte {
-	b = appendHeader(b, p.Header(), p.remaining(v))
+	if v == V5 {
+		return p.appendTo5(b)
+	}
+	b = appendHeader(b, p.Header(), p.remaining311())
 	b = appendString(b, p.Topic)
 	if p.QoS > 0 {
 		b = appendUint16(b, p.PacketID)
 	}
-	if v == V5 {
-		b = appendProps(b, p.Properties)
+	return append(b, p.Payload...)
+}
+
+func (p *Publish) appendTo5(b []byte) []byte {
+	b = appendHeader(b, p.Header(), p.remaining311()+p.Properties.propsLen())
+	b = appendString(b, p.Topic)
+	if p.QoS > 0 {
+		b = appendUint16(b, p.PacketID)
 	}
+	b = appendProps(b, p.Properties)
 	return append(b, p.Payload...)
 }
 

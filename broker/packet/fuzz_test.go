@@ -51,7 +51,7 @@ func sameResult(t *testing.T, what string, got, want decoded) {
 // fuzzVersion maps the fuzzer's version byte to a protocol version: the
 // byte's value mod 3 picks 3.1, 3.1.1 or 5.0 (so 4 is 3.1.1 and 5 is 5.0).
 func fuzzVersion(b byte) packet.Version {
-	return [...]packet.Version{packet.V31, packet.V311, packet.V5}[(b+2)%3]
+	return [...]packet.Version{packet.V31, packet.V311, packet.V5}[b%3]
 }
 
 // FuzzDecode holds the decoder to its contract on arbitrary input at every
@@ -61,6 +61,11 @@ func fuzzVersion(b byte) packet.Version {
 // data is a stream: the first packet's first byte and body, then any
 // further packets, read as a connection reads them.
 func FuzzDecode(f *testing.F) {
+	for b := range 256 {
+		if v := fuzzVersion(byte(b)); b >= 3 && b <= 5 && v != packet.Version(b) {
+			f.Fatalf("fuzzVersion(%d) = %d", b, v)
+		}
+	}
 	for _, tc := range packettest.Valid {
 		if len(tc.Raw) <= maxSeed {
 			f.Add(byte(packet.V311), tc.Raw)
@@ -78,6 +83,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(byte(packet.V311), append(append([]byte{}, packettest.Valid[0].Raw...), packettest.Valid[len(packettest.Valid)-1].Raw...))
 	f.Add(byte(packet.V5), append(append([]byte{}, packettest.Valid5[0].Raw...), packettest.Valid5[len(packettest.Valid5)-1].Raw...))
 	f.Add(byte(packet.V311), []byte{})
+	// 3.1: a CONNACK with the session present flag is read but written
+	// without it.
+	f.Add(byte(packet.V31), []byte("\x20\x02\x01\x00\x90\x03\x00\x01\x80"))
 
 	f.Fuzz(func(t *testing.T, version byte, data []byte) {
 		v := fuzzVersion(version)

@@ -24,7 +24,7 @@ func TestBridgeConfigValidation(t *testing.T) {
       - {pattern: "cmd/#", direction: in, qos: 1, local_prefix: "", remote_prefix: "site1/"}
     queue: {max_messages: 1000000, max_bytes: 512MiB, max_age: 168h, overflow: drop-oldest}
 `
-	if _, err := parseConfig("good.yaml", []byte(good)); err != nil {
+	if _, err := parseConfigFiles("good.yaml", []byte(good), false); err != nil {
 		t.Fatalf("the documented example is refused: %v", err)
 	}
 	bad := head + `bridges:

@@ -14,7 +14,7 @@ import (
 
 // validateBridges reports every invalid bridges: value through bad, with
 // keys like "bridges[0].topics[1].direction".
-func validateBridges(cfgs []bridge.Config, bad func(key, format string, args ...any)) {
+func validateBridges(cfgs []bridge.Config, files bool, bad badFunc) {
 	names := map[string]bool{}
 	for i, c := range cfgs {
 		p := fmt.Sprintf("bridges[%d]", i)
@@ -22,6 +22,9 @@ func validateBridges(cfgs []bridge.Config, bad func(key, format string, args ...
 			bad(p+".name", "duplicate bridge name %q", c.Name)
 		}
 		names[c.Name] = true
+		if files {
+			checkBridgeFiles(bad, p, c.TLS)
+		}
 		for _, e := range flatten(c.Validate()) {
 			var fe *bridge.FieldError
 			if errors.As(e, &fe) {

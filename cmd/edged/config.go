@@ -1,11 +1,12 @@
 package main
 
 import (
+	"cmp"
 	_ "embed"
 	"errors"
 	"fmt"
-	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,6 +101,12 @@ type LimitsConfig struct {
 // loadConfig reads, decodes and validates a configuration file; with an
 // empty path it uses the embedded default.
 func loadConfig(path string) (*Config, error) {
+	return loadConfigFiles(path, true)
+}
+
+// loadConfigFiles is loadConfig; files false skips reading the files the
+// configuration names (see parseConfigFiles).
+func loadConfigFiles(path string, files bool) (*Config, error) {
 	name, data := "(embedded default)", defaultConfig
 	if path != "" {
 		var err error
@@ -108,10 +115,19 @@ func loadConfig(path string) (*Config, error) {
 		}
 		name = path
 	}
-	return parseConfig(name, data)
+	return parseConfigFiles(name, data, files)
 }
 
+// parseConfig decodes and validates a configuration, reading the files it
+// names (auth files, certificates, keys, CA bundles) as a start would.
 func parseConfig(name string, data []byte) (*Config, error) {
+	return parseConfigFiles(name, data, true)
+}
+
+// parseConfigFiles is parseConfig; with files false it checks the values
+// only and reads none of the files the configuration names (check-config
+// -skip-files, for a configuration written for another machine).
+func parseConfigFiles(name string, data []byte, files bool) (*Config, error) {
 	cfg := &Config{}
 	lines, err := decodeYAML(name, data, cfg)
 	if lines == nil {
@@ -120,10 +136,25 @@ func parseConfig(name string, data []byte) (*Config, error) {
 	cfg.applyDefaults()
 	// Report decoding and validation problems together, so one run of
 	// check-config shows everything to fix.
-	if err := errors.Join(err, cfg.validate(name, lines)); err != nil {
+	if err := sortByLine(errors.Join(err, cfg.validate(name, lines, files))); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// sortByLine returns err's joined errors sorted by their line in the file
+// (stable: problems on one line keep the order they were found in).
+func sortByLine(err error) error {
+	errs := flatten(err)
+	line := func(e error) int {
+		var ce *ConfigError
+		if errors.As(e, &ce) {
+			return ce.Line
+		}
+		return 0
+	}
+	slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(line(a), line(b)) })
+	return errors.Join(errs...)
 }
 
 func (c *Config) applyDefaults() {
@@ -172,8 +203,9 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// validate reports every invalid value with the line of its key.
-func (c *Config) validate(file string, lines map[string]int) error {
+// validate reports every invalid value with the line of its key; with
+// files it also reads the files the configuration names.
+func (c *Config) validate(file string, lines map[string]int, files bool) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		line, k := lines[key], key
@@ -182,6 +214,15 @@ func (c *Config) validate(file string, lines map[string]int) error {
 			line = lines[k]
 		}
 		errs = append(errs, &ConfigError{File: file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	// badErr reports each of the joined errors of a file the
+	// configuration names (an auth file's bad lines), keeping them
+	// wrapped.
+	badErr := func(key string, err error) {
+		for _, e := range flatten(err) {
+			bad(key, "%v", e)
+			errs[len(errs)-1].(*ConfigError).Err = e
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -192,6 +233,9 @@ func (c *Config) validate(file string, lines map[string]int) error {
 	case "text", "json":
 	default:
 		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
+		bad("data_dir", "%s is not a directory", c.DataDir)
 	}
 	if c.MemoryLimit < 0 {
 		bad("memory_limit", "must not be negative")
@@ -208,14 +252,26 @@ func (c *Config) validate(file string, lines map[string]int) error {
 		bad("listeners", "at least one listener or serial port is required")
 	}
 	names := map[string]bool{}
+	// addrs holds the parsed address of each listener, to find two on one
+	// address (the zero value, port 0, conflicts with nothing).
+	addrs := make([]listenAddress, len(c.Listeners))
 	for i, l := range c.Listeners {
 		p := fmt.Sprintf("listeners[%d]", i)
 		if names[l.Name] {
 			bad(p+".name", "duplicate listener name %q", l.Name)
 		}
 		names[l.Name] = true
-		if _, _, err := net.SplitHostPort(l.Address); err != nil {
-			bad(p+".address", "want host:port, got %q", l.Address)
+		if a, err := parseListenAddress(l.Address); err != nil {
+			bad(p+".address", "%v", err)
+		} else {
+			for j, b := range addrs {
+				if b.conflicts(a) {
+					bad(p+".address", "%s: listener %s already uses %s (listeners[%d])",
+						l.Address, c.Listeners[j].Name, c.Listeners[j].Address, j)
+					break
+				}
+			}
+			addrs[i] = a
 		}
 		if l.TLS != nil {
 			if l.TLS.CertFile == "" {
@@ -223,6 +279,12 @@ func (c *Config) validate(file string, lines map[string]int) error {
 			}
 			if l.TLS.KeyFile == "" {
 				bad(p+".tls.key_file", "is required for a TLS listener")
+			}
+			if files && l.TLS.CertFile != "" && l.TLS.KeyFile != "" {
+				checkKeyPair(bad, p+".tls.cert_file", l.TLS.CertFile, p+".tls.key_file", l.TLS.KeyFile)
+			}
+			if files && l.TLS.ClientCAFile != "" {
+				checkCAFile(bad, p+".tls.client_ca_file", l.TLS.ClientCAFile)
 			}
 		}
 		if l.MaxConnections < 0 {
@@ -256,9 +318,9 @@ func (c *Config) validate(file string, lines map[string]int) error {
 	// The auth files are read here too, so check-config reports their
 	// problems (each as file:line) before a deployment.
 	var hasUser func(string) bool
-	if c.Auth.PasswordFile != "" {
+	if files && c.Auth.PasswordFile != "" {
 		if pw, err := auth.LoadPasswords(c.Auth.PasswordFile); err != nil {
-			bad("auth.password_file", "%v", err)
+			badErr("auth.password_file", err)
 			hasUser = func(string) bool { return true } // reported above
 		} else {
 			hasUser = pw.Has
@@ -272,12 +334,12 @@ func (c *Config) validate(file string, lines map[string]int) error {
 			bad("http", "%v", e)
 		}
 	}
-	if c.Auth.ACLFile != "" {
+	if files && c.Auth.ACLFile != "" {
 		if _, err := auth.LoadACL(c.Auth.ACLFile); err != nil {
-			bad("auth.acl_file", "%v", err)
+			badErr("auth.acl_file", err)
 		}
 	}
-	validateBridges(c.Bridges, bad)
+	validateBridges(c.Bridges, files, bad)
 	if err := c.Limits.Validate(); err != nil {
 		for _, e := range flatten(err) {
 			var fe *broker.FieldError

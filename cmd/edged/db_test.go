@@ -78,6 +78,10 @@ func TestDBCommands(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "damaged") {
 		t.Fatalf("db check on a damaged store: %v\n%s", err, out)
 	}
+	// It never tells you to run itself.
+	if strings.Contains(string(out), "db check") {
+		t.Fatalf("db check says to run db check:\n%s", out)
+	}
 }
 
 // Damage that bbolt does not notice: a damaged newest meta page (a silent
@@ -198,5 +202,68 @@ func TestEmptyStoreRefused(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "data", "edged.db")); err != nil || fi.Size() != 0 {
 		t.Errorf("the empty store was replaced: %v", err)
+	}
+}
+
+// TestDBCheckSummary: `edged db check` on a healthy store says what it
+// holds, counted from the file: a persistent session with queued
+// messages, retained messages, a bridge's backlog, the file size and free
+// pages.
+func TestDBCheckSummary(t *testing.T) {
+	dir := t.TempDir()
+	config := "data_dir: " + dir + "/data\nlisteners:\n  - {name: local, address: 127.0.0.1:0}\n" +
+		"bridges:\n  - name: cloud\n    address: tcp://" + freeAddr(t) + "\n    topics: [{pattern: 'a/#', direction: out, qos: 1}]\n"
+	p := startEdged(t, dir, config)
+	subscribeAndLeave(t, p.addr, "keeper", "a/#", 1)
+	acks := make(chan uint16, 16)
+	c, _, err := dialMQTT(p.addr, "pub", true, func(_ *tclient, pk packet.Packet) {
+		if a, ok := pk.(*packet.Puback); ok {
+			acks <- a.PacketID
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs := []*packet.Publish{
+		{QoS: 1, PacketID: 1, Topic: "a/1", Payload: []byte("hello")},
+		{QoS: 1, PacketID: 2, Topic: "a/2", Payload: []byte("hello")},
+		{QoS: 1, PacketID: 3, Topic: "a/3", Payload: []byte("hello")},
+		{QoS: 1, PacketID: 4, Topic: "r/1", Payload: []byte("kept"), Retain: true},
+		{QoS: 1, PacketID: 5, Topic: "r/2", Payload: []byte("kept"), Retain: true},
+	}
+	for _, pk := range pubs {
+		c.send(pk)
+	}
+	for range pubs {
+		select {
+		case <-acks:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no PUBACK")
+		}
+	}
+	c.disconnect()
+	p.stop(t)
+
+	out, err := exec.Command(edgedBin, "db", "check", "-c", filepath.Join(dir, "edged.yaml")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("db check: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"sessions:           1 persistent session (1 subscription)",
+		"queued:             3 messages, 24 bytes", // 3 x (a/N + hello)
+		"retained:           2 messages",
+		"bridge cloud:       3 messages, 24 bytes waiting to go upstream",
+		"format:             ",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("db check output lacks %q:\n%s", want, out)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "data", "edged.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "file:               " + sizeOf(fi.Size()) + ", "; !strings.Contains(string(out), want) {
+		t.Errorf("db check output lacks %q:\n%s", want, out)
 	}
 }

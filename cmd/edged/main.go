@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,106 +20,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/edged/edged/broker"
-	"github.com/edged/edged/broker/auth"
 	"github.com/edged/edged/persist"
 	"github.com/edged/edged/serialio"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-const usage = `edged: an MQTT broker for the edge
-
-usage:
-  edged [-c FILE]                 run the broker (without -c: the embedded default,
-                                  127.0.0.1:1883, anonymous, data in ./edged-data)
-  edged check-config [-c FILE]    validate a configuration file and exit
-  edged passwd [-b] FILE USER [PASSWORD]
-                                  add or replace a user in a password file (Mosquitto's
-                                  format); prompts for the password unless -b gives it
-  edged passwd -D FILE USER       remove a user
-  edged db check [-c FILE]        check the store in data_dir for damage
-  edged db compact [-c FILE]      rewrite the store without free pages (edged must be stopped)
-  edged serial-ports              list serial ports with USB ids and stable /dev/serial/by-id names
-  edged version                   print the version
-`
-
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	cmd := ""
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	if cmd == "passwd" {
-		return passwdCommand(args, os.Stdin, stdout, stderr)
-	}
-	if cmd == "db" {
-		if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
-			fmt.Fprintf(stderr, "edged: db needs a command: check or compact\n\n%s", usage)
-			return 2
-		}
-		cmd, args = "db "+args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("edged", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	cfgPath := fs.String("c", "", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	switch cmd {
-	case "version":
-		fmt.Fprintln(stdout, "edged", version)
-		return 0
-	case "serial-ports":
-		return serialPorts(stdout, stderr)
-	case "check-config":
-		if _, err := loadConfig(*cfgPath); err != nil {
-			return configError(stderr, err)
-		}
-		name := *cfgPath
-		if name == "" {
-			name = "embedded default"
-		}
-		fmt.Fprintf(stdout, "%s: configuration OK\n", name)
-		return 0
-	case "db check", "db compact":
-		cfg, err := loadConfig(*cfgPath)
-		if err != nil {
-			return configError(stderr, err)
-		}
-		return dbCommand(cmd, storePath(cfg), stdout, stderr)
-	case "", "run":
-	default:
-		fmt.Fprintf(stderr, "edged: unknown command %q\n\n%s", cmd, usage)
-		return 2
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return configError(stderr, err)
-	}
-	log := newLogger(cfg.Log, stderr)
-	if err := serve(cfg, log); err != nil {
-		log.Error("edged stopped", "error", err)
-		return 1
-	}
-	return 0
-}
-
-// configError prints every configuration problem, one per line, and
-// returns the exit status for it.
-func configError(stderr io.Writer, err error) int {
-	fmt.Fprintln(stderr, "edged: invalid configuration:")
-	for _, e := range flatten(err) {
-		fmt.Fprintln(stderr, "  "+e.Error())
-	}
-	return 1
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -162,54 +67,6 @@ func serialPorts(stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "    "+id)
 		}
 	}
-	return 0
-}
-
-// passwdCommand implements `edged passwd`.
-func passwdCommand(args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("edged passwd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	batch := fs.Bool("b", false, "take the password from the command line")
-	del := fs.Bool("D", false, "remove the user")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	a := fs.Args()
-	want := 2
-	if *batch {
-		want = 3
-	}
-	if len(a) != want || (*del && *batch) {
-		fmt.Fprint(stderr, "usage: edged passwd [-b] FILE USER [PASSWORD] | edged passwd -D FILE USER\n")
-		return 2
-	}
-	file, user := a[0], a[1]
-	if *del {
-		if err := auth.RemovePasswordEntry(file, user); err != nil {
-			fmt.Fprintf(stderr, "edged passwd: %v\n", err)
-			return 1
-		}
-		return 0
-	}
-	var password []byte
-	if *batch {
-		password = []byte(a[2])
-	} else {
-		var err error
-		if password, err = readPassword(stdin, stderr); err != nil {
-			fmt.Fprintf(stderr, "edged passwd: %v\n", err)
-			return 1
-		}
-	}
-	hash, err := auth.HashPassword(password)
-	if err == nil {
-		err = auth.WritePasswordEntry(file, user, hash)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "edged passwd: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: user %s written; send SIGHUP to a running edged to reload it\n", file, user)
 	return 0
 }
 
@@ -273,7 +130,7 @@ func dbCommand(cmd, path string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "db check":
-		notes, err := persist.CheckReport(path)
+		sum, notes, err := persist.CheckSummary(path)
 		if errors.Is(err, persist.ErrLocked) {
 			fmt.Fprintf(stderr, "edged: %s is in use by a running edged; stop it first\n", path)
 			return 1
@@ -287,6 +144,7 @@ func dbCommand(cmd, path string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: OK\n", path)
+		printSummary(stdout, sum)
 		for _, n := range notes {
 			fmt.Fprintln(stdout, "  note: "+n)
 		}
@@ -393,3 +251,36 @@ func serverTLS(c *TLSConfig) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// printSummary writes what a sound store holds, for `edged db check`.
+func printSummary(w io.Writer, s persist.Summary) {
+	Size := func(n int64) string {
+		if n%1024 != 0 || n == 0 {
+			return strconv.FormatInt(n, 10) + " bytes"
+		}
+		return sizeOf(n)
+	}
+	plural := func(n int64, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.FormatInt(n, 10) + " " + many
+	}
+	fmt.Fprintf(w, "  sessions:           %s (%s)\n", plural(s.Sessions, "persistent session", "persistent sessions"),
+		plural(s.Subscriptions, "subscription", "subscriptions"))
+	fmt.Fprintf(w, "  queued:             %s, %s\n", plural(s.QueuedMessages, "message", "messages"), Size(s.QueuedBytes))
+	fmt.Fprintf(w, "  retained:           %s\n", plural(s.Retained, "message", "messages"))
+	for _, q := range s.Queues {
+		name, ok := strings.CutPrefix(q.Name, "bridge/")
+		if !ok {
+			name = q.Name
+		}
+		fmt.Fprintf(w, "  bridge %-12s %s, %s waiting to go upstream\n", name+":", plural(q.Messages, "message", "messages"), Size(q.Bytes))
+	}
+	free := int64(s.FreePages+s.PendingPages) * int64(s.PageSize)
+	fmt.Fprintf(w, "  file:               %s, %s free (%s of %s)\n", Size(s.FileSize),
+		plural(int64(s.FreePages+s.PendingPages), "page", "pages"), Size(free), Size(int64(s.PageSize)))
+	fmt.Fprintf(w, "  format:             %d\n", s.Format)
+}
+
+func sizeOf(n int64) string { return Size(n).String() }

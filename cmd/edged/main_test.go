@@ -25,6 +25,11 @@ var edgedBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// A fuzz worker runs fuzz targets only, none of which run the binary:
+	// building it in every worker would stall fuzzing for a minute.
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "edged-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -51,6 +56,7 @@ type edgedProc struct {
 	addr string // the first listener's address
 	mu   sync.Mutex
 	logs []map[string]any
+	raw  []string // the log lines as written
 	done chan struct{}
 	err  error // from Wait, valid after done
 }
@@ -85,6 +91,7 @@ func startEdged(t *testing.T, dir, config string) *edgedProc {
 			}
 			p.mu.Lock()
 			p.logs = append(p.logs, rec)
+			p.raw = append(p.raw, sc.Text())
 			p.mu.Unlock()
 			if rec["msg"] == "listening" {
 				// The first network listener: serial ports log

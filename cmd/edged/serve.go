@@ -80,7 +80,10 @@ func build(cfg *Config, log *slog.Logger) (_ *instance, err error) {
 	e := &instance{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
+			// The cause first, before whatever closing logs.
+			log.Error("edged did not start", "error", err)
 			e.close()
+			err = &startError{err}
 		}
 	}()
 	if err := makeDataDir(cfg.DataDir); err != nil {
@@ -163,7 +166,7 @@ func build(cfg *Config, log *slog.Logger) (_ *instance, err error) {
 	}
 	for _, sc := range cfg.Serial {
 		scfg := sc.Config
-		scfg.Logger = log.With("serial", sc.Name)
+		scfg.Logger = log // serialio adds serial_port itself
 		// A missing device is not fatal: the listener logs it and keeps
 		// trying to open it with backoff.
 		ln, err := serialio.Listen(scfg)
@@ -229,6 +232,12 @@ func (e *instance) reloadAuth() error {
 	return err
 }
 
+// startError is an error of build, already logged.
+type startError struct{ err error }
+
+func (e *startError) Error() string { return e.err.Error() }
+func (e *startError) Unwrap() error { return e.err }
+
 // onClose registers f to run when e is closed, before whatever was
 // registered earlier.
 func (e *instance) onClose(f func()) { e.closers = append(e.closers, f) }
@@ -276,13 +285,14 @@ func (e *instance) run(ctx context.Context) error {
 	for _, l := range e.listeners {
 		g.Go(func() error {
 			return b.Serve(gctx, l.ln, broker.WithName(l.cfg.Name), broker.AllowAnonymous(*l.cfg.AllowAnonymous),
-				broker.WithMaxConnections(l.cfg.MaxConnections))
+				broker.WithMaxConnections(l.cfg.MaxConnections), broker.WithTransport(l.cfg.transport()))
 		})
 	}
 	for i, ln := range e.serials {
 		sc := cfg.Serial[i]
 		g.Go(func() error {
-			return b.Serve(gctx, ln, broker.WithName(sc.Name), broker.AllowAnonymous(*sc.AllowAnonymous))
+			return b.Serve(gctx, ln, broker.WithName(sc.Name), broker.AllowAnonymous(*sc.AllowAnonymous),
+				broker.WithTransport("serial"))
 		})
 	}
 	for _, br := range e.bridges {
@@ -302,4 +312,17 @@ func (e *instance) run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// transport names what a listener speaks: tcp, tls, ws or wss.
+func (l ListenerConfig) transport() string {
+	switch {
+	case l.WebSocket != nil && l.TLS != nil:
+		return "wss"
+	case l.WebSocket != nil:
+		return "ws"
+	case l.TLS != nil:
+		return "tls"
+	}
+	return "tcp"
 }

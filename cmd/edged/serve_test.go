@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/internal/testutil"
 )
 
 // openFDs lists this process's open file descriptors with what they
@@ -92,6 +93,10 @@ func TestFailedStartClosesEverything(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			first := freeAddr(t)
+			caFile := filepath.Join(dir, "ca.crt")
+			if err := os.WriteFile(caFile, testutil.NewTestCA(t, "ca", testutil.ECDSA).CertPEM(), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			cfg, err := parseConfig("t.yaml", []byte(fmt.Sprintf(`data_dir: %s
 listeners:
   - {name: a, address: '%s'}
@@ -101,7 +106,7 @@ bridges:
     address: tls://127.0.0.1:1
     tls: {ca_file: %s}
     topics: [{pattern: 'x/#', direction: out, qos: 1}]
-`, dir, first, os.DevNull)))
+`, dir, first, caFile)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -93,7 +93,11 @@ type ConfigError struct {
 	Line int
 	Key  string
 	Msg  string
+	Err  error // the underlying error, if any (for errors.Is)
 }
+
+// Unwrap returns the underlying error.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Error implements error: "edged.yaml:12: limits.max_inflight: must be ...".
 func (e *ConfigError) Error() string {
@@ -279,13 +283,14 @@ func marshalConfig(v any) ([]byte, error) {
 	if err := n.Encode(v); err != nil {
 		return nil, err
 	}
-	writeSizes(&n, reflect.ValueOf(v))
+	tidyNode(&n, reflect.ValueOf(v), false)
 	return yaml.Marshal(&n)
 }
 
-// writeSizes rewrites the values of config:"size" fields in n, the
-// encoding of v.
-func writeSizes(n *yaml.Node, v reflect.Value) {
+// tidyNode rewrites n, the encoding of v: config:"size" fields are written
+// as sizes and, with omitZero, keys whose value is the zero value (or a
+// section left empty by that) are removed.
+func tidyNode(n *yaml.Node, v reflect.Value, omitZero bool) {
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
 		if v.IsNil() {
 			return
@@ -299,21 +304,32 @@ func writeSizes(n *yaml.Node, v reflect.Value) {
 	case v.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
 		fields := map[string]configField{}
 		structFields(v.Type(), nil, fields)
+		var keep []*yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			f, ok := fields[n.Content[i].Value]
+			key, val := n.Content[i], n.Content[i+1]
+			f, ok := fields[key.Value]
 			if !ok {
+				keep = append(keep, key, val)
 				continue
 			}
-			fv, val := v.FieldByIndex(f.index), n.Content[i+1]
+			fv := v.FieldByIndex(f.index)
+			if omitZero && fv.IsZero() {
+				continue
+			}
 			if f.size && fv.CanInt() {
 				val.Kind, val.Tag, val.Style, val.Value = yaml.ScalarNode, "!!str", 0, Size(fv.Int()).String()
-				continue
+			} else {
+				tidyNode(val, fv, omitZero)
+				if omitZero && fv.Kind() == reflect.Struct && val.Kind == yaml.MappingNode && len(val.Content) == 0 {
+					continue
+				}
 			}
-			writeSizes(val, fv)
+			keep = append(keep, key, val)
 		}
+		n.Content = keep
 	case v.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i := 0; i < v.Len() && i < len(n.Content); i++ {
-			writeSizes(n.Content[i], v.Index(i))
+			tidyNode(n.Content[i], v.Index(i), omitZero)
 		}
 	}
 }

@@ -29,9 +29,9 @@ func TestBrowserOverviewAndTopics(t *testing.T) {
 	// A dashboard subscribed to one sensor, and an offline persistent
 	// session whose QoS 1 queue the store writes.
 	dash := mqttClient(t, e.mqtt, "dashboard")
-	dash.Write(packet.Encode(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "sensors/0/#"}}}))
+	dash.Write(packet.Encode(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "sensors/0/#"}}}, packet.V311))
 	away := mqttClientSession(t, e.mqtt, "logger", false)
-	away.Write(packet.Encode(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "sensors/1/#", QoS: 1}}}))
+	away.Write(packet.Encode(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "sensors/1/#", QoS: 1}}}, packet.V311))
 	time.Sleep(100 * time.Millisecond)
 	away.Close()
 	pub := mqttClient(t, e.mqtt, "gateway")
@@ -43,7 +43,7 @@ func TestBrowserOverviewAndTopics(t *testing.T) {
 			n := 5 + int(5*math.Sin(float64(i)/6))
 			for j := range n {
 				pub.Write(packet.Encode(&packet.Publish{Topic: fmt.Sprintf("sensors/%d/temp", j%4), Payload: []byte("21.5"),
-					QoS: 1, PacketID: uint16(i*16 + j + 1)}))
+					QoS: 1, PacketID: uint16(i*16 + j + 1)}, packet.V311))
 			}
 			select {
 			case <-stop:

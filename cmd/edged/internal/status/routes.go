@@ -15,11 +15,11 @@ import (
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.Handle("GET /static/", s.static())
-	m.HandleFunc("GET /{$}", s.page("overview", func(*http.Request) any { return s.overview() }))
-	m.HandleFunc("GET /clients", s.page("clients", func(r *http.Request) any { return s.sessions(limitOf(r)) }))
-	m.HandleFunc("GET /serial", s.page("serial", func(*http.Request) any { return s.serial() }))
-	m.HandleFunc("GET /bridges", s.page("bridges", func(*http.Request) any { return s.bridges() }))
-	m.HandleFunc("GET /topics", s.page("topics", func(r *http.Request) any { return r.URL.Query().Get("filter") }))
+	m.HandleFunc("GET /{$}", s.page("overview", s.renderOverview))
+	m.HandleFunc("GET /clients", s.page("clients", s.renderClients))
+	m.HandleFunc("GET /serial", s.page("serial", s.renderSerial))
+	m.HandleFunc("GET /bridges", s.page("bridges", s.renderBridges))
+	m.HandleFunc("GET /topics", s.page("topics", s.renderTopics))
 
 	m.HandleFunc("GET /api/v1/overview", s.api(func(*http.Request) any { return s.overview() }))
 	m.HandleFunc("GET /api/v1/history", s.api(func(*http.Request) any { return s.history() }))

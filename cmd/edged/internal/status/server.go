@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -26,7 +25,7 @@ import (
 	"github.com/edged/edged/serialio"
 )
 
-//go:embed web
+//go:embed web/static
 var webFS embed.FS
 
 // Sources is what the status page shows and acts on.
@@ -67,7 +66,6 @@ type Server struct {
 	start time.Time
 	auth  bool   // every page needs a login
 	token string // the per-process CSRF token
-	pages map[string]*template.Template
 	mux   *http.ServeMux
 	hist  history
 	tls   *tls.Config
@@ -123,9 +121,6 @@ func New(cfg Config, src Sources) (*Server, error) {
 			return nil, fmt.Errorf("http: loading certificate: %w", err)
 		}
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	if err := s.parsePages(); err != nil {
-		return nil, err
 	}
 	s.routes()
 	s.hist.add(s.sample(time.Now()))

@@ -152,11 +152,11 @@ func mqttClientSession(t *testing.T, addr, id string, clean bool) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := c.Write(packet.Encode(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: clean, KeepAlive: 60})); err != nil {
+	if _, err := c.Write(packet.Encode(&packet.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: clean, KeepAlive: 60}, packet.V311)); err != nil {
 		t.Fatal(err)
 	}
-	p, err := packet.Read(bufio.NewReader(c), 1<<20)
-	if ca, ok := p.(*packet.Connack); err != nil || !ok || ca.Code != packet.Accepted {
+	p, err := packet.Read(bufio.NewReader(c), 1<<20, packet.V311)
+	if ca, ok := p.(*packet.Connack); err != nil || !ok || ca.Reason != packet.Success {
 		t.Fatalf("CONNACK: %v %v", p, err)
 	}
 	return c
@@ -393,7 +393,7 @@ func TestWatchStream(t *testing.T) {
 	pub := mqttClient(t, e.mqtt, "pub")
 	big := strings.Repeat("x", 5000)
 	for _, m := range [][2]string{{"other/t", "hidden"}, {"sensors/t", big}, {"sensors/bin", "\xff\x00"}} {
-		pub.Write(packet.Encode(&packet.Publish{Topic: m[0], Payload: []byte(m[1])}))
+		pub.Write(packet.Encode(&packet.Publish{Topic: m[0], Payload: []byte(m[1])}, packet.V311))
 	}
 	var got []Watched
 	deadline := time.AfterFunc(5*time.Second, func() { r.Body.Close() })
@@ -444,5 +444,26 @@ func TestBounds(t *testing.T) {
 	}
 	if n > watchBytes || len(items) == 0 || len(items) == 300 {
 		t.Errorf("queue held %d messages, %d bytes", len(items), n)
+	}
+}
+
+// Values from clients are escaped on the pages: a client id, a user name
+// or a topic filter cannot inject markup.
+func TestPagesEscape(t *testing.T) {
+	e := startEnv(t, Config{})
+	evil := `"><script>alert(1)</script><x y='`
+	c := mqttClientSession(t, e.mqtt, evil, false)
+	c.Write(packet.Encode(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a/<b>/#"}}}, packet.V311))
+	time.Sleep(100 * time.Millisecond)
+	for _, p := range []string{"/clients", "/topics?filter=" + url.QueryEscape(evil), "/?ok=" + url.QueryEscape(evil)} {
+		r := e.get(t, p, "")
+		b, _ := io.ReadAll(r.Body)
+		page := string(b)
+		if strings.Contains(page, "<script>") || strings.Contains(page, "<b>") || strings.Contains(page, "<x y=") {
+			t.Errorf("%s renders client input as markup:\n%s", p, page)
+		}
+		if !strings.Contains(page, "&lt;script&gt;") {
+			t.Errorf("%s does not show the escaped value", p)
+		}
 	}
 }
