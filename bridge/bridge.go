@@ -60,7 +60,7 @@ type Entry struct {
 	Retain  bool
 	Time    time.Time // when the local broker received it
 	// Properties is the encoded MQTT 5.0 property block the message was
-	// published with (see packet.DecodePropertyBlock), nil for 3.1.x.
+	// published with (see packet.DecodeProperties), nil for 3.1.x.
 	Properties []byte
 	// Expiry is when the message expires (its Message Expiry Interval
 	// after Time); zero never. An expired entry is dropped, not sent.

@@ -101,7 +101,7 @@ func (br *Bridge) outProps(e *Entry, now time.Time, v5 bool) (p *packet.Properti
 	}
 	if len(e.Properties) > 0 {
 		var err error
-		if p, err = packet.DecodePropertyBlock(e.Properties, packet.PUBLISH); err != nil {
+		if p, err = packet.DecodeProperties(e.Properties, packet.PUBLISH); err != nil {
 			br.log.Error("queued message has undecodable properties; forwarding it without them", "topic", e.Topic, "error", err)
 			p = nil
 		}

@@ -495,7 +495,7 @@ func (l *link5) inPublish(p *packet.Publish, acks *acker) error {
 		// The expiry is kept as a time; subscription identifiers belong
 		// to this connection.
 		pr.MessageExpiry, pr.SubscriptionIDs = nil, nil
-		m.props = packet.AppendPropertyBlock(nil, pr)
+		m.props = packet.AppendProperties(nil, pr)
 	}
 	l.br.deliver(m, acks, l.cs)
 	return nil

@@ -124,7 +124,7 @@ func (s *sub5) waitDistinct(t testing.TB, n int, timeout time.Duration) []msg5 {
 // message expiry of expiry seconds.
 func props5(i int, expiry uint32) []byte {
 	pf := byte(1)
-	return packet.AppendPropertyBlock(nil, &packet.Properties{
+	return packet.AppendProperties(nil, &packet.Properties{
 		PayloadFormat: &pf, MessageExpiry: &expiry, ContentType: "application/json",
 		ResponseTopic: "reply/" + strconv.Itoa(i), CorrelationData: []byte("corr-" + strconv.Itoa(i)),
 		User: []packet.UserProperty{{Key: "b", Value: "2"}, {Key: "a", Value: "1"}, {Key: "b", Value: strconv.Itoa(i)}},
@@ -470,7 +470,7 @@ func TestV5InRuleProperties(t *testing.T) {
 	if len(got) != 1 || got[0].topic != "cmd/valve" {
 		t.Fatalf("published with properties: %+v", got)
 	}
-	p, err := packet.DecodePropertyBlock(got[0].props, packet.PUBLISH)
+	p, err := packet.DecodeProperties(got[0].props, packet.PUBLISH)
 	if err != nil {
 		t.Fatal(err)
 	}
