@@ -64,6 +64,14 @@ type Config struct {
 	// With in rules the upstream session is persistent (clean session 0),
 	// so the id must be stable.
 	ClientID string `yaml:"client_id"`
+	// DedupProperty, if set, is the name of a user property added over
+	// MQTT 5.0 to every forwarded message, valued "<client_id>:<seq>":
+	// the queue's sequence number, increasing, never reused and kept
+	// across restarts, so a consumer in the cloud can drop the duplicates
+	// at-least-once delivery makes after a reconnect (a resent message
+	// carries the same value). Not sent over 3.1.1, which has no
+	// properties. Default "" (off).
+	DedupProperty string `yaml:"dedup_property"`
 	// Username and Password authenticate to the upstream broker.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
@@ -227,6 +235,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionExpiry < time.Second || c.SessionExpiry > time.Duration(^uint32(0))*time.Second {
 		bad("session_expiry", "must be between 1s and %s, got %s", time.Duration(^uint32(0))*time.Second, c.SessionExpiry)
+	}
+	if len(c.DedupProperty) > 65535 || strings.ContainsRune(c.DedupProperty, 0) {
+		bad("dedup_property", "must be at most 65535 bytes without NUL")
 	}
 	if len(c.ClientID) > 65535 || strings.ContainsRune(c.ClientID, 0) {
 		bad("client_id", "must be at most 65535 bytes without NUL")

@@ -64,6 +64,21 @@
 // or exceeding our Receive Maximum (Window) is a protocol error that drops
 // the connection.
 //
+// # End-to-end de-duplication
+//
+// With DedupProperty set, every message forwarded over 5.0 carries, after
+// its own user properties, one more: DedupProperty = "<client_id>:<seq>",
+// where seq is the message's queue sequence number (increasing, never
+// reused, kept across restarts). A message sent twice (after a reconnect)
+// carries the same value, so a consumer drops duplicates by keeping, per
+// gateway, the highest seq it has processed (messages of one bridge
+// arrive in seq order, a resend only repeats what followed the last
+// acknowledged one):
+//
+//	gw, seq := split(prop(msg, "edged-seq"))   // "edged-pi-01:1234"
+//	if seq <= last[gw] { return }               // a duplicate
+//	process(msg); last[gw] = seq
+//
 // paho.mqtt.golang is the 3.1.1 transport only: a fresh client per connection,
 // automatic reconnect off, and no paho store (see seedStore). Reconnects
 // back off exponentially with jitter between Backoff.Min and Backoff.Max;

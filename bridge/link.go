@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -109,6 +110,14 @@ func (br *Bridge) outProps(e *Entry, now time.Time, v5 bool) (p *packet.Properti
 	// Properties that belong to one connection are never forwarded.
 	if p != nil {
 		p.TopicAlias, p.SubscriptionIDs = nil, nil
+	}
+	if br.cfg.DedupProperty != "" {
+		if p == nil {
+			p = &packet.Properties{}
+		}
+		// After the publisher's own, which keep their order.
+		p.User = append(p.User, packet.UserProperty{Key: br.cfg.DedupProperty,
+			Value: br.cfg.ClientID + ":" + strconv.FormatUint(e.Seq, 10)})
 	}
 	if !e.Expiry.IsZero() {
 		left := e.Expiry.Sub(now)

@@ -23,6 +23,7 @@ import (
 // msg5 is one message as mosquitto_sub -V 5 printed it.
 type msg5 struct {
 	topic, payload, contentType, corr, respTopic, expiry, format, user string
+	dedup                                                              string // value of the "dedup" user property
 }
 
 // sub5 is a real MQTT 5.0 client, mosquitto_sub -V 5, subscribed to a
@@ -59,7 +60,12 @@ func startSub5(t testing.TB, m *testutil.Mosquitto, filter string) *sub5 {
 				continue
 			}
 			s.mu.Lock()
-			s.msgs = append(s.msgs, msg5{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]})
+			m := msg5{topic: f[0], payload: f[1], contentType: f[2], corr: f[3], respTopic: f[4], expiry: f[5], format: f[6], user: f[7]}
+			// A trailing "dedup:<value>" is the bridge's (Config.DedupProperty).
+			if i := strings.LastIndex(m.user, "dedup:"); i >= 0 {
+				m.user, m.dedup = strings.TrimSuffix(m.user[:i], " "), m.user[i+len("dedup:"):]
+			}
+			s.msgs = append(s.msgs, m)
 			s.mu.Unlock()
 		}
 		io.Copy(io.Discard, out)
@@ -137,7 +143,10 @@ func check5(t testing.TB, m msg5) int {
 	t.Helper()
 	i := m.payload
 	want := msg5{topic: m.topic, payload: i, contentType: "application/json", corr: "corr-" + i,
-		respTopic: "reply/" + i, expiry: m.expiry, format: "1", user: "b:2 a:1 b:" + i}
+		respTopic: "reply/" + i, expiry: m.expiry, format: "1", user: "b:2 a:1 b:" + i, dedup: m.dedup}
+	if !strings.HasPrefix(m.dedup, "edged-test-cloud:") {
+		t.Errorf("message %s: dedup property %q, want edged-test-cloud:<seq>", i, m.dedup)
+	}
 	if m != want {
 		t.Errorf("message %s arrived as\n%+v, want\n%+v", i, m, want)
 	}
@@ -162,6 +171,7 @@ func TestV5OutageProperties(t *testing.T) {
 	cfg := bcfg("cloud", px.Addr(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
 	cfg.Protocol = bridge.Protocol5
 	cfg.Window = 32
+	cfg.DedupProperty = "dedup"
 	l := startLocal(t, t.TempDir(), cfg)
 	br := l.bridges[0]
 	waitConnected(t, br, true)
@@ -230,6 +240,22 @@ func TestV5OutageProperties(t *testing.T) {
 	}
 	if _, err := checkOrder(rm); err != nil {
 		t.Error(err)
+	}
+	// The de-duplication property: every copy of a message carries the
+	// same value, and no two messages share one.
+	ids, owner := map[string]string{}, map[string]string{}
+	for _, m := range us.snapshot() {
+		if m.topic == "ready/sub5" {
+			continue
+		}
+		k := m.topic + "\x00" + m.payload
+		if prev, ok := ids[k]; ok && prev != m.dedup {
+			t.Errorf("message %s: copies with dedup %q and %q", m.payload, prev, m.dedup)
+		}
+		if o, ok := owner[m.dedup]; ok && o != k {
+			t.Errorf("dedup %q on two messages", m.dedup)
+		}
+		ids[k], owner[m.dedup] = m.dedup, k
 	}
 	t.Logf("%d messages, %d outages, %d duplicates", n+k, outages, dups)
 	if dups > cfg.Window*outages {
