@@ -122,9 +122,12 @@ type Bridge struct {
 	deleting map[uint64]struct{} // seqs whose deletion is not durable yet
 
 	// Owned by the Run goroutine.
-	proto     packet.Version // the protocol to connect with (auto: 5 until the upstream refuses it)
-	private   bool           // try MQTT bridge mode (protocol level 0x84), 3.1.1 only
-	staleQoS2 []uint16       // packet ids of QoS 2 publishes cut off by a drop
+	proto   packet.Version // the protocol to connect with (auto: 5 until the upstream refuses it)
+	private bool           // try MQTT bridge mode (protocol level 0x84), 3.1.1 only
+	// tentative311: auto mode is trying 3.1.1 after a 5.0 connection was
+	// closed before CONNACK; it sticks only if 3.1.1 gets a CONNACK.
+	tentative311 bool
+	staleQoS2    []uint16 // packet ids of QoS 2 publishes cut off by a drop
 }
 
 // New checks cfg, reads its TLS files, sets the queue's limits and

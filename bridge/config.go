@@ -52,7 +52,9 @@ type Config struct {
 	// with Mosquitto's bridge mode when the upstream accepts it),
 	// Protocol5, or ProtocolAuto, which tries 5.0 and uses 3.1.1 from then
 	// on when the upstream refuses it (CONNACK 0x84, or the 3.1.1 return
-	// code 0x01) or closes the connection before its CONNACK.
+	// code 0x01), or closes a 5.0 connection before its CONNACK and then
+	// accepts 3.1.1 (an upstream that is merely down does not make it
+	// fall back). A restart of edged tries 5.0 again.
 	Protocol string `yaml:"protocol"`
 	// SessionExpiry is the MQTT 5.0 session expiry interval asked for the
 	// persistent upstream session of a bridge with in rules (so commands

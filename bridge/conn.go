@@ -71,7 +71,16 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	} else {
 		c, seeds, err := br.connect(ctx, cs, acks)
 		if err != nil {
+			if br.tentative311 && !errors.Is(err, errRetryNow) {
+				// 3.1.1 got no CONNACK either: the upstream is down, not
+				// 3.1.1-only. Back to 5.0.
+				br.proto, br.tentative311 = packet.V5, false
+			}
 			return time.Time{}, err
+		}
+		if br.tentative311 {
+			br.tentative311 = false
+			br.log.Info("upstream closed MQTT 5.0 connections but accepted MQTT 3.1.1; using MQTT 3.1.1 from now on")
 		}
 		client, seedsEmpty = pahoLink{c}, seeds.empty
 	}

@@ -31,7 +31,9 @@
 // Config.Protocol picks the MQTT version upstream: 3.1.1 (the default),
 // 5, or auto (5, and 3.1.1 from then on, for the life of the process, when
 // the upstream answers CONNACK 0x84 or the 3.1.1 return code 0x01, or
-// closes the connection before its CONNACK). Both versions sit behind one
+// closes a 5.0 connection before its CONNACK and then gives a 3.1.1 one
+// its CONNACK; if 3.1.1 gets no CONNACK either, the upstream is down and
+// the next attempt is 5 again). Both versions sit behind one
 // link interface (link.go), so the forwarder, the window, the acker and
 // the queue are the same code: 3.1.1 goes through paho (pahoLink), 5.0
 // through edged's own codec, broker/packet (link5), since paho.mqtt.golang

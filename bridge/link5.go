@@ -112,10 +112,20 @@ func (br *Bridge) connect5(ctx context.Context, cs *connState, acks *acker) (*li
 		if err == nil {
 			err = ctx.Err()
 		}
-		if ctx.Err() == nil && br.cfg.Protocol == ProtocolAuto && (errors.Is(err, errV5Refused) || errors.Is(err, errClosedEarly)) {
-			br.proto = packet.V311
-			br.log.Info("upstream does not speak MQTT 5.0; using MQTT 3.1.1 from now on", "error", err)
-			return nil, errRetryNow
+		if ctx.Err() == nil && br.cfg.Protocol == ProtocolAuto {
+			switch {
+			case errors.Is(err, errV5Refused):
+				br.proto = packet.V311
+				br.log.Info("upstream refused MQTT 5.0; using MQTT 3.1.1 from now on", "error", err)
+				return nil, errRetryNow
+			case errors.Is(err, errClosedEarly):
+				// Some 3.1.1 brokers just close; so does a load balancer
+				// whose backend is down. Try 3.1.1 once: only a CONNACK
+				// to it makes the fallback stick (see connection).
+				br.proto, br.tentative311 = packet.V311, true
+				br.log.Debug("upstream closed an MQTT 5.0 connection before CONNACK; trying MQTT 3.1.1", "error", err)
+				return nil, errRetryNow
+			}
 		}
 		return nil, fmt.Errorf("connecting to %s: %w", br.cfg.Address, err)
 	}

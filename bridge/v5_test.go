@@ -384,6 +384,24 @@ func TestV5AutoFallback(t *testing.T) {
 			}
 		})
 	}
+	// A proxy that accepts and closes every connection (an upstream that
+	// is down behind a load balancer) must not make auto give up 5.0:
+	// once the upstream is back, the bridge speaks 5.0.
+	t.Run("down-is-not-3.1.1-only", func(t *testing.T) {
+		px := testutil.StartProxy(t, m.Addr)
+		px.SetDown(true)
+		cfg := bcfg("cloud", px.Addr(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1})
+		cfg.ClientID = "edged-fallback-down"
+		cfg.Protocol = bridge.ProtocolAuto
+		l := startLocal(t, t.TempDir(), cfg)
+		time.Sleep(time.Second) // several 5.0 and 3.1.1 attempts, all closed
+		px.SetDown(false)
+		br := l.bridges[0]
+		waitConnected(t, br, true)
+		if p := br.Protocol(); p != bridge.Protocol5 {
+			t.Fatalf("protocol %q after the upstream came back, want 5", p)
+		}
+	})
 	t.Run("protocol-5-does-not-fall-back", func(t *testing.T) {
 		front := startRefusingFront(t, m.Addr, answers["reason-0x84"])
 		cfg := bcfg("cloud", front.ln.Addr().String(), bridge.Rule{Pattern: "s/#", Direction: bridge.Out, QoS: 1})
@@ -506,5 +524,47 @@ func TestV5InRuleProperties(t *testing.T) {
 	}
 	if e := got[0].expiry; e.Before(start.Add(90*time.Second)) || e.After(time.Now().Add(100*time.Second)) {
 		t.Errorf("expiry in %s, want about 100s", time.Until(e))
+	}
+}
+
+// TestV5PersistentSession: an in rule over 5.0 keeps its upstream session
+// (Clean Start 0, a session expiry interval): a command published upstream
+// while the link is down arrives once it is back. The hostile half: with
+// session_expiry 1s and a 3 s outage the upstream has dropped the session,
+// and the command sent meanwhile is gone (what session_expiry means).
+func TestV5PersistentSession(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		expiry time.Duration
+		want   bool
+	}{{"kept", time.Hour, true}, {"expired", time.Second, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testutil.StartMosquitto(t, testutil.MosquittoOptions{})
+			px := testutil.StartProxy(t, m.Addr)
+			cfg := bcfg("cloud", px.Addr(), bridge.Rule{Pattern: "cmd/#", Direction: bridge.In, QoS: 1})
+			cfg.Protocol = bridge.Protocol5
+			cfg.SessionExpiry = tc.expiry
+			l := startLocal(t, t.TempDir(), cfg)
+			br := l.bridges[0]
+			waitConnected(t, br, true)
+			ls := subscribe(t, l.addr, "local-sub", true, "cmd/#", 1)
+			px.SetDown(true)
+			px.Reset()
+			waitConnected(t, br, false)
+			time.Sleep(1500 * time.Millisecond) // mosquitto notices the drop; 1s expires
+			cloud := pub(t, m.Addr, "cloud-pub")
+			mustPublish(t, cloud, "cmd/valve", 1, false, "open")
+			time.Sleep(1500 * time.Millisecond)
+			px.SetDown(false)
+			waitConnected(t, br, true)
+			if tc.want {
+				waitPayload(t, ls, "cmd/valve", "open")
+				return
+			}
+			time.Sleep(time.Second)
+			if n := ls.distinct(); n != 0 {
+				t.Fatalf("%d messages arrived from an expired session", n)
+			}
+		})
 	}
 }
