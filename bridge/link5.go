@@ -282,6 +282,9 @@ func (l *link5) writer(keepAlive time.Duration) {
 		case <-l.cs.done:
 			return
 		}
+		// The deadline covers the whole batch: bw.Write flushes by itself
+		// when its buffer fills.
+		l.conn.SetWriteDeadline(time.Now().Add(timeout))
 		for {
 			bw.Write(o.b)
 			if o.tok != nil {
@@ -292,7 +295,6 @@ func (l *link5) writer(keepAlive time.Duration) {
 			}
 			o = <-l.out
 		}
-		l.conn.SetWriteDeadline(time.Now().Add(timeout))
 		if err := bw.Flush(); err != nil {
 			l.fail(fmt.Errorf("writing: %w", err))
 			return
