@@ -285,12 +285,14 @@ func (l *link5) writer(keepAlive time.Duration) {
 		// The deadline covers the whole batch: bw.Write flushes by itself
 		// when its buffer fills.
 		l.conn.SetWriteDeadline(time.Now().Add(timeout))
-		for {
+		for n := 1; ; n++ {
 			bw.Write(o.b)
 			if o.tok != nil {
 				written = append(written, o.tok)
 			}
-			if len(l.out) == 0 {
+			// A batch ends when nothing more is queued, or after 256
+			// packets, so each deadline covers a bounded amount.
+			if len(l.out) == 0 || n == 256 {
 				break
 			}
 			o = <-l.out
