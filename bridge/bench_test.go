@@ -22,11 +22,18 @@ import (
 // topic): msgs/s from Run until the backlog and the live messages
 // published so far are acknowledged upstream; live-msgs/s is the live
 // publisher's rate meanwhile, and cpu-µs/msg edged's CPU per message.
+// Over MQTT 3.1.1 (paho) and 5.0 (edged's codec).
 //
 //	go test -run '^$' -bench BenchmarkDrain -benchtime 1x ./bridge
 func BenchmarkDrain(b *testing.B) {
-	const backlog = 100_000
 	m := testutil.StartMosquitto(b, testutil.MosquittoOptions{})
+	for _, proto := range []string{bridge.Protocol311, bridge.Protocol5} {
+		b.Run(proto, func(b *testing.B) { benchmarkDrain(b, m, proto) })
+	}
+}
+
+func benchmarkDrain(b *testing.B, m *testutil.Mosquitto, proto string) {
+	const backlog = 100_000
 	for range b.N {
 		b.StopTimer()
 		dir := b.TempDir()
@@ -40,6 +47,7 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		cfg := bcfg("cloud", m.Addr, bridge.Rule{Pattern: "sensors/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site1/"})
 		cfg.SysInterval = -1
+		cfg.Protocol = proto
 		qs := bridge.OpenQueues(cfg, db.Queue)
 		br, err := bridge.New(cfg, srv, qs)
 		if err != nil {

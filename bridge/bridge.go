@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/persist"
 )
 
@@ -61,6 +62,15 @@ type fifo interface {
 	Expire(now time.Time) (int64, error)
 }
 
+// Publisher5 is implemented by a Broker that carries MQTT 5.0 properties:
+// the bridge publishes messages that came down an in rule with it, so
+// they keep their properties and their remaining expiry (zero: none).
+// props is an encoded property block as in persist.Message.Properties. Without it,
+// such messages are published with PublishFrom and lose their properties.
+type Publisher5 interface {
+	PublishFrom5(origin, topic string, payload []byte, qos byte, retain bool, props []byte, expiry time.Time, done func(error))
+}
+
 // ErrRunning is returned by Run when the bridge is already running.
 var ErrRunning = errors.New("bridge: already running")
 
@@ -97,6 +107,12 @@ type Bridge struct {
 	address   atomic.Pointer[string] // of the connection up; nil when down
 	since     atomic.Int64           // Unix nanoseconds of the last change of connected
 	sent      atomic.Uint64          // messages acknowledged upstream (or written, QoS 0)
+	expired   atomic.Uint64          // messages dropped because their message expiry passed while queued
+	oversize  atomic.Uint64          // messages dropped as larger than the upstream's maximum packet size
+	refused   atomic.Uint64          // messages the upstream refused with a 5.0 reason code
+	protoUp   atomic.Uint32          // packet.Version of the last connection established; 0 none yet
+	peak5     atomic.Int32           // the most QoS 1/2 publishes ever awaiting acknowledgement on a 5.0 link
+	recvMax5  atomic.Int32           // the Receive Maximum of the last 5.0 connection
 	sentBytes atomic.Uint64          // their topic and payload bytes
 	purged    atomic.Uint64          // messages deleted by Purge
 	hourly    *hourly                // of sentBytes
@@ -108,11 +124,18 @@ type Bridge struct {
 // target is one upstream address with what the bridge learnt about it.
 // Its mutable fields are owned by the Run goroutine.
 type target struct {
-	addr      string      // as configured
-	host      string      // host:port to dial
-	tls       *tls.Config // nil for tcp://
-	private   bool        // try MQTT bridge mode (protocol level 0x84)
-	staleQoS2 []uint16    // packet ids of QoS 2 publishes cut off by a drop
+	addr    string      // as configured
+	host    string      // host:port to dial
+	tls     *tls.Config // nil for tcp://
+	private bool        // try MQTT bridge mode (protocol level 0x84), 3.1.1 only
+	// proto is the protocol to connect with (auto: 5 until this address
+	// refuses it; each address may be a different broker).
+	proto packet.Version
+	// tentative311: auto mode is trying 3.1.1 after a 5.0 connection to
+	// this address was closed before CONNACK; it sticks only if 3.1.1 gets
+	// a CONNACK.
+	tentative311 bool
+	staleQoS2    []uint16 // packet ids of QoS 2 publishes cut off by a drop
 	// lastLogged is the connect error last logged at Warn for this address.
 	lastLogged string
 }
@@ -144,7 +167,10 @@ func New(cfg Config, b Broker, qs Queues) (*Bridge, error) {
 	br.latest = newLatest(cfg.Queue)
 	for _, a := range cfg.Addresses {
 		host, useTLS, _ := parseAddress(a)
-		t := &target{addr: a, host: host, private: true}
+		t := &target{addr: a, host: host, private: true, proto: packet.V5}
+		if cfg.Protocol == Protocol311 {
+			t.proto = packet.V311
+		}
 		if useTLS {
 			tc, err := clientTLS(cfg.TLS, host)
 			if err != nil {
@@ -207,6 +233,28 @@ func (br *Bridge) Sent() uint64 { return br.sent.Load() }
 // SentBytes returns the topic and payload bytes of the messages counted by
 // Sent.
 func (br *Bridge) SentBytes() uint64 { return br.sentBytes.Load() }
+
+// Protocol returns the MQTT version of the last upstream connection
+// established, Protocol5 or Protocol311; "" before the first one.
+func (br *Bridge) Protocol() string {
+	if v := br.protoUp.Load(); v != 0 {
+		return protoName(packet.Version(v))
+	}
+	return ""
+}
+
+// Drops counts the queued messages a bridge dropped instead of sending
+// them upstream, since New (queue limits are counted in QueueStats).
+type Drops struct {
+	Expired  uint64 // their MQTT 5.0 message expiry passed while queued
+	Oversize uint64 // larger than the upstream's maximum packet size (5.0)
+	Refused  uint64 // refused by the upstream with a 5.0 reason code >= 0x80
+}
+
+// Drops returns the counts of messages dropped instead of sent.
+func (br *Bridge) Drops() Drops {
+	return Drops{Expired: br.expired.Load(), Oversize: br.oversize.Load(), Refused: br.refused.Load()}
+}
 
 func clientTLS(c *TLSConfig, hostport string) (*tls.Config, error) {
 	host, _, _ := net.SplitHostPort(hostport)
@@ -460,6 +508,9 @@ func (br *Bridge) publishSys() {
 		{"offline_replaced", strconv.FormatUint(br.latest.replaced.Load(), 10)},
 		{"sent_bytes", strconv.FormatUint(sentBytes, 10)},
 		{"sent_bytes_hour", strconv.FormatUint(br.hourly.last(time.Now(), sentBytes), 10)},
+		{"dropped_expired", strconv.FormatUint(br.expired.Load(), 10)},
+		{"dropped_oversize", strconv.FormatUint(br.oversize.Load(), 10)},
+		{"dropped_refused", strconv.FormatUint(br.refused.Load(), 10)},
 	} {
 		br.broker.PublishFrom(br.cfg.Name, p+kv.k, []byte(kv.v), 0, true, nil)
 	}

@@ -25,6 +25,13 @@ const (
 	Both Direction = "both" // both ways; a message never goes back the way it came
 )
 
+// Protocols of Config.Protocol.
+const (
+	Protocol311  = "3.1.1"
+	Protocol5    = "5"
+	ProtocolAuto = "auto"
+)
+
 // Start policies (Config.Start).
 const (
 	StartAlways = "always"
@@ -63,10 +70,32 @@ type Config struct {
 	// address checks whether the first one is back (FailoverPriority).
 	// Default 1m.
 	PrimaryRetry time.Duration `yaml:"primary_retry"`
+	// Protocol is the MQTT version spoken upstream: Protocol311 (default,
+	// with Mosquitto's bridge mode when the upstream accepts it),
+	// Protocol5, or ProtocolAuto, which tries 5.0 and uses 3.1.1 from then
+	// on when the upstream refuses it (CONNACK 0x84, or the 3.1.1 return
+	// code 0x01), or closes a 5.0 connection before its CONNACK and then
+	// accepts 3.1.1 (an upstream that is merely down does not make it
+	// fall back). A restart of edged tries 5.0 again.
+	Protocol string `yaml:"protocol"`
+	// SessionExpiry is the MQTT 5.0 session expiry interval asked for the
+	// persistent upstream session of a bridge with in rules (so commands
+	// sent while the link is down are kept for it that long). Default 24h;
+	// whole seconds, at most 136 years (0xFFFFFFFF s, which never expires).
+	// Not used over 3.1.1, where the session is clean session 0.
+	SessionExpiry time.Duration `yaml:"session_expiry"`
 	// ClientID is the upstream client id. Default "edged-<hostname>-<name>".
 	// With in rules the upstream session is persistent (clean session 0),
 	// so the id must be stable.
 	ClientID string `yaml:"client_id"`
+	// DedupProperty, if set, is the name of a user property added over
+	// MQTT 5.0 to every forwarded message, valued "<client_id>:<seq>"
+	// ("<client_id>:high:<seq>" for the high queue): the queue's sequence
+	// number, increasing, never reused and kept across restarts, so a consumer in the cloud can drop the duplicates
+	// at-least-once delivery makes after a reconnect (a resent message
+	// carries the same value). Not sent over 3.1.1, which has no
+	// properties. Default "" (off).
+	DedupProperty string `yaml:"dedup_property"`
 	// Username and Password authenticate to the upstream broker.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
@@ -218,6 +247,12 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = time.Minute
 	}
+	if c.Protocol == "" {
+		c.Protocol = Protocol311
+	}
+	if c.SessionExpiry == 0 {
+		c.SessionExpiry = 24 * time.Hour
+	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = 30 * time.Second
 	}
@@ -313,6 +348,17 @@ func (c Config) Validate() error {
 	}
 	if c.PrimaryRetry < 0 {
 		bad("primary_retry", "must not be negative, got %s", c.PrimaryRetry)
+	}
+	switch c.Protocol {
+	case Protocol311, Protocol5, ProtocolAuto:
+	default:
+		bad("protocol", "must be 5, 3.1.1 or auto, got %q", c.Protocol)
+	}
+	if c.SessionExpiry < time.Second || c.SessionExpiry > time.Duration(^uint32(0))*time.Second {
+		bad("session_expiry", "must be between 1s and %s, got %s", time.Duration(^uint32(0))*time.Second, c.SessionExpiry)
+	}
+	if len(c.DedupProperty) > 65535 || strings.ContainsRune(c.DedupProperty, 0) {
+		bad("dedup_property", "must be at most 65535 bytes without NUL")
 	}
 	if len(c.ClientID) > 65535 || strings.ContainsRune(c.ClientID, 0) {
 		bad("client_id", "must be at most 65535 bytes without NUL")

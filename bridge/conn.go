@@ -13,7 +13,19 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/edged/edged/broker/packet"
 )
+
+// closedChan is a closed channel: there is nothing to wait for.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func protoName(v packet.Version) string {
+	if v == packet.V5 {
+		return Protocol5
+	}
+	return Protocol311
+}
 
 // connState ends one upstream connection: the first failure closes done.
 type connState struct {
@@ -49,9 +61,31 @@ func (cs *connState) failed() bool {
 func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	cs := newConnState()
 	acks := newAcker()
-	client, seeds, err := br.connect(ctx, cs, acks)
-	if err != nil {
-		return time.Time{}, err
+	var (
+		client     link
+		seedsEmpty <-chan struct{}
+	)
+	if br.cur.proto == packet.V5 {
+		l, err := br.connect5(ctx, cs, acks)
+		if err != nil {
+			return time.Time{}, err
+		}
+		client, seedsEmpty = l, closedChan
+	} else {
+		c, seeds, err := br.connect(ctx, cs, acks)
+		if err != nil {
+			if br.cur.tentative311 && !errors.Is(err, errRetryNow) {
+				// 3.1.1 got no CONNACK either: the upstream is down, not
+				// 3.1.1-only. Back to 5.0.
+				br.cur.proto, br.cur.tentative311 = packet.V5, false
+			}
+			return time.Time{}, err
+		}
+		if br.cur.tentative311 {
+			br.cur.tentative311 = false
+			br.log.Info("upstream closed MQTT 5.0 connections but accepted MQTT 3.1.1; using MQTT 3.1.1 from now on")
+		}
+		client, seedsEmpty = pahoLink{c}, seeds.empty
 	}
 	upAt = time.Now()
 	// paho does not claim the ids of the PUBRELs it resends: send nothing
@@ -60,18 +94,18 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	// connection attempt.
 	seedWait := time.NewTimer(br.cfg.ConnectTimeout)
 	select {
-	case <-seeds.empty:
+	case <-seedsEmpty:
 		seedWait.Stop()
 	case <-seedWait.C:
-		client.Disconnect(0)
+		client.disconnect(0)
 		return upAt, errors.New("upstream did not complete the re-sent PUBRELs")
 	case <-cs.done:
 		seedWait.Stop()
-		client.Disconnect(0)
+		client.disconnect(0)
 		return upAt, cs.err
 	case <-ctx.Done():
 		seedWait.Stop()
-		client.Disconnect(0)
+		client.disconnect(0)
 		return upAt, nil
 	}
 
@@ -87,12 +121,13 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 			// bridge going idle: say so, since the will is not published
 			// after DISCONNECT.
 			if br.cfg.NotificationTopic != "-" {
-				t := client.Publish(br.cfg.NotificationTopic, 1, true, "0")
-				t.WaitTimeout(time.Second)
+				if t, err := client.publish(br.cfg.NotificationTopic, 1, true, []byte("0"), nil); err == nil {
+					t.WaitTimeout(time.Second)
+				}
 			}
-			client.Disconnect(250)
+			client.disconnect(250)
 		} else {
-			client.Disconnect(0)
+			client.disconnect(0)
 		}
 		cs.fail(ErrConnectionLost) // stop the acker
 		wg.Wait()
@@ -114,7 +149,7 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 		}
 	}
 	defer func() {
-		if err != nil && probed && !confirmed && br.cur.private && ctx.Err() == nil && time.Since(upAt) < time.Second {
+		if err != nil && probed && !confirmed && br.cur.private && br.cur.proto != packet.V5 && ctx.Err() == nil && time.Since(upAt) < time.Second {
 			br.cur.private = false
 			br.log.Info("upstream dropped a bridge-mode connection (protocol level 0x84); using plain MQTT 3.1.1", "error", err)
 			err = fmt.Errorf("%w: %w", errRetryNow, err)
@@ -124,26 +159,24 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 		// This QoS 1 round trip also waits out the PUBCOMPs of the PUBRELs
 		// re-sent for stale QoS 2 packet ids (see store.go).
 		probe()
-		t := client.Publish(br.cfg.NotificationTopic, 1, true, "1")
-		if err := waitToken(ctx, t, cs); err != nil {
+		t, err := client.publish(br.cfg.NotificationTopic, 1, true, []byte("1"), nil)
+		if err == nil {
+			err = waitToken(ctx, t, cs)
+		}
+		if err != nil {
 			return upAt, fmt.Errorf("publishing state: %w", err)
 		}
 		confirm()
 	}
 	if subs := br.rules.subscriptions(); len(subs) > 0 {
 		probe()
-		t := client.SubscribeMultiple(subs, nil)
-		if err := waitToken(ctx, t, cs); err != nil {
+		if err := client.subscribe(ctx, cs, subs); err != nil {
 			return upAt, fmt.Errorf("subscribing: %w", err)
-		}
-		for f, code := range t.(*mqtt.SubscribeToken).Result() {
-			if code == 0x80 {
-				return upAt, fmt.Errorf("subscribing to %q: %w", f, ErrSubscribeRefused)
-			}
 		}
 		confirm()
 	}
-	br.log.Info("upstream connected", "address", br.cur.addr, "client_id", br.cfg.ClientID)
+	br.log.Info("upstream connected", "address", br.cur.addr, "client_id", br.cfg.ClientID, "protocol", protoName(client.version()))
+	br.protoUp.Store(uint32(client.version()))
 	br.setConnected(true)
 	return upAt, br.forward(ctx, client, cs, probe, confirm)
 }
@@ -321,13 +354,20 @@ func (br *Bridge) deliver(m mqtt.Message, acks *acker, cs *connState) {
 		acks.ready(p)
 		return
 	}
-	br.broker.PublishFrom(br.cfg.Name, local, m.Payload(), qos, m.Retained(), func(err error) {
+	done := func(err error) {
 		if err != nil {
 			cs.fail(fmt.Errorf("%w: %w", ErrLocalPublish, err))
 			return
 		}
 		acks.ready(p)
-	})
+	}
+	if m5, ok := m.(*msg5); ok && (m5.props != nil || !m5.expiry.IsZero()) {
+		if b5, ok := br.broker.(Publisher5); ok {
+			b5.PublishFrom5(br.cfg.Name, local, m.Payload(), qos, m.Retained(), m5.props, m5.expiry, done)
+			return
+		}
+	}
+	br.broker.PublishFrom(br.cfg.Name, local, m.Payload(), qos, m.Retained(), done)
 }
 
 // acker acknowledges upstream messages in the order they arrived

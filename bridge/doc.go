@@ -43,7 +43,66 @@
 // echo our own publishes back); if the upstream refuses it, it uses plain
 // MQTT 3.1.1 from then on.
 //
-// paho.mqtt.golang is the transport only: a fresh client per connection,
+// # Protocol versions
+//
+// Config.Protocol picks the MQTT version upstream: 3.1.1 (the default),
+// 5, or auto (5, and 3.1.1 from then on, for the life of the process, when
+// the upstream answers CONNACK 0x84 or the 3.1.1 return code 0x01, or
+// closes a 5.0 connection before its CONNACK and then gives a 3.1.1 one
+// its CONNACK; if 3.1.1 gets no CONNACK either, the upstream is down and
+// the next attempt is 5 again). Both versions sit behind one
+// link interface (link.go), so the forwarder, the window, the acker and
+// the queue are the same code: 3.1.1 goes through paho (pahoLink), 5.0
+// through edged's own codec, broker/packet (link5), since paho.mqtt.golang
+// speaks only 3.1.1. paho stays for 3.1.1 for now: link5 could carry 3.1.1
+// too (the codec does), but every 3.1.1 behaviour the tests pin (bridge
+// mode, stale PUBREL ids, fault timings) was built on paho, and swapping it
+// is a change of its own.
+//
+// Over 5.0 a queued message keeps what it was published with: user
+// properties (in order [MQTT-3.3.2-18]), payload format, content type,
+// response topic and correlation data; its Message Expiry Interval is sent
+// as what is left of it [MQTT-3.3.2-6] (rounded up to whole seconds). A
+// message whose expiry passed in the queue is dropped, over either
+// version [MQTT-3.3.2-5], and counted (Drops.Expired). The forwarder's
+// window is min(Window, the upstream's Receive Maximum) [MQTT-3.3.4-7]; a
+// message larger than the upstream's Maximum Packet Size is dropped with a
+// log line and counted (Drops.Oversize) instead of blocking the queue
+// [MQTT-3.1.2-24]; one the upstream refuses with a PUBACK/PUBREC reason
+// code of 0x80 or more likewise (Drops.Refused), since sending it again
+// would be refused again. QoS is capped at the upstream's Maximum QoS and
+// the retain flag dropped where Retain Available is 0. In rules use Clean
+// Start 0 with a Session Expiry Interval (SessionExpiry, default 24h) for
+// the persistent upstream session. Loop prevention is No Local on the
+// upstream subscriptions [MQTT-3.8.3-3] (bridge mode 0x84 is a 3.1.1 thing)
+// with Retain As Published, as bridge mode keeps the retain flag. A
+// message coming down keeps its properties into the broker when the Broker
+// implements Publisher5 (the encoded property block without message expiry
+// and subscription identifiers, and the expiry as a time); otherwise it is
+// published without them. A broker sending a topic alias (we allow none)
+// or exceeding our Receive Maximum (Window) is a protocol error that drops
+// the connection.
+//
+// # End-to-end de-duplication
+//
+// With DedupProperty set, every message forwarded over 5.0 carries, after
+// its own user properties, one more: DedupProperty = "<client_id>:<seq>"
+// for the normal queue and "<client_id>:high:<seq>" for the high queue of
+// priority: high rules, where seq is the message's sequence number in its
+// queue (increasing, never reused, kept across restarts). The two queues
+// number their entries independently, hence the queue in the value: no
+// value is ever sent for two different messages. A message sent twice
+// (after a reconnect) carries the same value, so a consumer drops
+// duplicates by keeping, per stream (everything before the last ':'), the
+// highest seq it has processed (the messages of one queue arrive in seq
+// order, a resend only repeats what followed the last acknowledged one;
+// the high and normal streams interleave):
+//
+//	stream, seq := splitLast(prop(msg, "edged-seq")) // "edged-pi-01:1234", "edged-pi-01:high:77"
+//	if seq <= last[stream] { return }                 // a duplicate
+//	process(msg); last[stream] = seq
+//
+// paho.mqtt.golang is the 3.1.1 transport only: a fresh client per connection,
 // automatic reconnect off, and no paho store (see seedStore). Reconnects
 // back off exponentially with jitter between Backoff.Min and Backoff.Max;
 // the backoff is reset after a connection stayed up StableAfter. A
@@ -51,7 +110,9 @@
 // write timeout. The upstream NotificationTopic holds a retained "1" while
 // the bridge is connected and "0" (its will, or published on a clean stop)
 // otherwise. $SYS/broker/bridge/<name>/{state,queued,queued_bytes,
-// oldest_age,dropped,sent} are published locally every SysInterval.
+// oldest_age,dropped,sent,dropped_expired,dropped_oversize,dropped_refused}
+// (and those of the section below) are published locally every
+// SysInterval.
 //
 // # Concurrency
 //
@@ -67,7 +128,8 @@
 // bridge must not import broker: it declares Broker, and *broker.Server is
 // one as it is. It imports persist, a leaf, for the queue it is handed
 // (persist owns the queue, its entries, limits and stats: the bridge has no
-// copy of them), and broker/packet for topic matching.
+// copy of them), and broker/packet for topic matching and the 5.0 codec
+// of link5.
 //
 // # Failover, priorities, offline QoS 0, lazy start
 //
@@ -135,10 +197,10 @@
 // better served by de-duplication at the consumer, which survives
 // failover, restarts of either side and QoS 1: every entry has a Seq,
 // durable and never reused in its queue, and forward holds (queue name,
-// Seq) where it calls client.Publish. That is the hook for the MQTT 5
-// user property of issue 12 (gateway id and per-bridge sequence number):
-// the sequence is (Queues.Normal or Queues.High, Seq), both of which
-// survive restarts.
+// Seq) where it calls client.publish. dedup_property sends it over MQTT
+// 5.0 as a user property: "<client_id>:<seq>" for the normal queue and
+// "<client_id>:high:<seq>" for the high one, whose Seqs count
+// independently (see dedupValue), so no value names two messages.
 //
 // # Caveats
 //

@@ -2,11 +2,13 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edged/edged/broker/packet"
 	"github.com/edged/edged/persist"
 )
 
@@ -40,8 +42,11 @@ type cursor struct {
 // entry is sent first. A high message appended while a normal backlog
 // drains is sent next, behind at most the window already in flight. It
 // returns nil when ctx is done and the connection's error otherwise.
-func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState, probe, confirm func()) (err error) {
-	window := br.cfg.Window
+func (br *Bridge) forward(ctx context.Context, client link, cs *connState, probe, confirm func()) (err error) {
+	// The upstream's Receive Maximum bounds the window too [MQTT-3.3.4-7];
+	// QoS 0 publishes count against it here, which only makes it stricter.
+	window := min(br.cfg.Window, client.receiveMax())
+	v5 := client.version() == packet.V5
 	batch := max(256, window)
 	var (
 		win    = make([]flight, 0, window)
@@ -75,8 +80,8 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 		// packet ids of unfinished QoS 2 ones are released on the next
 		// connection (see seedStore).
 		for _, f := range win {
-			if pt, ok := f.tok.(*mqtt.PublishToken); ok && f.qos == 2 && pt.MessageID() != 0 {
-				br.cur.staleQoS2 = append(br.cur.staleQoS2, pt.MessageID())
+			if id := client.packetID(f.tok); f.qos == 2 && id != 0 {
+				br.cur.staleQoS2 = append(br.cur.staleQoS2, id)
 			}
 		}
 	}()
@@ -107,9 +112,20 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 				goto fill
 			}
 			if err := f.tok.Error(); err != nil {
-				return fmt.Errorf("%w: %w", ErrPublishFailed, err)
+				var rf *refusedError
+				if !errors.As(err, &rf) {
+					return fmt.Errorf("%w: %w", ErrPublishFailed, err)
+				}
+				// Refused for good (not authorized, quota, payload format):
+				// sending it again would be refused again and block the
+				// queue. It leaves the queue, counted and logged.
+				br.refused.Add(1)
+				br.log.Warn("upstream refused a message; dropping it", "queue", f.c.name, "seq", f.seq, "reason", rf.reason.String())
+				win = win[1:]
+				f.c.acked = append(f.c.acked, f.seq) // deleted with the next batch
+				continue
 			}
-			if cs.failed() || !client.IsConnectionOpen() {
+			if cs.failed() || !client.open() {
 				// paho may complete a token without error after the
 				// connection dropped; such a message may not have arrived.
 				return br.lost(cs)
@@ -157,8 +173,21 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 				c.buf = c.buf[1:]
 				continue
 			}
-			size := len(remote) + len(e.Msg.Payload)
 			now := time.Now()
+			// Expired entries are dropped before the rate limits: they cost no
+			// token.
+			props, expired := br.outProps(e, c.lane == br.high, now, v5)
+			if expired {
+				// Its Message Expiry Interval passed while it was queued
+				// [MQTT-3.3.2-5].
+				br.expired.Add(1)
+				br.log.Debug("dropping expired queued message", "topic", e.Msg.Topic)
+				c.remove([]uint64{e.Seq})
+				c.buf[0] = persist.Entry{}
+				c.buf = c.buf[1:]
+				continue
+			}
+			size := len(remote) + len(e.Msg.Payload)
 			d := lim.take(now)
 			if d == 0 {
 				if d = blim.takeN(now, size); d > 0 {
@@ -170,10 +199,22 @@ func (br *Bridge) forward(ctx context.Context, client mqtt.Client, cs *connState
 				timerC = timer.C
 				break
 			}
+			tok, err := client.publish(remote, qos, e.Msg.Retain, e.Msg.Payload, props)
+			if err != nil {
+				// errTooLarge, the only error: the upstream will never take
+				// it, so it must not block the queue.
+				br.oversize.Add(1)
+				br.log.Warn("dropping a queued message larger than the upstream allows", "topic", e.Msg.Topic, "queue", c.name, "seq", e.Seq, "error", err)
+				lim.giveBack()
+				c.remove([]uint64{e.Seq})
+				c.buf[0] = persist.Entry{}
+				c.buf = c.buf[1:]
+				continue
+			}
 			if qos > 0 {
 				probe() // a QoS 1/2 publish asks for an answer
 			}
-			win = append(win, flight{c: c, seq: e.Seq, qos: qos, size: size, tok: client.Publish(remote, qos, e.Msg.Retain, e.Msg.Payload)})
+			win = append(win, flight{c: c, seq: e.Seq, qos: qos, size: size, tok: tok})
 			c.buf[0] = persist.Entry{}
 			c.buf = c.buf[1:]
 		}

@@ -36,6 +36,12 @@ type Status struct {
 	Sent, SentBytes, SentBytesHour uint64
 	// Purged counts the messages an operator deleted with Purge since New.
 	Purged uint64
+	// Protocol is the MQTT version of the last connection (Protocol5 or
+	// Protocol311; "" before the first).
+	Protocol string
+	// Drops counts the messages dropped instead of sent since New
+	// (expired, too large for the upstream, refused by it).
+	Drops Drops
 }
 
 // Status returns a snapshot of the bridge.
@@ -54,6 +60,8 @@ func (br *Bridge) Status() Status {
 		SentBytes:       br.sentBytes.Load(),
 		SentBytesHour:   br.hourly.last(time.Now(), br.sentBytes.Load()),
 		Purged:          br.purged.Load(),
+		Protocol:        br.Protocol(),
+		Drops:           br.Drops(),
 	}
 	if st.Address == "" {
 		st.Address = br.cfg.Addresses[0]

@@ -178,6 +178,9 @@ func TestConfigValidate(t *testing.T) {
 		{"keepalive", func(c *Config) { c.KeepAlive = time.Millisecond }, []string{"keepalive"}},
 		{"backoff", func(c *Config) { c.Backoff = Backoff{Min: time.Minute, Max: time.Second} }, []string{"backoff.max"}},
 		{"rate", func(c *Config) { c.RateLimit = -1 }, []string{"rate_limit"}},
+		{"protocol", func(c *Config) { c.Protocol = "5.0" }, []string{"protocol"}},
+		{"session expiry", func(c *Config) { c.SessionExpiry = time.Millisecond }, []string{"session_expiry"}},
+		{"dedup property", func(c *Config) { c.DedupProperty = "a\x00b" }, []string{"dedup_property"}},
 		{"no topics", func(c *Config) { c.Topics = nil }, []string{"topics"}},
 		{"rule", func(c *Config) {
 			c.Topics = append(c.Topics, Rule{Pattern: "a/#/b", Direction: "sideways", QoS: 3, LocalPrefix: "+/"})
@@ -227,6 +230,9 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Window != 64 || c.KeepAlive != 30*time.Second || c.Backoff.Min != time.Second ||
 		c.Backoff.Max != 2*time.Minute || c.Queue.Overflow != persist.DropOldest || c.PingTimeout != 10*time.Second {
 		t.Errorf("defaults: %+v", c)
+	}
+	if c.Protocol != Protocol311 || c.SessionExpiry != 24*time.Hour || c.DedupProperty != "" {
+		t.Errorf("protocol defaults: %q %s %q", c.Protocol, c.SessionExpiry, c.DedupProperty)
 	}
 	if QueueName("cloud") != "bridge/cloud" {
 		t.Error(QueueName("cloud"))

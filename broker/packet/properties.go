@@ -542,3 +542,27 @@ func appendStringProp(b []byte, id PropertyID, s string) []byte {
 	}
 	return appendString(append(b, byte(id)), s)
 }
+
+// AppendProperties appends p as a property block, its property length
+// followed by the properties, as a packet carries it; a nil p is the block
+// of no property (one zero byte). It does not check which properties a
+// packet may carry. The block is what DecodeProperties reads back, so a
+// caller can keep a message's properties as bytes (the store does).
+func AppendProperties(b []byte, p *Properties) []byte { return appendProps(b, p) }
+
+// DecodeProperties decodes a property block written by AppendProperties
+// (or taken from a packet) with the rules of packet type t: properties
+// not allowed in t, repeated or with invalid values are errors, as in
+// Decode. b must hold exactly one block. It returns nil when the block has
+// no property. Binary properties alias b.
+func DecodeProperties(b []byte, t Type) (*Properties, error) {
+	d := decoder{b: b}
+	p, err := d.properties(t)
+	if err != nil {
+		return nil, err
+	}
+	if d.left() != 0 {
+		return nil, malformed("bytes after the property block")
+	}
+	return p, nil
+}

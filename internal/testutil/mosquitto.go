@@ -28,6 +28,9 @@ type MosquittoOptions struct {
 	// LogAll logs everything (log_type all) instead of errors and
 	// warnings only.
 	LogAll bool
+	// Extra are more configuration lines, verbatim (for example
+	// "max_packet_size 1000").
+	Extra []string
 	// ACLFile and PasswordFile, if set, are mosquitto's acl_file and
 	// password_file (anonymous clients are still allowed).
 	ACLFile, PasswordFile string
@@ -88,6 +91,9 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 		inflight = 100
 	}
 	fmt.Fprintf(&c, "max_queued_messages 0\nmax_inflight_messages %d\nset_tcp_nodelay true\nlog_dest stderr\n", inflight)
+	for _, line := range opts.Extra {
+		c.WriteString(line + "\n")
+	}
 	if opts.LogAll {
 		c.WriteString("log_type all\n")
 	} else {
