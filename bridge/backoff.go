@@ -71,3 +71,30 @@ func (l *limiter) take(now time.Time) time.Duration {
 	}
 	return time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
 }
+
+// giveBack returns the token take just took (the publish waits for another
+// limit after all).
+func (l *limiter) giveBack() {
+	if l.rate != 0 {
+		l.tokens++
+	}
+}
+
+// takeN takes n tokens if the bucket is not empty and returns 0, leaving
+// it in debt if n is more than it holds (so a message larger than the
+// burst still goes, and the average rate holds); otherwise it returns how
+// long until it is no longer empty, and takes nothing.
+func (l *limiter) takeN(now time.Time, n int) time.Duration {
+	if l.rate == 0 {
+		return 0
+	}
+	if !l.last.IsZero() {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens > 0 {
+		l.tokens -= float64(n)
+		return 0
+	}
+	return time.Duration((-l.tokens)/l.rate*float64(time.Second)) + time.Millisecond
+}

@@ -13,7 +13,19 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/edged/edged/broker/packet"
 )
+
+// closedChan is a closed channel: there is nothing to wait for.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func protoName(v packet.Version) string {
+	if v == packet.V5 {
+		return Protocol5
+	}
+	return Protocol311
+}
 
 // connState ends one upstream connection: the first failure closes done.
 type connState struct {
@@ -31,6 +43,9 @@ func (cs *connState) fail(err error) {
 	})
 }
 
+// is reports whether the connection ended with an error that is target.
+func (cs *connState) is(target error) bool { return cs.failed() && errors.Is(cs.err, target) }
+
 func (cs *connState) failed() bool {
 	select {
 	case <-cs.done:
@@ -46,9 +61,31 @@ func (cs *connState) failed() bool {
 func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	cs := newConnState()
 	acks := newAcker()
-	client, seeds, err := br.connect(ctx, cs, acks)
-	if err != nil {
-		return time.Time{}, err
+	var (
+		client     link
+		seedsEmpty <-chan struct{}
+	)
+	if br.cur.proto == packet.V5 {
+		l, err := br.connect5(ctx, cs, acks)
+		if err != nil {
+			return time.Time{}, err
+		}
+		client, seedsEmpty = l, closedChan
+	} else {
+		c, seeds, err := br.connect(ctx, cs, acks)
+		if err != nil {
+			if br.cur.tentative311 && !errors.Is(err, errRetryNow) {
+				// 3.1.1 got no CONNACK either: the upstream is down, not
+				// 3.1.1-only. Back to 5.0.
+				br.cur.proto, br.cur.tentative311 = packet.V5, false
+			}
+			return time.Time{}, err
+		}
+		if br.cur.tentative311 {
+			br.cur.tentative311 = false
+			br.log.Info("upstream closed MQTT 5.0 connections but accepted MQTT 3.1.1; using MQTT 3.1.1 from now on")
+		}
+		client, seedsEmpty = pahoLink{c}, seeds.empty
 	}
 	upAt = time.Now()
 	// paho does not claim the ids of the PUBRELs it resends: send nothing
@@ -57,35 +94,40 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 	// connection attempt.
 	seedWait := time.NewTimer(br.cfg.ConnectTimeout)
 	select {
-	case <-seeds.empty:
+	case <-seedsEmpty:
 		seedWait.Stop()
 	case <-seedWait.C:
-		client.Disconnect(0)
+		client.disconnect(0)
 		return upAt, errors.New("upstream did not complete the re-sent PUBRELs")
 	case <-cs.done:
 		seedWait.Stop()
-		client.Disconnect(0)
+		client.disconnect(0)
 		return upAt, cs.err
 	case <-ctx.Done():
 		seedWait.Stop()
-		client.Disconnect(0)
+		client.disconnect(0)
 		return upAt, nil
 	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { acks.run(cs.done) })
+	if br.cur != br.targets[0] && br.cfg.Failover == FailoverPriority {
+		wg.Go(func() { br.watchPrimary(ctx, cs) })
+	}
 	defer func() {
 		br.setConnected(false)
-		if ctx.Err() != nil && !cs.failed() {
-			// A clean stop: say so, since the will is not published after
-			// DISCONNECT.
+		if ctx.Err() != nil && !cs.failed() || cs.is(errPrimaryBack) || errors.Is(err, errIdle) {
+			// A clean stop, a switch back to the first address or a lazy
+			// bridge going idle: say so, since the will is not published
+			// after DISCONNECT.
 			if br.cfg.NotificationTopic != "-" {
-				t := client.Publish(br.cfg.NotificationTopic, 1, true, "0")
-				t.WaitTimeout(time.Second)
+				if t, err := client.publish(br.cfg.NotificationTopic, 1, true, []byte("0"), nil); err == nil {
+					t.WaitTimeout(time.Second)
+				}
 			}
-			client.Disconnect(250)
+			client.disconnect(250)
 		} else {
-			client.Disconnect(0)
+			client.disconnect(0)
 		}
 		cs.fail(ErrConnectionLost) // stop the acker
 		wg.Wait()
@@ -103,12 +145,12 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 			confirmed = true
 			// The PUBRELs for stale QoS 2 ids went out before this round
 			// trip, so the upstream broker has them.
-			br.staleQoS2 = nil
+			br.cur.staleQoS2 = nil
 		}
 	}
 	defer func() {
-		if err != nil && probed && !confirmed && br.private && ctx.Err() == nil && time.Since(upAt) < time.Second {
-			br.private = false
+		if err != nil && probed && !confirmed && br.cur.private && br.cur.proto != packet.V5 && ctx.Err() == nil && time.Since(upAt) < time.Second {
+			br.cur.private = false
 			br.log.Info("upstream dropped a bridge-mode connection (protocol level 0x84); using plain MQTT 3.1.1", "error", err)
 			err = fmt.Errorf("%w: %w", errRetryNow, err)
 		}
@@ -117,29 +159,69 @@ func (br *Bridge) connection(ctx context.Context) (upAt time.Time, err error) {
 		// This QoS 1 round trip also waits out the PUBCOMPs of the PUBRELs
 		// re-sent for stale QoS 2 packet ids (see store.go).
 		probe()
-		t := client.Publish(br.cfg.NotificationTopic, 1, true, "1")
-		if err := waitToken(ctx, t, cs); err != nil {
+		t, err := client.publish(br.cfg.NotificationTopic, 1, true, []byte("1"), nil)
+		if err == nil {
+			err = waitToken(ctx, t, cs)
+		}
+		if err != nil {
 			return upAt, fmt.Errorf("publishing state: %w", err)
 		}
 		confirm()
 	}
 	if subs := br.rules.subscriptions(); len(subs) > 0 {
 		probe()
-		t := client.SubscribeMultiple(subs, nil)
-		if err := waitToken(ctx, t, cs); err != nil {
+		if err := client.subscribe(ctx, cs, subs); err != nil {
 			return upAt, fmt.Errorf("subscribing: %w", err)
-		}
-		for f, code := range t.(*mqtt.SubscribeToken).Result() {
-			if code == 0x80 {
-				return upAt, fmt.Errorf("subscribing to %q: %w", f, ErrSubscribeRefused)
-			}
 		}
 		confirm()
 	}
-	br.log.Info("upstream connected", "address", br.cfg.Address, "client_id", br.cfg.ClientID)
+	br.log.Info("upstream connected", "address", br.cur.addr, "client_id", br.cfg.ClientID, "protocol", protoName(client.version()))
+	br.protoUp.Store(uint32(client.version()))
 	br.setConnected(true)
 	return upAt, br.forward(ctx, client, cs, probe, confirm)
 }
+
+// watchPrimary checks every PrimaryRetry whether the first address accepts
+// connections and then ends the connection cs with errPrimaryBack, so Run
+// switches back to it. It returns when cs ends or ctx is done.
+//
+// The check sends no CONNECT (that would take over or disturb the
+// bridge's session there): it dials (with the TLS handshake for tls://) and
+// then expects silence for primaryQuiet, as an MQTT server waiting for
+// CONNECT keeps; a connection closed or reset at once (a load balancer
+// with no backend, a proxy refusing) is not back.
+func (br *Bridge) watchPrimary(ctx context.Context, cs *connState) {
+	t := time.NewTicker(br.cfg.PrimaryRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cs.done:
+			return
+		case <-t.C:
+		}
+		c, err := br.dial(ctx, br.targets[0]) // bounded by ConnectTimeout
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(primaryQuiet))
+			var b [1]byte
+			_, err = c.Read(b[:])
+			c.Close()
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				cs.fail(errPrimaryBack)
+				return
+			}
+			if err == nil {
+				err = errors.New("it sent data before CONNECT")
+			}
+		}
+		br.log.Debug("the first upstream address is still down", "address", br.targets[0].addr, "error", err)
+	}
+}
+
+// primaryQuiet is how long the first address must keep a new connection
+// open and silent to count as back (see watchPrimary).
+const primaryQuiet = 200 * time.Millisecond
 
 // connect dials and performs the MQTT handshake with a new paho client.
 // paho is transport only: no automatic reconnect, no store of its own.
@@ -153,7 +235,7 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	defer cancel()
 
 	opts := mqtt.NewClientOptions()
-	opts.AddBroker("tcp://" + br.host) // dialled by the function below
+	opts.AddBroker("tcp://" + br.cur.host) // dialled by the function below
 	opts.SetClientID(br.cfg.ClientID)
 	if br.cfg.Username != "" {
 		opts.SetUsername(br.cfg.Username)
@@ -169,14 +251,14 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	opts.SetResumeSubs(false)
 	opts.SetOrderMatters(true)
 	opts.SetAutoAckDisabled(true)
-	if br.private {
+	if br.cur.private {
 		opts.SetProtocolVersion(0x84) // bridge mode: no echo of our publishes
 	} else {
 		opts.SetProtocolVersion(4)
 	}
 	var stale []uint16
 	if persistent {
-		stale = br.staleQoS2
+		stale = br.cur.staleQoS2
 	}
 	seeds := newSeedStore(stale)
 	opts.SetStore(seeds)
@@ -184,10 +266,12 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 		opts.SetBinaryWill(br.cfg.NotificationTopic, []byte("0"), 1, true)
 	}
 	opts.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
-		c, err := br.dial(dialCtx)
+		raw, err := br.dial(dialCtx, br.cur)
 		if err != nil {
 			return nil, err
 		}
+		c := newBufConn(raw, br.cfg.KeepAlive) // paho's write timeout
+
 		mu.Lock()
 		stopKill = context.AfterFunc(dialCtx, func() { c.Close() })
 		mu.Unlock()
@@ -209,12 +293,12 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	}
 	mu.Unlock()
 	if err := t.Error(); err != nil {
-		if br.private && errors.Is(err, packets.ErrorRefusedBadProtocolVersion) {
-			br.private = false
+		if br.cur.private && errors.Is(err, packets.ErrorRefusedBadProtocolVersion) {
+			br.cur.private = false
 			br.log.Info("upstream refused bridge mode (protocol level 0x84); using plain MQTT 3.1.1", "error", err)
 			return nil, nil, errRetryNow
 		}
-		return nil, nil, fmt.Errorf("connecting to %s: %w", br.cfg.Address, err)
+		return nil, nil, fmt.Errorf("connecting to %s: %w", br.cur.addr, err)
 	}
 	if ctx.Err() != nil {
 		client.Disconnect(0)
@@ -223,16 +307,16 @@ func (br *Bridge) connect(ctx context.Context, cs *connState, acks *acker) (mqtt
 	return client, seeds, nil
 }
 
-func (br *Bridge) dial(ctx context.Context) (net.Conn, error) {
+func (br *Bridge) dial(ctx context.Context, t *target) (net.Conn, error) {
 	d := net.Dialer{Timeout: br.cfg.ConnectTimeout}
-	c, err := d.DialContext(ctx, "tcp", br.host)
+	c, err := d.DialContext(ctx, "tcp", t.host)
 	if err != nil {
 		return nil, fmt.Errorf("dialing: %w", err)
 	}
-	if br.tls == nil {
+	if t.tls == nil {
 		return c, nil
 	}
-	tc := tls.Client(c, br.tls)
+	tc := tls.Client(c, t.tls)
 	hctx, cancel := context.WithTimeout(ctx, br.cfg.ConnectTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -270,13 +354,20 @@ func (br *Bridge) deliver(m mqtt.Message, acks *acker, cs *connState) {
 		acks.ready(p)
 		return
 	}
-	br.broker.PublishFrom(br.cfg.Name, local, m.Payload(), qos, m.Retained(), func(err error) {
+	done := func(err error) {
 		if err != nil {
 			cs.fail(fmt.Errorf("%w: %w", ErrLocalPublish, err))
 			return
 		}
 		acks.ready(p)
-	})
+	}
+	if m5, ok := m.(*msg5); ok && (m5.props != nil || !m5.expiry.IsZero()) {
+		if b5, ok := br.broker.(Publisher5); ok {
+			b5.PublishFrom5(br.cfg.Name, local, m.Payload(), qos, m.Retained(), m5.props, m5.expiry, done)
+			return
+		}
+	}
+	br.broker.PublishFrom(br.cfg.Name, local, m.Payload(), qos, m.Retained(), done)
 }
 
 // acker acknowledges upstream messages in the order they arrived

@@ -16,13 +16,16 @@ import (
 // refuses the uplink: every message arrives upstream, in order per topic,
 // with at most a window of duplicates per outage.
 func TestOutagesInOrder(t *testing.T) {
-	t.Run("qos1", func(t *testing.T) { t.Parallel(); testOutages(t, 1) })
+	t.Run("qos1", func(t *testing.T) { t.Parallel(); testOutages(t, 1, bridge.Protocol311) })
 	// QoS 2 with an in rule: a persistent upstream session, where packet
 	// ids of cut-off QoS 2 publishes must be released on reconnect.
-	t.Run("qos2-persistent", func(t *testing.T) { t.Parallel(); testOutages(t, 2) })
+	t.Run("qos2-persistent", func(t *testing.T) { t.Parallel(); testOutages(t, 2, bridge.Protocol311) })
+	// The same over MQTT 5.0: the PUBRELs of cut-off QoS 2 publishes go
+	// out on the next connection when the upstream kept the session.
+	t.Run("qos2-persistent-v5", func(t *testing.T) { t.Parallel(); testOutages(t, 2, bridge.Protocol5) })
 }
 
-func testOutages(t *testing.T, qos byte) {
+func testOutages(t *testing.T, qos byte, proto string) {
 	m := testutil.StartMosquitto(t, testutil.MosquittoOptions{})
 	px := testutil.StartProxy(t, m.Addr)
 	us := subscribe(t, m.Addr, "cloud-sub", false, "site1/s/#", qos)
@@ -31,6 +34,7 @@ func testOutages(t *testing.T, qos byte) {
 		cfg.Topics = append(cfg.Topics, bridge.Rule{Pattern: "cmd/#", Direction: bridge.In, QoS: 1})
 	}
 	cfg.Window = 32
+	cfg.Protocol = proto
 	l := startLocal(t, t.TempDir(), cfg)
 
 	const n, topics = 3000, 5

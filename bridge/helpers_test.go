@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +23,6 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/edged/edged/bridge"
-	"github.com/edged/edged/bridge/dbqueue"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/internal/testutil"
 	"github.com/edged/edged/persist"
@@ -47,9 +48,11 @@ func (w tWriter) Write(p []byte) (int, error) {
 type local struct {
 	t       testing.TB
 	srv     *broker.Server
+	b5      *broker5 // what the bridges see of srv
 	db      *persist.DB
 	addr    string
 	bridges []*bridge.Bridge
+	queues  map[string]bridge.Queues // by bridge name
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	errs    chan error
@@ -69,12 +72,14 @@ func startLocal(t testing.TB, dir string, cfgs ...bridge.Config) *local {
 		db.Close()
 		t.Fatal(err)
 	}
-	l := &local{t: t, srv: srv, db: db, errs: make(chan error, 8)}
+	l := &local{t: t, srv: srv, b5: &broker5{Server: srv, notify: map[string]func(){}}, db: db, errs: make(chan error, 8), queues: map[string]bridge.Queues{}}
 	for _, c := range cfgs {
 		if c.Logger == nil {
 			c.Logger = testLogger(t)
 		}
-		br, err := bridge.New(c, srv, dbqueue.New(db, c.Name))
+		qs := bridge.OpenQueues(c, db.Queue)
+		l.queues[c.Name] = qs
+		br, err := bridge.New(c, l.b5, qs)
 		if err != nil {
 			srv.Shutdown(context.Background())
 			db.Close()
@@ -135,8 +140,63 @@ func (l *local) publish(t testing.TB, topic string, payload []byte, qos byte, re
 	}
 }
 
-func (l *local) stats(name string) bridge.QueueStats {
-	return dbqueue.New(l.db, name).Stats()
+// broker5 is the local broker as the bridges see it: it records what the
+// bridges publish with MQTT 5.0 properties (bridge.Publisher5) before
+// publishing it through srv, and keeps the taps' notify functions so a
+// test can append to a bridge queue directly (inject).
+type broker5 struct {
+	*broker.Server
+	mu     sync.Mutex
+	notify map[string]func()
+	got    []published5
+}
+
+type published5 struct {
+	topic  string
+	props  []byte
+	expiry time.Time
+}
+
+func (b *broker5) AddTap(origin string, q *persist.Queue, filters []string, accept func(*persist.Message) bool, notify func()) error {
+	b.mu.Lock()
+	b.notify[q.Name()] = notify
+	b.mu.Unlock()
+	return b.Server.AddTap(origin, q, filters, accept, notify)
+}
+
+func (b *broker5) PublishFrom5(origin, topic string, payload []byte, qos byte, retain bool, props []byte, expiry time.Time, done func(error)) {
+	b.mu.Lock()
+	b.got = append(b.got, published5{topic, bytes.Clone(props), expiry})
+	b.mu.Unlock()
+	b.Server.PublishFrom5(origin, topic, payload, qos, retain, props, expiry, done)
+}
+
+func (b *broker5) published() []published5 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.got)
+}
+
+// inject appends m to the normal queue of bridge name in one commit, as
+// the tap does for a message the broker received, and wakes the bridge: a
+// test sets a message's properties and expiry exactly (a real 5.0
+// publisher's path is TestV5PublisherToUpstream).
+func (l *local) inject(t testing.TB, name string, m persist.Message) {
+	t.Helper()
+	q := l.queues[name].Normal
+	done := make(chan error, 1)
+	q.Add([]persist.Message{m}, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatalf("appending to queue: %v", err)
+	}
+	l.b5.mu.Lock()
+	n := l.b5.notify[q.Name()]
+	l.b5.mu.Unlock()
+	n()
+}
+
+func (l *local) stats(name string) persist.QueueStats {
+	return l.queues[name].Normal.Stats()
 }
 
 // startMochi starts mochi-mqtt (a third-party Go broker) in-process on

@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/edged/edged/persist"
 )
 
 type memQueue struct {
 	mu      sync.Mutex
-	entries []Entry
+	entries []persist.Entry
 }
 
-func (q *memQueue) SetLimits(QueueLimits) {}
-func (q *memQueue) Read(after uint64, max int) ([]Entry, error) {
+func (q *memQueue) Read(after uint64, max int) ([]persist.Entry, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var out []Entry
+	var out []persist.Entry
 	for _, e := range q.entries {
 		if e.Seq > after && len(out) < max {
 			out = append(out, e)
@@ -43,13 +44,15 @@ func (q *memQueue) Delete(seqs []uint64, done func(error)) {
 	q.mu.Unlock()
 	done(nil)
 }
-func (q *memQueue) len() int               { q.mu.Lock(); defer q.mu.Unlock(); return len(q.entries) }
-func (q *memQueue) Stats() QueueStats      { return QueueStats{} }
-func (q *memQueue) Expire(time.Time) error { return nil }
+func (q *memQueue) len() int                        { q.mu.Lock(); defer q.mu.Unlock(); return len(q.entries) }
+func (q *memQueue) Stats() persist.QueueStats       { return persist.QueueStats{} }
+func (q *memQueue) Expire(time.Time) (int64, error) { return 0, nil }
 
 type nopBroker struct{}
 
-func (nopBroker) AddTap(string, string, []string, func(string) bool, func()) error { return nil }
+func (nopBroker) AddTap(string, *persist.Queue, []string, func(*persist.Message) bool, func()) error {
+	return nil
+}
 func (nopBroker) PublishFrom(_, _ string, _ []byte, _ byte, _ bool, done func(error)) {
 	if done != nil {
 		done(nil)
@@ -116,7 +119,9 @@ func TestStalePubrelIDsNotReused(t *testing.T) {
 		}
 	}()
 
-	q := &memQueue{entries: []Entry{{Seq: 1, Topic: "s/1", Payload: []byte("x"), QoS: 2}}}
+	mem := persist.NewMemory()
+	defer mem.Close()
+	q := &memQueue{entries: []persist.Entry{{Seq: 1, Msg: persist.Message{Topic: "s/1", Payload: []byte("x"), QoS: 2}}}}
 	cfg := Config{
 		Name: "b", Address: "tcp://" + ln.Addr().String(), ClientID: "c",
 		NotificationTopic: "-", SysInterval: -1,
@@ -125,12 +130,13 @@ func TestStalePubrelIDsNotReused(t *testing.T) {
 			{Pattern: "cmd/#", Direction: In, QoS: 1},
 		},
 	}
-	br, err := New(cfg, nopBroker{}, q)
+	br, err := New(cfg, nopBroker{}, OpenQueues(cfg, mem.Queue))
 	if err != nil {
 		t.Fatal(err)
 	}
-	br.private = false
-	br.staleQoS2 = []uint16{1, 2} // left by a previous connection (after id wrap)
+	br.normal.q = q
+	br.cur.private = false
+	br.cur.staleQoS2 = []uint16{1, 2} // left by a previous connection (after id wrap)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go br.Run(ctx)

@@ -58,12 +58,33 @@ func (r rules) subscriptions() map[string]byte {
 // mapOut maps a local topic to its upstream topic and QoS by the first out
 // rule that matches; ok is false when none does.
 func (r rules) mapOut(topic string, qos byte) (remote string, q byte, ok bool) {
-	for _, x := range r.out {
-		if r, ok := x.remap(topic, x.LocalPrefix, x.RemotePrefix); ok {
-			return r, min(qos, x.QoS), true
+	x, remote := r.outRule(topic)
+	if x == nil {
+		return "", 0, false
+	}
+	return remote, min(qos, x.QoS), true
+}
+
+// outRule returns the first out rule that maps topic, with the upstream
+// topic, or nil.
+func (r rules) outRule(topic string) (*rule, string) {
+	for i := range r.out {
+		x := &r.out[i]
+		if remote, ok := x.remap(topic, x.LocalPrefix, x.RemotePrefix); ok {
+			return x, remote
 		}
 	}
-	return "", 0, false
+	return nil, ""
+}
+
+// hasHigh reports whether an out rule has priority high.
+func (r rules) hasHigh() bool {
+	for _, x := range r.out {
+		if x.Priority == PriorityHigh {
+			return true
+		}
+	}
+	return false
 }
 
 // mapIn maps an upstream topic to its local topic and QoS by the first in

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"github.com/edged/edged/persist"
 	"strings"
 	"testing"
 	"time"
@@ -163,18 +164,29 @@ func TestConfigValidate(t *testing.T) {
 		{"slash in name", func(c *Config) { c.Name = "a/b" }, []string{"name"}},
 		{"bad scheme", func(c *Config) { c.Address = "ws://h:1" }, []string{"address"}},
 		{"no port", func(c *Config) { c.Address = "tcp://host" }, []string{"address"}},
+		{"address and addresses", func(c *Config) { c.Addresses = []string{"tcp://a:1", "tcp://b:1"} }, []string{"addresses"}},
+		{"bad addresses", func(c *Config) {
+			c.Address = ""
+			c.Addresses = []string{"tcp://a:1", "ws://b:1", "tcp://a:1"}
+			c.Failover = "random"
+			c.PrimaryRetry = -1
+		}, []string{"addresses[1]", "addresses[2]", "failover", "primary_retry"}},
+		{"no address", func(c *Config) { c.Address = "" }, []string{"address"}},
 		{"tls on tcp", func(c *Config) { c.TLS = &TLSConfig{CAFile: "x"} }, []string{"tls"}},
 		{"cert without key", func(c *Config) { c.Address = "tls://h:8883"; c.TLS = &TLSConfig{CertFile: "x"} }, []string{"tls.key_file"}},
 		{"password alone", func(c *Config) { c.Password = "x" }, []string{"password"}},
 		{"keepalive", func(c *Config) { c.KeepAlive = time.Millisecond }, []string{"keepalive"}},
 		{"backoff", func(c *Config) { c.Backoff = Backoff{Min: time.Minute, Max: time.Second} }, []string{"backoff.max"}},
 		{"rate", func(c *Config) { c.RateLimit = -1 }, []string{"rate_limit"}},
+		{"protocol", func(c *Config) { c.Protocol = "5.0" }, []string{"protocol"}},
+		{"session expiry", func(c *Config) { c.SessionExpiry = time.Millisecond }, []string{"session_expiry"}},
+		{"dedup property", func(c *Config) { c.DedupProperty = "a\x00b" }, []string{"dedup_property"}},
 		{"no topics", func(c *Config) { c.Topics = nil }, []string{"topics"}},
 		{"rule", func(c *Config) {
 			c.Topics = append(c.Topics, Rule{Pattern: "a/#/b", Direction: "sideways", QoS: 3, LocalPrefix: "+/"})
 		}, []string{"topics[1].direction", "topics[1].qos", "topics[1].pattern", "topics[1].local_prefix"}},
 		{"queue", func(c *Config) {
-			c.Queue = QueueLimits{MaxMessages: -1, MaxBytes: -1, MaxAge: -1, Overflow: "drop-random"}
+			c.Queue = persist.QueueLimits{MaxMessages: -1, MaxBytes: -1, MaxAge: -1, Overflow: "drop-random"}
 		}, []string{"queue.max_messages", "queue.max_bytes", "queue.max_age", "queue.overflow"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,8 +228,11 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("NotificationTopic = %q", c.NotificationTopic)
 	}
 	if c.Window != 64 || c.KeepAlive != 30*time.Second || c.Backoff.Min != time.Second ||
-		c.Backoff.Max != 2*time.Minute || c.Queue.Overflow != DropOldest || c.PingTimeout != 10*time.Second {
+		c.Backoff.Max != 2*time.Minute || c.Queue.Overflow != persist.DropOldest || c.PingTimeout != 10*time.Second {
 		t.Errorf("defaults: %+v", c)
+	}
+	if c.Protocol != Protocol311 || c.SessionExpiry != 24*time.Hour || c.DedupProperty != "" {
+		t.Errorf("protocol defaults: %q %s %q", c.Protocol, c.SessionExpiry, c.DedupProperty)
 	}
 	if QueueName("cloud") != "bridge/cloud" {
 		t.Error(QueueName("cloud"))
@@ -244,5 +259,63 @@ func TestSeedStore(t *testing.T) {
 	s.Reset()
 	if len(s.All()) != 0 {
 		t.Error("Reset")
+	}
+}
+
+func TestHourly(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	h := newHourly(t0, 0)
+	var total uint64
+	for m := 1; m <= 180; m++ { // 1000 bytes a minute for three hours
+		total += 1000
+		got := h.last(t0.Add(time.Duration(m)*time.Minute), total)
+		want := uint64(min(m, 60) * 1000)
+		if got != want {
+			t.Fatalf("minute %d: %d bytes in the last hour, want %d", m, got, want)
+		}
+		if len(h.samples) > 62 {
+			t.Fatalf("%d samples kept", len(h.samples))
+		}
+	}
+	// Samples more often than a minute do not grow it.
+	for s := 1; s < 600; s++ {
+		h.last(t0.Add(180*time.Minute+time.Duration(s)*100*time.Millisecond), total)
+	}
+	if len(h.samples) > 62 {
+		t.Fatalf("%d samples kept", len(h.samples))
+	}
+}
+
+// The byte limiter lets a second's worth of bytes through, then holds the
+// average rate, and lets a message larger than the burst through on debt.
+func TestByteLimiter(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLimiter(1000, 1000) // bytes/s
+	sent := 0
+	for sent < 1000 {
+		if d := l.takeN(now, 100); d != 0 {
+			t.Fatalf("burst held after %d bytes", sent)
+		}
+		sent += 100
+	}
+	if d := l.takeN(now, 100); d == 0 {
+		t.Fatal("not held after the burst")
+	}
+	// Over ten seconds, about 10,000 bytes more.
+	for i := range 10_000 {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		if l.takeN(at, 100) == 0 {
+			sent += 100
+		}
+	}
+	if sent < 10_500 || sent > 11_100 {
+		t.Errorf("%d bytes in 10s at 1000 B/s after a 1000 B burst", sent)
+	}
+	big := newLimiter(1000, 1000)
+	if d := big.takeN(now, 5000); d != 0 {
+		t.Fatal("a message larger than the burst never goes")
+	}
+	if d := big.takeN(now, 1); d < 4*time.Second {
+		t.Errorf("after 5000 bytes at 1000 B/s the next waits %s, want about 4s", d)
 	}
 }

@@ -1,10 +1,13 @@
 package bridge
 
 import (
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/edged/edged/broker/packet"
+	"github.com/edged/edged/persist"
 )
 
 // raceQueue simulates the store goroutine: a Delete becomes durable (and its
@@ -16,7 +19,7 @@ type raceQueue struct {
 	pending func() // commit of the last Delete, run during the next Read
 }
 
-func (q *raceQueue) Read(after uint64, max int) ([]Entry, error) {
+func (q *raceQueue) Read(after uint64, max int) ([]persist.Entry, error) {
 	out, err := q.memQueue.Read(after, max)
 	q.pmu.Lock()
 	p := q.pending
@@ -42,11 +45,11 @@ func (q *raceQueue) Delete(seqs []uint64, done func(error)) {
 func TestReadSkipsEntriesBeingDeleted(t *testing.T) {
 	q := &raceQueue{}
 	for i := uint64(1); i <= 4; i++ {
-		q.entries = append(q.entries, Entry{Seq: i, Topic: "t"})
+		q.entries = append(q.entries, persist.Entry{Seq: i, Msg: persist.Message{Topic: "t"}})
 	}
-	br := &Bridge{queue: q, deleting: map[uint64]struct{}{}}
-	br.remove([]uint64{1, 2})       // acked upstream on the old connection
-	es, _, _, err := br.read(0, 10) // new connection starts from the head
+	l := &lane{name: "normal", q: q, log: slog.New(slog.DiscardHandler), deleting: map[uint64]struct{}{}}
+	l.remove([]uint64{1, 2})       // acked upstream on the old connection
+	es, _, _, err := l.read(0, 10) // new connection starts from the head
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,5 +74,35 @@ func TestTapAndMappingAgree(t *testing.T) {
 		if tapped && !ok {
 			t.Errorf("topic %q is queued by the tap but mapOut drops it (silent loss of an acknowledged message)", topic)
 		}
+	}
+}
+
+// offline_qos0 latest is bounded: a new topic over the bound is dropped and
+// counted, a newer message of a kept topic replaces it while it fits, and
+// nothing is kept once the link is up.
+func TestLatestBounds(t *testing.T) {
+	lt := newLatest(persist.QueueLimits{MaxMessages: 2, MaxBytes: 40})
+	m := func(topic, payload string) *persist.Message {
+		return &persist.Message{Topic: topic, Payload: []byte(payload)}
+	}
+	for _, x := range []*persist.Message{m("a", "1"), m("b", "1"), m("c", "1"), m("a", "2"), m("a", strings.Repeat("x", 40))} {
+		if lt.admit(x, OfflineLatest, false) {
+			t.Fatalf("%s admitted while offline", x.Topic)
+		}
+	}
+	if lt.admit(m("d", "1"), OfflineDrop, false) {
+		t.Fatal("drop admitted while offline")
+	}
+	if got := len(lt.msgs); got != 2 || string(lt.msgs["a"].m.Payload) != "2" {
+		t.Errorf("kept %d topics, a=%q; want 2, a=2", got, lt.msgs["a"].m.Payload)
+	}
+	if d, r := lt.dropped.Load(), lt.replaced.Load(); d != 3 || r != 1 {
+		t.Errorf("dropped %d replaced %d, want 3 and 1", d, r)
+	}
+	lt.mu.Lock()
+	lt.up = true
+	lt.mu.Unlock()
+	if !lt.admit(m("a", "3"), OfflineLatest, false) || !lt.admit(m("d", "2"), OfflineDrop, false) {
+		t.Error("not admitted while online")
 	}
 }

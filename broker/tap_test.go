@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/broker/brokertest"
@@ -23,11 +25,12 @@ func TestTap(t *testing.T) {
 		t.Fatal(err)
 	}
 	notified := make(chan struct{}, 100)
-	accept := func(topic string) bool { return topic != "a" }
-	if err := s.AddTap("up", "bridge/up", []string{"a/#"}, accept, func() { notified <- struct{}{} }); err != nil {
+	accept := func(m *persist.Message) bool { return m.Topic != "a" }
+	q := db.Queue("bridge/up", persist.QueueLimits{})
+	if err := s.AddTap("up", q, []string{"a/#"}, accept, func() { notified <- struct{}{} }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddTap("bad", "bridge/bad", []string{"a/#/b"}, nil, func() {}); err == nil {
+	if err := s.AddTap("bad", db.Queue("bridge/bad", persist.QueueLimits{}), []string{"a/#/b"}, nil, func() {}); err == nil {
 		t.Fatal("invalid filter accepted")
 	}
 	ln := brokertest.Listen(t, s)
@@ -42,7 +45,7 @@ func TestTap(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	es, err := db.ReadQueue("bridge/up", 0, 100)
+	es, err := q.Read(0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,5 +58,67 @@ func TestTap(t *testing.T) {
 	}
 	if len(notified) == 0 {
 		t.Fatal("tap not notified")
+	}
+}
+
+// PublishFrom5 (what a bridge uses for a message that came down over 5.0)
+// delivers the properties and the remaining expiry to a 5.0 subscriber
+// and the bare message to a 3.1.1 one, never feeds it back to the tap of
+// its origin, and ignores the upstream connection's own properties. The
+// hostile half: a property block that does not decode costs the
+// properties, not the message; a message that expired on the way is
+// acknowledged and neither delivered nor retained.
+func TestPublishFrom5(t *testing.T) {
+	db := openStore(t, filepath.Join(t.TempDir(), "edged.db"))
+	s, err := broker.New(broker.Config{Store: db, SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := db.Queue("bridge/up", persist.QueueLimits{})
+	if err := s.AddTap("up", q, []string{"d/#"}, nil, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	addr := brokertest.Listen(t, s)
+	v5, _ := dialOpts5(t, addr, "v5", true, nil)
+	v5.sub5(1, 0, packet.Subscription{Filter: "d/#", QoS: 1})
+	v3 := dialConnect(t, addr, "v3", true)
+	v3.sub("d/#", 1)
+
+	publish := func(topic string, retain bool, props []byte, expiry time.Time) {
+		t.Helper()
+		done := make(chan error, 1)
+		s.PublishFrom5("up", topic, []byte("p"), 1, retain, props, expiry, func(err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	alias := uint16(3)
+	sent := &packet.Properties{ContentType: "text/plain", MessageExpiry: u32p(5), TopicAlias: &alias,
+		SubscriptionIDs: []uint32{9}, User: []packet.UserProperty{{Key: "b", Value: "2"}, {Key: "a", Value: "1"}}}
+	publish("d/1", false, packet.AppendProperties(nil, sent), time.Now().Add(100*time.Second))
+	p := v5.nextPublish()
+	if p.Topic != "d/1" || p.Properties == nil || p.Properties.ContentType != "text/plain" || p.Properties.TopicAlias != nil ||
+		len(p.Properties.SubscriptionIDs) != 0 || !slices.Equal(p.Properties.User, sent.User) ||
+		p.Properties.MessageExpiry == nil || *p.Properties.MessageExpiry < 99 || *p.Properties.MessageExpiry > 100 {
+		t.Fatalf("5.0 subscriber got %+v", p.Properties)
+	}
+	v5.send(&packet.Puback{PacketID: p.PacketID})
+	v3.expectPublish("d/1", "p", 1, false, false)
+
+	publish("d/2", false, []byte{0xff, 0x01}, time.Time{})
+	if p := v5.nextPublish(); p.Topic != "d/2" || p.Properties != nil {
+		t.Fatalf("garbage properties: got %s %+v", p.Topic, p.Properties)
+	}
+	v3.expectPublish("d/2", "p", 1, false, false)
+
+	publish("d/3", true, nil, time.Now().Add(-time.Second))
+	v5.expectNothing(200 * time.Millisecond)
+	v3.expectNothing(0)
+	late := dialConnect(t, addr, "late", true)
+	late.sub("d/#", 1)
+	late.expectNothing(200 * time.Millisecond)
+
+	if st := q.Stats(); st.Len != 0 {
+		t.Fatalf("the tap of the origin queued %d messages", st.Len)
 	}
 }

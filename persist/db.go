@@ -507,10 +507,10 @@ func (db *DB) Stats() Stats {
 	return s
 }
 
-// SetQueueLimits sets the limits of the durable FIFO name, applied by every
+// setQueueLimits sets the limits of the bridge queue name, applied by every
 // later QueueAppend, ExpireQueues and ReadQueue. Limits are configuration
 // and are not stored.
-func (db *DB) SetQueueLimits(name string, l QueueLimits) {
+func (db *DB) setQueueLimits(name string, l QueueLimits) {
 	db.limitsMu.Lock()
 	db.limits[name] = l
 	db.limitsMu.Unlock()
@@ -522,20 +522,26 @@ func (db *DB) queueLimits(name string) QueueLimits {
 	return db.limits[name]
 }
 
-// ExpireQueues deletes the entries of every durable FIFO with a MaxAge
+// ExpireQueues deletes the entries of every bridge queue with a MaxAge
 // limit whose Message.Time is before now minus MaxAge, and returns how many
-// it deleted. It is applied in commit order and waits for durability, so it
-// must not be called from a done callback.
+// it deleted: store-wide maintenance. A queue's owner expires only its own
+// queue with Queue.Expire. It is applied in commit order and waits for
+// durability, so it must not be called from a done callback.
 func (db *DB) ExpireQueues(now time.Time) (int64, error) {
-	return expireQueues(&db.c, now)
+	n, err := expire(&db.c, "", now)
+	if err != nil {
+		return 0, fmt.Errorf("expiring queues: %w", err)
+	}
+	return n, nil
 }
 
-func expireQueues(c *committer, now time.Time) (int64, error) {
+// expire commits an expireOp for the FIFO name ("": every FIFO) and waits.
+func expire(c *committer, name string, now time.Time) (int64, error) {
 	var n int64
 	ch := make(chan error, 1)
-	c.commit([]Op{expireOp{now: now.UnixNano(), expired: &n}}, func(err error) { ch <- err })
+	c.commit([]Op{expireOp{queue: name, now: now.UnixNano(), expired: &n}}, func(err error) { ch <- err })
 	if err := <-ch; err != nil {
-		return 0, fmt.Errorf("expiring queues: %w", err)
+		return 0, err
 	}
 	return n, nil
 }
@@ -1011,7 +1017,7 @@ func (a *applier) apply(op Op) error {
 		a.db.limitsMu.RLock()
 		names := make([]string, 0, len(a.db.limits))
 		for name, l := range a.db.limits {
-			if l.MaxAge > 0 {
+			if l.MaxAge > 0 && (o.queue == "" || o.queue == name) {
 				names = append(names, name)
 			}
 		}
@@ -1085,7 +1091,7 @@ func (a *applier) queueAppend(o QueueAppend) error {
 	size := o.Msg.Size()
 	drop := isExpired(o.Msg.Time, before)
 	if !drop && !fits(l, q.st, size) {
-		if l.DropNewest || (l.MaxBytes > 0 && size > l.MaxBytes) {
+		if l.Overflow == DropNewest || (l.MaxBytes > 0 && size > l.MaxBytes) {
 			drop = true
 		} else {
 			c := q.entries.Cursor()
@@ -1330,7 +1336,7 @@ func keyString(k []byte) string {
 	return quote(string(k))
 }
 
-// ReadQueue returns up to max entries of the durable FIFO name with Seq
+// ReadQueue returns up to max entries of the bridge queue name with Seq
 // greater than afterSeq, in ascending Seq order, from the durable state.
 // Entries past the queue's MaxAge are skipped (ExpireQueues or the next
 // QueueAppend deletes them). max ≤ 0 returns none. An unknown queue is

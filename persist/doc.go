@@ -1,8 +1,8 @@
 // Package persist stores edged's durable state on local disk in one bbolt
 // file: persistent sessions with their subscriptions, outbound queues,
-// inflight and inbound QoS 2 state, retained messages, and the durable
-// FIFO queues of the bridges. It also has an in-memory Store (Memory) with
-// the same semantics.
+// inflight and inbound QoS 2 state, retained messages, and the queues of
+// the bridges (Queue, see fifo.go; bridge/doc.go tells their whole story).
+// It also has an in-memory Store (Memory) with the same semantics.
 //
 // persist is a leaf: it imports nothing from edged, and has its own record
 // types (record.go) so the disk format does not follow the MQTT codec.

@@ -18,7 +18,7 @@ func TestExpireCountAfterSplitRetry(t *testing.T) {
 	}
 	defer db.Close()
 	now := time.Now()
-	db.SetQueueLimits("q", persist.QueueLimits{MaxAge: time.Hour})
+	db.Queue("q", persist.QueueLimits{MaxAge: time.Hour})
 	var ops []persist.Op
 	for range 5 {
 		ops = append(ops, persist.QueueAppend{Queue: "q", Msg: persist.Message{Topic: "t", Payload: []byte("x"), QoS: 1, Time: now.UnixNano()}})

@@ -186,7 +186,7 @@ func fmtEntries(es []persist.Entry) string {
 // queueStore is what the FIFO tests need of both stores.
 type queueStore interface {
 	persist.Store
-	SetQueueLimits(string, persist.QueueLimits)
+	Queue(string, persist.QueueLimits) *persist.Queue
 	ReadQueue(string, uint64, int) ([]persist.Entry, error)
 	QueueStats(string) persist.QueueStats
 	ExpireQueues(time.Time) (int64, error)

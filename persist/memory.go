@@ -2,6 +2,7 @@ package persist
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -78,8 +79,8 @@ func (m *Memory) Close() error {
 // Stats returns the store's counters; FileSize is 0.
 func (m *Memory) Stats() Stats { return m.c.stats() }
 
-// SetQueueLimits sets the limits of the FIFO name as DB.SetQueueLimits.
-func (m *Memory) SetQueueLimits(name string, l QueueLimits) {
+// setQueueLimits sets the limits of the FIFO name as DB.setQueueLimits.
+func (m *Memory) setQueueLimits(name string, l QueueLimits) {
 	m.mu.Lock()
 	m.limits[name] = l
 	m.mu.Unlock()
@@ -87,7 +88,11 @@ func (m *Memory) SetQueueLimits(name string, l QueueLimits) {
 
 // ExpireQueues deletes expired FIFO entries as DB.ExpireQueues.
 func (m *Memory) ExpireQueues(now time.Time) (int64, error) {
-	return expireQueues(&m.c, now)
+	n, err := expire(&m.c, "", now)
+	if err != nil {
+		return 0, fmt.Errorf("expiring queues: %w", err)
+	}
+	return n, nil
 }
 
 // cloneMsg copies msg as a store round trip returns it: a nil Payload
@@ -236,7 +241,7 @@ func (m *Memory) apply(op Op) {
 		}
 	case expireOp:
 		for name, l := range m.limits {
-			if q := m.queues[name]; q != nil {
+			if q := m.queues[name]; q != nil && (o.queue == "" || o.queue == name) {
 				*o.expired += m.expire(q, expiredBefore(l, o.now))
 			}
 		}
@@ -278,7 +283,7 @@ func (m *Memory) queueAppend(o QueueAppend) {
 	size := o.Msg.Size()
 	drop := isExpired(o.Msg.Time, before)
 	if !drop && !fits(l, q.st, size) {
-		if l.DropNewest || (l.MaxBytes > 0 && size > l.MaxBytes) {
+		if l.Overflow == DropNewest || (l.MaxBytes > 0 && size > l.MaxBytes) {
 			drop = true
 		} else {
 			for len(q.entries) > 0 && !fits(l, q.st, size) {

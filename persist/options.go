@@ -115,22 +115,23 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// QueueLimits bounds a durable FIFO (a bridge queue). A zero field means no
-// limit of that kind.
+// QueueLimits bounds a bridge queue (Queue). A zero field means no
+// limit of that kind. It is the `queue:` section of a bridge in the
+// configuration file.
 type QueueLimits struct {
 	// MaxMessages is the largest number of entries kept.
-	MaxMessages int64
+	MaxMessages int64 `yaml:"max_messages"`
 	// MaxBytes is the largest sum of Message.Size over the entries.
-	MaxBytes int64
+	MaxBytes int64 `yaml:"max_bytes" config:"size"`
 	// MaxAge is how long an entry is kept after Message.Time.
-	MaxAge time.Duration
-	// DropNewest selects the overflow policy: when true a QueueAppend that
-	// would exceed a limit is dropped; when false (drop-oldest) head
-	// entries are deleted to make room.
-	DropNewest bool
+	MaxAge time.Duration `yaml:"max_age"`
+	// Overflow is the policy when an append would exceed a limit:
+	// DropOldest ("" too) deletes head entries to make room, DropNewest
+	// drops the new entry.
+	Overflow string `yaml:"overflow"`
 }
 
-// Entry is one element of a durable FIFO.
+// Entry is one element of a bridge queue (Queue).
 type Entry struct {
 	// Seq is the entry's position. Seqs increase monotonically per queue
 	// and are never reused, not even after deletes or a restart.
@@ -139,7 +140,7 @@ type Entry struct {
 	Msg Message
 }
 
-// QueueStats describes a durable FIFO.
+// QueueStats describes a bridge queue (Queue).
 type QueueStats struct {
 	// Len is the number of entries.
 	Len int64

@@ -34,8 +34,8 @@ var (
 )
 
 func (s *scenario) setLimits(qs queueStore) {
-	qs.SetQueueLimits("q1", persist.QueueLimits{MaxMessages: 4, MaxBytes: 60})
-	qs.SetQueueLimits(fifos[1], persist.QueueLimits{MaxMessages: 3, MaxAge: time.Hour, DropNewest: true})
+	qs.Queue("q1", persist.QueueLimits{MaxMessages: 4, MaxBytes: 60})
+	qs.Queue(fifos[1], persist.QueueLimits{MaxMessages: 3, MaxAge: time.Hour, Overflow: persist.DropNewest})
 }
 
 func (s *scenario) message(i int) persist.Message {

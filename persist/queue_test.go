@@ -85,9 +85,9 @@ func TestQueueLimits(t *testing.T) {
 		dropped uint64
 	}{
 		{"drop-oldest messages", persist.QueueLimits{MaxMessages: 3}, 5, "[3 4 5]", 2},
-		{"drop-newest messages", persist.QueueLimits{MaxMessages: 3, DropNewest: true}, 5, "[1 2 3]", 2},
+		{"drop-newest messages", persist.QueueLimits{MaxMessages: 3, Overflow: persist.DropNewest}, 5, "[1 2 3]", 2},
 		{"drop-oldest bytes", persist.QueueLimits{MaxBytes: 25}, 5, "[4 5]", 3},
-		{"drop-newest bytes", persist.QueueLimits{MaxBytes: 25, DropNewest: true}, 5, "[1 2]", 3},
+		{"drop-newest bytes", persist.QueueLimits{MaxBytes: 25, Overflow: persist.DropNewest}, 5, "[1 2]", 3},
 		{"larger than MaxBytes", persist.QueueLimits{MaxBytes: 10}, 2, "[]", 2},
 		{"no limits", persist.QueueLimits{}, 5, "[1 2 3 4 5]", 0},
 	} {
@@ -96,7 +96,7 @@ func TestQueueLimits(t *testing.T) {
 			mem := persist.NewMemory()
 			defer mem.Close()
 			for _, s := range []queueStore{db, mem} {
-				s.SetQueueLimits("q1", tc.limits)
+				s.Queue("q1", tc.limits)
 				for i := range tc.n {
 					appendN(t, s, "q1", i, i+1)
 				}
@@ -121,7 +121,7 @@ func TestQueueLimits(t *testing.T) {
 			// No limits yet: stale entries are kept.
 			mustCommit(t, s, persist.QueueAppend{Queue: "q1", Msg: stale}, persist.QueueAppend{Queue: "q1", Msg: stale},
 				persist.QueueAppend{Queue: "q1", Msg: qmsg(2)}, persist.QueueAppend{Queue: "q1", Msg: stale})
-			s.SetQueueLimits("q1", persist.QueueLimits{MaxAge: time.Hour})
+			s.Queue("q1", persist.QueueLimits{MaxAge: time.Hour})
 			if got := fmt.Sprint(seqs(t, s, "q1")); got != "[3]" {
 				t.Errorf("%T: read skips expired: %s", s, got)
 			}
@@ -147,4 +147,52 @@ func TestQueueLimits(t *testing.T) {
 			t.Errorf("dropped counter after restart: %+v", st)
 		}
 	})
+}
+
+// A queue handle owns its queue: its Append op, reads, deletes and stats
+// are of its queue only, and its Expire leaves other queues with a MaxAge
+// alone (ExpireQueues is the store-wide one).
+func TestQueueHandle(t *testing.T) {
+	db := mustOpenStore(t, persist.Options{Path: t.TempDir() + "/edged.db"})
+	mem := persist.NewMemory()
+	defer mem.Close()
+	for _, s := range []queueStore{db, mem} {
+		a := s.Queue("bridge/a", persist.QueueLimits{MaxAge: time.Hour, MaxMessages: 2})
+		b := s.Queue("bridge/b", persist.QueueLimits{MaxAge: time.Hour})
+		stale := msg("q", "stale")
+		stale.Time = time.Now().Add(-2 * time.Hour).UnixNano()
+		// Stale entries can only get in before the limits apply: append
+		// them to a queue opened without limits, then reopen it.
+		s.Queue("bridge/a", persist.QueueLimits{})
+		s.Queue("bridge/b", persist.QueueLimits{})
+		mustCommit(t, s, a.Append(stale), b.Append(stale), a.Append(qmsg(1)), b.Append(qmsg(1)))
+		a = s.Queue("bridge/a", persist.QueueLimits{MaxAge: time.Hour, MaxMessages: 2})
+		b = s.Queue("bridge/b", persist.QueueLimits{MaxAge: time.Hour})
+		if a.Name() != "bridge/a" || a.Limits().MaxMessages != 2 {
+			t.Errorf("%T: handle %q %+v", s, a.Name(), a.Limits())
+		}
+		n, err := a.Expire(time.Now())
+		if err != nil || n != 1 {
+			t.Errorf("%T: a.Expire = %d, %v; want 1", s, n, err)
+		}
+		if st := b.Stats(); st.Len != 2 || st.Expired != 0 {
+			t.Errorf("%T: a.Expire touched queue b: %+v", s, st)
+		}
+		mustCommit(t, s, a.Append(qmsg(2)), a.Append(qmsg(3))) // MaxMessages 2 drops the head
+		es, err := a.Read(0, 10)
+		if err != nil || len(es) != 2 || es[0].Seq != 3 || es[1].Seq != 4 {
+			t.Fatalf("%T: a.Read = %s, %v", s, fmtEntries(es), err)
+		}
+		done := make(chan error, 1)
+		a.Delete([]uint64{3, 4}, func(err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if st := a.Stats(); st.Len != 0 || st.Dropped != 2 || st.Expired != 1 {
+			t.Errorf("%T: a.Stats = %+v", s, st)
+		}
+		if n, err := s.Queue("bridge/c", persist.QueueLimits{}).Expire(time.Now()); n != 0 || err != nil {
+			t.Errorf("%T: Expire without MaxAge = %d, %v", s, n, err)
+		}
+	}
 }

@@ -263,15 +263,15 @@ type DeleteRetained struct {
 	Topic string
 }
 
-// QueueAppend appends a message to the durable FIFO named Queue (a bridge
-// queue). The queue's limits (SetQueueLimits) are applied in the same
+// QueueAppend appends a message to the queue named Queue (a bridge
+// queue; build it with Queue.Append). The queue's limits (DB.Queue) are applied in the same
 // transaction.
 type QueueAppend struct {
 	Queue string
 	Msg   Message
 }
 
-// QueueDelete removes entry Seq from the durable FIFO named Queue.
+// QueueDelete removes entry Seq from the queue named Queue (see Queue.Delete).
 type QueueDelete struct {
 	Queue string
 	Seq   uint64

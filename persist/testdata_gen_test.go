@@ -65,7 +65,7 @@ func TestWriteTestdataStore(t *testing.T) {
 		persist.PutRetained{Msg: m(longTopic, "long retained", 0, true, 5000)},
 		persist.PutRetained{Msg: m("r/damaged", "to be damaged", 0, true, 6000)},
 	)
-	db.SetQueueLimits("cloud", persist.QueueLimits{MaxMessages: 3})
+	db.Queue("cloud", persist.QueueLimits{MaxMessages: 3})
 	for i, p := range []string{"e1", "e2", "e3", "e4"} {
 		mustCommit(t, db, persist.QueueAppend{Queue: "cloud", Msg: m("q/"+p, p, byte(i%3), false, int64(7000+i))})
 	}

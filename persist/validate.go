@@ -135,9 +135,10 @@ type expiredRetainedOp struct{ keys, raws [][]byte }
 
 func (expiredRetainedOp) isOp() {}
 
-// expireOp is the internal op behind ExpireQueues.
+// expireOp is the internal op behind ExpireQueues and Queue.Expire.
 type expireOp struct {
-	now     int64 // Unix nanoseconds
+	queue   string // "" for every queue
+	now     int64  // Unix nanoseconds
 	expired *int64
 }
 

@@ -19,6 +19,9 @@ var _ net.Conn = (*conn)(nil)
 const (
 	inputBuffer = 64 << 10
 	inputStall  = 2 * time.Second
+	// replaceWait bounds how long a CONNECT that replaces a channel's conn
+	// waits for the broker to close the old one (see session.handleFrame).
+	replaceWait = time.Second
 )
 
 // conn is one logical MQTT connection on a port: a channel with cobs-crc16
@@ -38,26 +41,30 @@ type conn struct {
 	notify  chan struct{} // 1-buffered: input arrived
 	space   chan struct{} // 1-buffered: Read consumed input
 	done    chan struct{}
-	rdl     deadline
-	wdl     deadline
-	wmu     sync.Mutex // serialises Write; guards out and frames
-	out     []byte     // partial outbound MQTT packet
-	frames  []byte     // encoded frames of one Write
-	maxBody int        // largest MQTT packet that fits a frame
+	// released is closed once the broker has closed the conn (Close).
+	released chan struct{}
+	relOnce  sync.Once
+	rdl      deadline
+	wdl      deadline
+	wmu      sync.Mutex // serialises Write; guards out and frames
+	out      []byte     // partial outbound MQTT packet
+	frames   []byte     // encoded frames of one Write
+	maxBody  int        // largest MQTT packet that fits a frame
 }
 
 func newConn(s *session, channel byte) *conn {
 	c := &conn{
-		s:       s,
-		channel: channel,
-		local:   s.l.addr,
-		remote:  s.l.addr,
-		notify:  make(chan struct{}, 1),
-		space:   make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		rdl:     makeDeadline(),
-		wdl:     makeDeadline(),
-		maxBody: s.l.cfg.MaxFrame - 3,
+		s:        s,
+		channel:  channel,
+		local:    s.l.addr,
+		remote:   s.l.addr,
+		notify:   make(chan struct{}, 1),
+		space:    make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		released: make(chan struct{}),
+		rdl:      makeDeadline(),
+		wdl:      makeDeadline(),
+		maxBody:  s.l.cfg.MaxFrame - 3,
 	}
 	if !s.raw {
 		c.remote.Channel = int(channel)
@@ -241,6 +248,7 @@ func (c *conn) writeErr() error {
 // packet was DISCONNECT, the sensor is sent RESET for the channel so that it
 // reconnects at once instead of waiting for its own timeout.
 func (c *conn) Close() error {
+	defer c.relOnce.Do(func() { close(c.released) })
 	c.mu.Lock()
 	last := c.lastIn
 	c.mu.Unlock()

@@ -15,7 +15,8 @@
 //   - A valid frame on a channel without an open conn opens one and offers
 //     it to Accept.
 //   - A CONNECT on a channel that is open ends the old conn as a network loss
-//     (its Read returns ErrChannelReplaced) and opens a new one.
+//     (its Read returns ErrChannelReplaced, so its will is published) and
+//     opens a new one once the broker has closed the old one (at most 1 s).
 //   - A frame that fails its CRC but names an open channel ends that conn
 //     (ErrChannelReset) and sends link-control RESET for the channel, so the
 //     sensor reconnects at once and resends its unacknowledged packets.

@@ -257,6 +257,18 @@ func (s *session) handleFrame(f Frame, err error, done <-chan struct{}) {
 	if old != nil {
 		old.end(ErrChannelReplaced, false)
 		s.l.log.Info("serial channel replaced by a new connect", keyChannel, int(f.Channel))
+		// The old conn ended as a network loss: its will is published
+		// [MQTT-3.1.2-8]. The new CONNECT waits (at most replaceWait, the
+		// port's other channels with it) until the broker has closed the
+		// old conn, or the broker would see a session takeover instead,
+		// which continues a persistent session without the will.
+		t := time.NewTimer(replaceWait)
+		select {
+		case <-old.released:
+		case <-t.C:
+		case <-done:
+		}
+		t.Stop()
 	}
 	if _, overflow := c.push(f.Body, done); overflow {
 		s.overflow(c)

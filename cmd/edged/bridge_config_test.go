@@ -19,8 +19,15 @@ func TestBridgeConfigValidation(t *testing.T) {
     keepalive: 30s
     backoff: {min: 1s, max: 2m}
     rate_limit: 0
+    byte_rate_limit: 100000
+    start: lazy
+    lazy_threshold: 500
+    lazy_interval: 30m
+    idle_timeout: 2m
     topics:
       - {pattern: "sensors/#", direction: out, qos: 1, local_prefix: "", remote_prefix: "site1/"}
+      - {pattern: "alarms/#", direction: out, qos: 1, remote_prefix: "site1/", priority: high}
+      - {pattern: "telemetry/#", direction: out, qos: 0, remote_prefix: "site1/", offline_qos0: latest}
       - {pattern: "cmd/#", direction: in, qos: 1, local_prefix: "", remote_prefix: "site1/"}
     queue: {max_messages: 1000000, max_bytes: 512MiB, max_age: 168h, overflow: drop-oldest}
 `
@@ -38,6 +45,13 @@ func TestBridgeConfigValidation(t *testing.T) {
     address: tcp://h:1883
     tls: {ca_file: x}
     topics: []
+  - name: failover
+    addresses: [tcp://a:1883, ws://b:80]
+    failover: random
+    start: sometimes
+    lazy_threshold: -1
+    topics:
+      - {pattern: "a/#", direction: in, qos: 1, priority: urgent, offline_qos0: keep}
 `
 	_, err := parseConfig("bad.yaml", []byte(bad))
 	if err == nil {
@@ -66,6 +80,12 @@ func TestBridgeConfigValidation(t *testing.T) {
 		"bridges[1].name",
 		"bridges[1].tls",
 		"bridges[1].topics",
+		"bridges[2].addresses[1]",
+		"bridges[2].failover",
+		"bridges[2].start",
+		"bridges[2].lazy_threshold",
+		"bridges[2].topics[0].priority",
+		"bridges[2].topics[0].offline_qos0",
 	} {
 		if !strings.Contains(got+"\n", want+"\n") {
 			t.Errorf("no error for %s; got:\n%s", want, err)

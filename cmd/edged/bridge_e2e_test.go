@@ -16,8 +16,18 @@ import (
 // outages (resets, a blackhole, refusals) and one SIGKILL of edged while
 // the link is down all reach a persistent subscriber of a real mosquitto,
 // in publish order per topic, with at most a window of duplicates per
-// outage.
+// outage. With priorities, one of the eight topics goes through the
+// priority: high queue, under the same faults.
 func TestBridgeAcceptance(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { t.Parallel(); testBridgeAcceptance(t, "") })
+	t.Run("priorities", func(t *testing.T) {
+		t.Parallel()
+		testBridgeAcceptance(t, `      - {pattern: "sensors/0", direction: out, qos: 1, remote_prefix: "site1/", priority: high}
+`)
+	})
+}
+
+func testBridgeAcceptance(t *testing.T, highRule string) {
 	const (
 		total  = 10_000
 		phases = 10
@@ -38,9 +48,9 @@ bridges:
     keepalive: 1s
     backoff: {min: 20ms, max: 500ms}
     topics:
-      - {pattern: "sensors/#", direction: out, qos: 1, local_prefix: "", remote_prefix: "site1/"}
+%s      - {pattern: "sensors/#", direction: out, qos: 1, local_prefix: "", remote_prefix: "site1/"}
     queue: {max_messages: 100000, overflow: drop-oldest}
-`, dir, px.Addr())
+`, dir, px.Addr(), highRule)
 	ed := startEdged(t, dir, config)
 
 	next := 0

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/edged/edged/bridge"
-	"github.com/edged/edged/bridge/dbqueue"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/persist"
 )
@@ -46,7 +45,9 @@ func setupBridges(cfgs []bridge.Config, sysInterval time.Duration, b *broker.Ser
 		bc.Logger = log
 		// $SYS/broker/bridge/<name>/... follows the broker's sys_interval.
 		bc.SysInterval = sysInterval
-		br, err := bridge.New(bc, b, dbqueue.New(db, bc.Name))
+		// The one place the bridge's queues are opened: New hands them to
+		// the broker's taps and reads them.
+		br, err := bridge.New(bc, b, bridge.OpenQueues(bc, db.Queue))
 		if err != nil {
 			return nil, fmt.Errorf("setting up bridge %q: %w", bc.Name, err)
 		}

@@ -19,11 +19,18 @@ type MosquittoOptions struct {
 	// after every change (autosave_on_changes, autosave_interval 1), so
 	// that little is lost to SIGKILL.
 	Persistence bool
+	// SaveOnStop, with Persistence, saves the database only at a clean
+	// stop (Stop, SIGTERM) instead of after every change: as fast as no
+	// persistence, but SIGKILL loses everything since the last start.
+	SaveOnStop bool
 	// MaxInflight is max_inflight_messages; 0 means 100.
 	MaxInflight int
 	// LogAll logs everything (log_type all) instead of errors and
 	// warnings only.
 	LogAll bool
+	// Extra are more configuration lines, verbatim (for example
+	// "max_packet_size 1000").
+	Extra []string
 	// ACLFile and PasswordFile, if set, are mosquitto's acl_file and
 	// password_file (anonymous clients are still allowed).
 	ACLFile, PasswordFile string
@@ -70,8 +77,12 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 		fmt.Fprintf(&c, "password_file %s\n", opts.PasswordFile)
 	}
 	if opts.Persistence {
-		fmt.Fprintf(&c, "persistence true\npersistence_location %s/\npersistence_file mosquitto.db\n"+
-			"autosave_interval 1\nautosave_on_changes true\n", m.Dir)
+		fmt.Fprintf(&c, "persistence true\npersistence_location %s/\npersistence_file mosquitto.db\n", m.Dir)
+		if opts.SaveOnStop {
+			c.WriteString("autosave_interval 0\n")
+		} else {
+			c.WriteString("autosave_interval 1\nautosave_on_changes true\n")
+		}
 	} else {
 		c.WriteString("persistence false\n")
 	}
@@ -80,6 +91,9 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 		inflight = 100
 	}
 	fmt.Fprintf(&c, "max_queued_messages 0\nmax_inflight_messages %d\nset_tcp_nodelay true\nlog_dest stderr\n", inflight)
+	for _, line := range opts.Extra {
+		c.WriteString(line + "\n")
+	}
 	if opts.LogAll {
 		c.WriteString("log_type all\n")
 	} else {

@@ -3,6 +3,7 @@ package testutil
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -18,6 +19,8 @@ type Proxy struct {
 	down   bool // refusing: accept and reset at once
 	closed bool
 	wg     sync.WaitGroup
+
+	accepted atomic.Int64
 }
 
 type proxyConn struct {
@@ -38,6 +41,10 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	return p
 }
 
+// Accepted returns how many connections the proxy accepted (refused ones
+// too).
+func (p *Proxy) Accepted() int64 { return p.accepted.Load() }
+
 // Addr is the address to connect to instead of the target.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
@@ -47,6 +54,7 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
+		p.accepted.Add(1)
 		p.mu.Lock()
 		if p.down || p.closed {
 			p.mu.Unlock()

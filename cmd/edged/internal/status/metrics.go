@@ -95,10 +95,12 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		by("edged_bridge_queued_bytes", "gauge", "Bytes in the bridge's durable queue.", func(b Bridge) float64 { return float64(b.QueuedBytes) })
 		by("edged_bridge_oldest_age_seconds", "gauge", "Age of the oldest queued message.", func(b Bridge) float64 { return float64(b.OldestAge) })
 		by("edged_bridge_sent_total", "counter", "Messages acknowledged upstream.", func(b Bridge) float64 { return float64(b.Sent) })
+		by("edged_bridge_sent_bytes_total", "counter", "Topic and payload bytes acknowledged upstream.", func(b Bridge) float64 { return float64(b.SentBytes) })
 		f := family{w, "edged_bridge_dropped_total"}
-		f.head("counter", "Queued messages dropped, by reason: limit (max_messages/max_bytes), max_age, purged (by an operator).")
+		f.head("counter", "Queued messages dropped, by reason: limit (max_messages/max_bytes), max_age, purged (by an operator), "+
+			"offline_qos0 (QoS 0 messages offline_qos0 threw away while offline), expired (MQTT 5 message expiry), oversize (over the upstream's maximum packet size), refused (by the upstream).")
 		for _, b := range brs {
-			for _, reason := range []string{"limit", "max_age", "purged"} {
+			for _, reason := range []string{"limit", "max_age", "purged", "offline_qos0", "expired", "oversize", "refused"} {
 				f.line("bridge="+label(b.Name)+",reason="+label(reason), float64(b.Dropped[reason]))
 			}
 		}

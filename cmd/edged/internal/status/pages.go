@@ -206,7 +206,7 @@ func (s *Server) renderSerial(w *pageWriter, _ *http.Request, _ pageCtx) {
 
 func (s *Server) renderBridges(w *pageWriter, _ *http.Request, c pageCtx) {
 	w.f(`<div class="scroll"><table id="bridges">
-<thead><tr><th>Bridge</th><th>State</th><th>Backlog</th><th>Oldest</th><th>Sent / s</th><th>Drain / s</th><th>Time to empty</th><th>Dropped</th><th></th></tr></thead>
+<thead><tr><th>Bridge</th><th>State</th><th>Backlog</th><th>Oldest</th><th>Sent / s</th><th>Sent / h</th><th>Drain / s</th><th>Time to empty</th><th>Dropped</th><th></th></tr></thead>
 <tbody>
 `)
 	brs := s.bridges()
@@ -219,6 +219,10 @@ func (s *Server) renderBridges(w *pageWriter, _ *http.Request, c pageCtx) {
 		if b.Since != 0 {
 			state += "<small>" + ago(time.Unix(b.Since, 0), false) + "</small>"
 		}
+		proto := ""
+		if b.Protocol != "" {
+			proto = " · MQTT " + esc(b.Protocol)
+		}
 		eta := humanDuration(time.Duration(b.TimeToEmpty) * time.Second)
 		switch {
 		case b.TimeToEmpty < 0:
@@ -226,18 +230,19 @@ func (s *Server) renderBridges(w *pageWriter, _ *http.Request, c pageCtx) {
 		case b.TimeToEmpty == 0:
 			eta = "empty"
 		}
-		w.f(`<tr data-bridge="%s"><td class="id">%s<small>%s · %s</small></td><td class="state">%s</td>`+
-			`<td><span class="queued">%d</span> msgs<small>%s</small></td><td>%s</td><td>%.1f</td><td>%.1f</td><td>%s</td>`+
-			`<td class="dropped">limit %d<br>max_age %d<br>purged %d</td><td class="actions">`+
+		w.f(`<tr data-bridge="%s"><td class="id">%s<small>%s · %s%s</small></td><td class="state">%s</td>`+
+			`<td><span class="queued">%d</span> msgs<small>%s</small></td><td>%s</td><td>%.1f</td><td>%s</td><td>%.1f</td><td>%s</td>`+
+			`<td class="dropped">limit %d<br>max_age %d<br>purged %d<br>offline_qos0 %d<br>expired %d<br>oversize %d<br>refused %d</td><td class="actions">`+
 			`<form method="post" action="/api/v1/purge" class="purge">%s<input type="hidden" name="bridge" value="%s">`+
 			`<label>Type <code>%s</code> to purge its queue<input name="confirm" autocomplete="off" required></label>`+
 			`<button class="danger">Purge queue</button></form></td></tr>
-`, name, name, esc(b.Address), esc(b.ClientID), state, b.Queued, humanBytes(float64(b.QueuedBytes)),
-			humanDuration(time.Duration(b.OldestAge)*time.Second), b.SentPerSec, b.DrainPerSec, eta,
-			b.Dropped["limit"], b.Dropped["max_age"], b.Dropped["purged"], hidden(c.csrf, "/bridges"), name, name)
+`, name, name, esc(b.Address), esc(b.ClientID), proto, state, b.Queued, humanBytes(float64(b.QueuedBytes)),
+			humanDuration(time.Duration(b.OldestAge)*time.Second), b.SentPerSec, humanBytes(float64(b.SentBytesHour)), b.DrainPerSec, eta,
+			b.Dropped["limit"], b.Dropped["max_age"], b.Dropped["purged"], b.Dropped["offline_qos0"],
+			b.Dropped["expired"], b.Dropped["oversize"], b.Dropped["refused"], hidden(c.csrf, "/bridges"), name, name)
 	}
 	if len(brs) == 0 {
-		w.f(`<tr><td colspan="9" class="dim">No bridges configured.</td></tr>`)
+		w.f(`<tr><td colspan="10" class="dim">No bridges configured.</td></tr>`)
 	}
 	w.f("</tbody></table></div>\n")
 }

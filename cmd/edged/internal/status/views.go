@@ -236,18 +236,24 @@ type Bridge struct {
 	Address     string `json:"address"`
 	ClientID    string `json:"client_id"`
 	Connected   bool   `json:"connected"`
+	Protocol    string `json:"protocol"`        // MQTT version upstream: "5", "3.1.1"; "" before the first connection
 	Since       int64  `json:"since,omitempty"` // Unix seconds of the last state change
 	Queued      int64  `json:"queued"`
 	QueuedBytes int64  `json:"queued_bytes"`
 	OldestAge   int64  `json:"oldest_age_seconds"`
 	Sent        uint64 `json:"sent"`
+	// SentBytes are the topic and payload bytes sent upstream,
+	// SentBytesHour those of the last hour (for metered links).
+	SentBytes     uint64 `json:"sent_bytes"`
+	SentBytesHour uint64 `json:"sent_bytes_hour"`
+	QueuedHigh    int64  `json:"queued_high"` // of Queued, in the priority: high queue
 	// SentPerSec is the upstream rate; DrainPerSec how fast the backlog
 	// shrinks (negative: it grows). TimeToEmpty is Queued / DrainPerSec in
 	// seconds, -1 when the backlog does not shrink.
 	SentPerSec  float64           `json:"sent_per_second"`
 	DrainPerSec float64           `json:"drain_per_second"`
 	TimeToEmpty float64           `json:"time_to_empty_seconds"`
-	Dropped     map[string]uint64 `json:"dropped"` // by reason: limit, max_age, purged
+	Dropped     map[string]uint64 `json:"dropped"` // by reason: limit, max_age, purged, offline_qos0, expired, oversize, refused
 }
 
 func (s *Server) bridges() []Bridge {
@@ -258,8 +264,10 @@ func (s *Server) bridges() []Bridge {
 		st := br.Status()
 		q := st.Queue
 		v := Bridge{Name: st.Name, Address: st.Address, ClientID: st.ClientID, Connected: st.Connected,
-			Queued: q.Len, QueuedBytes: q.Bytes, Sent: st.Sent, TimeToEmpty: -1,
-			Dropped: map[string]uint64{"limit": q.Dropped - min(q.Expired, q.Dropped), "max_age": q.Expired, "purged": st.Purged}}
+			Protocol: st.Protocol, Queued: q.Len, QueuedBytes: q.Bytes, Sent: st.Sent, TimeToEmpty: -1,
+			SentBytes: st.SentBytes, SentBytesHour: st.SentBytesHour, QueuedHigh: st.QueuedHigh,
+			Dropped: map[string]uint64{"limit": q.Dropped - min(q.Expired, q.Dropped), "max_age": q.Expired, "purged": st.Purged,
+				"offline_qos0": st.OfflineDropped, "expired": st.Drops.Expired, "oversize": st.Drops.Oversize, "refused": st.Drops.Refused}}
 		if !st.Since.IsZero() {
 			v.Since = st.Since.Unix()
 		}
