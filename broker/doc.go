@@ -27,11 +27,8 @@
 // the client sent DISCONNECT.
 //
 // Packets after CONNECT are read and written at the protocol version the
-// CONNECT named (3.1, 3.1.1; the codec speaks 5.0 too). Until the broker
-// serves MQTT 5.0, a well-formed level-5 CONNECT is refused with a 5.0
-// CONNACK 0x84 (unsupported protocol version), which a 5.0 client can
-// decode, and the connection is closed [MQTT-3.1.2-2]; other unknown levels
-// get the 3.1.1 CONNACK 0x01.
+// CONNECT named (3.1, 3.1.1 or 5.0). An unknown protocol level gets the
+// 3.1.1 CONNACK 0x01 and the connection is closed [MQTT-3.1.2-2].
 //
 // # Sessions, QoS and persistence
 //
@@ -131,10 +128,10 @@
 //     reset the client sees instead of the DISCONNECT. A slow consumer is
 //     closed without one (its queue is full); 3.1.1 clients never get one.
 //   - CONNACK advertises Receive Maximum (when below 65535), Maximum
-//     Packet Size, Retain, Wildcard and Shared Subscription Available 1,
-//     Subscription Identifier Available 0 (until the message layer
-//     delivers them), Topic Alias Maximum only when aliases are accepted;
-//     Maximum QoS is 2 and not sent.
+//     Packet Size, Retain, Wildcard, Subscription Identifier and Shared
+//     Subscription Available 1, and Topic Alias Maximum
+//     (limits.topic_alias_maximum, absent when -1); Maximum QoS is 2 and
+//     not sent.
 //   - Refusals carry 5.0 reason codes: CONNACK 0x86 bad user name or
 //     password, 0x87 not authorized, 0x85 client id refused, 0x88 server
 //     unavailable (connection limits); PUBACK and PUBREC 0x87 for a publish

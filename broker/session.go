@@ -199,13 +199,6 @@ func (ss *session) hasDeferredLocked() bool {
 	return ss.deferred > 0 && ss.deferredFor == ss.conn
 }
 
-// deliverLocked takes message m for this session at delivery QoS qos. QoS 0
-// goes straight to the connection, or nowhere if the client is offline
-// [MQTT-3.1.2-5 allows but does not require queueing it]. QoS 1 and 2 are
-// sent if the inflight window has room, else queued within the session's
-// limits; a message over a limit is dropped and counted.
-func (ss *session) deliverLocked(m *message, qos byte) { ss.deliverFlagLocked(m, qos, false, nil) }
-
 // deliverRetainedLocked delivers a retained message because of a new
 // subscription: with the retain flag set [MQTT-3.3.1-8] and the
 // subscription's identifier, if any.
@@ -213,9 +206,13 @@ func (ss *session) deliverRetainedLocked(m *message, qos byte, ids []uint32) {
 	ss.deliverFlagLocked(m, qos, true, ids)
 }
 
-// deliverFlagLocked is deliverLocked with the retain flag to send and the
-// identifiers of the matching subscriptions (5.0; nil if none). An expired
-// message is not delivered [MQTT-3.3.2-5].
+// deliverFlagLocked takes message m for this session at delivery QoS qos,
+// sent with the retain flag retain and the identifiers ids of the matching
+// subscriptions (5.0; nil if none). QoS 0 goes straight to the connection,
+// or nowhere if the client is offline [MQTT-3.1.2-5 allows but does not
+// require queueing it]. QoS 1 and 2 are sent if the inflight window has
+// room, else queued within the session's limits; a message over a limit is
+// dropped and counted. An expired message is not delivered [MQTT-3.3.2-5].
 func (ss *session) deliverFlagLocked(m *message, qos byte, retain bool, ids []uint32) {
 	if m.ext != nil && m.expired(time.Now().UnixNano()) {
 		return
