@@ -307,20 +307,26 @@ func (c *conn) handle(p packet.Packet) closeReason {
 		return c.ack(packet.PUBCOMP, p.PacketID)
 	case *packet.Pubrel:
 		// PUBCOMP even for an unknown id: the client may be completing a
-		// flow whose state the server already dropped [MQTT-4.3.3-2]. It
-		// goes out only once the id's release is durable: the client may
-		// reuse the id at once, and a restart that still remembered it
-		// would swallow the new message as a duplicate.
+		// flow whose state the server already dropped [MQTT-4.3.3-2]; 5.0
+		// says so with 0x92 (packet identifier not found), as Mosquitto
+		// does. It goes out only once the id's release is durable: the
+		// client may reuse the id at once, and a restart that still
+		// remembered it would swallow the new message as a duplicate. (Its
+		// reason is set by update, before committed lets it be written.)
 		_, counted := c.v5.in2[p.PacketID]
 		delete(c.v5.in2, p.PacketID)
-		e, ok := c.queueAckCounted(&packet.Pubcomp{PacketID: p.PacketID}, false, counted)
+		ack := &packet.Pubcomp{PacketID: p.PacketID}
+		e, ok := c.queueAckCounted(ack, false, counted)
 		if !ok {
 			return closeReason(c.reason.Load())
 		}
+		v5 := c.version == packet.V5
 		ss.update(func() {
 			if _, ok := ss.inbound[p.PacketID]; ok {
 				delete(ss.inbound, p.PacketID)
 				ss.opLocked(persist.DeleteInbound{ClientID: ss.id, PacketID: p.PacketID})
+			} else if v5 {
+				ack.Reason = packet.PacketIdentifierNotFound
 			}
 		}, func(err error) { c.committed(e, err) })
 	case *packet.Subscribe:

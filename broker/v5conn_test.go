@@ -441,3 +441,25 @@ func TestV5MixedVersions(t *testing.T) {
 	v5.expect(&packet.Puback{PacketID: 9})
 	v31.recvExpect("mix/b", "from 5", 1)
 }
+
+// A 5.0 PUBREL for a packet id with no QoS 2 flow gets PUBCOMP 0x92
+// (packet identifier not found), as in Mosquitto; a known one PUBCOMP
+// success, and the same PUBREL again 0x92. A 3.1.1 client gets a plain
+// PUBCOMP either way [MQTT-4.3.3-2].
+func TestV5PubrelUnknownID(t *testing.T) {
+	t.Parallel()
+	_, addr := startBroker(t, broker.Config{})
+	c, _ := dial5(t, addr, &packet.Connect{ClientID: "p5", CleanSession: true, KeepAlive: 30}, false)
+	c.send(&packet.Pubrel{PacketID: 9})
+	c.expect(&packet.Pubcomp{PacketID: 9, Reason: packet.PacketIdentifierNotFound})
+	c.send(&packet.Publish{QoS: 2, PacketID: 3, Topic: "t", Payload: []byte("x")})
+	c.expect(&packet.Pubrec{PacketID: 3})
+	c.send(&packet.Pubrel{PacketID: 3})
+	c.expect(&packet.Pubcomp{PacketID: 3})
+	c.send(&packet.Pubrel{PacketID: 3})
+	c.expect(&packet.Pubcomp{PacketID: 3, Reason: packet.PacketIdentifierNotFound})
+
+	old := dialConnect(t, addr, "p311", true)
+	old.send(&packet.Pubrel{PacketID: 9})
+	old.expect(&packet.Pubcomp{PacketID: 9})
+}
