@@ -102,8 +102,11 @@
 //   - A will with a Will Delay Interval waits in the session for the
 //     earlier of its delay and the session's end, and is cancelled if the
 //     client reconnects to the session in time [MQTT-3.1.3-9]. DISCONNECT
-//     0x04 publishes the will; a normal DISCONNECT discards it. A delayed
-//     will lives in memory only: a restart while it waits loses it.
+//     0x04 publishes the will; a normal DISCONNECT discards it. A
+//     persistent session's delayed will is stored with its due time
+//     (persist.SetWill): after a restart it goes out when due, at once if
+//     it fell due meanwhile; it is removed from the store after it was
+//     routed (a crash in between publishes it twice rather than never).
 //   - Limits.MaxKeepalive: a 5.0 client asking for more, or for 0, gets
 //     the maximum as Server Keep Alive and is held to it (3.1.1 clients
 //     are refused, see below).

@@ -196,6 +196,9 @@ func (s *Server) attach(c *conn, id string, clean bool, expiry uint32, props *pa
 	ss.version, ss.expiry = byte(c.version), expiry
 	// The client is back in time: a will waiting for its delay is not
 	// published [MQTT-3.1.3-9].
+	if ss.will != nil && ss.persistent() {
+		s.pendingOps = append(s.pendingOps, persist.SetWill{ClientID: ss.id})
+	}
 	ss.will, ss.willDue = nil, 0
 	c.sess = ss
 	if ss.persistent() {
@@ -282,6 +285,12 @@ func (s *Server) detach(c *conn, ss *session, will *message) (delayed bool) {
 		ss.will = will
 		ss.willDue = time.Now().Add(time.Duration(min(c.v5.willDelay, s.capExpiry(ss.expiry))) * time.Second).UnixNano()
 		delayed = true
+		if ss.persistent() {
+			// Stored with its due time, so a restart while it waits
+			// publishes it on time (restore), not never.
+			s.pendingOps = append(s.pendingOps, persist.SetWill{ClientID: ss.id,
+				Will: &persist.Will{Msg: will.record(), Due: ss.willDue}})
+		}
 	}
 	ss.mu.Unlock()
 	if ends {

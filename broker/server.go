@@ -369,6 +369,12 @@ func (s *Server) restore(snap *persist.Snapshot) {
 		if o := ps.Owner; o != nil {
 			ss.owner.Username, ss.owner.HasUsername, ss.ownerKnown = o.Username, o.HasUsername, true
 		}
+		if w := ps.Will; w != nil {
+			// A delayed 5.0 will that was waiting when edged stopped: due
+			// as stored (at once if its time passed meanwhile, or none
+			// was stored); publishDueWills sends it.
+			ss.will, ss.willDue = messageFromRecord(0, &w.Msg), w.Due
+		}
 		if ss.lastSeen == 0 {
 			// It was connected when the broker stopped: its offline clock
 			// starts now, and is stored, so a device that reboots more

@@ -324,6 +324,7 @@ func (s *Server) publishDueWills(scan bool) {
 	s.routeMu.Lock()
 	wills := s.endedWills
 	s.endedWills = nil
+	var stored []*session // persistent sessions whose stored will went out
 	if scan {
 		s.mu.Lock()
 		for _, ss := range s.sessions {
@@ -331,6 +332,9 @@ func (s *Server) publishDueWills(scan bool) {
 			if ss.will != nil && ss.conn == nil && ss.willDue <= now {
 				wills = append(wills, pendingWill{ss.will, ss.owner})
 				ss.will, ss.willDue = nil, 0
+				if ss.persistent() {
+					stored = append(stored, ss)
+				}
 			}
 			ss.mu.Unlock()
 		}
@@ -341,5 +345,21 @@ func (s *Server) publishDueWills(scan bool) {
 		if s.mayPublish(&w.info, w.msg.topic, true) {
 			s.route(w.msg, nil, nil, nil)
 		}
+	}
+	if len(stored) > 0 {
+		// Removed from the store after the wills were routed, in the
+		// same or a later commit than theirs: a crash in between
+		// publishes a will twice rather than never. Not if the client
+		// came back and left a new delayed will meanwhile.
+		s.routeMu.Lock()
+		for _, ss := range stored {
+			ss.mu.Lock()
+			if ss.will == nil {
+				s.pendingOps = append(s.pendingOps, persist.SetWill{ClientID: ss.id})
+			}
+			ss.mu.Unlock()
+		}
+		s.commitLocked(nil)
+		s.routeMu.Unlock()
 	}
 }

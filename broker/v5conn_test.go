@@ -463,3 +463,61 @@ func TestV5PubrelUnknownID(t *testing.T) {
 	old.send(&packet.Pubrel{PacketID: 9})
 	old.expect(&packet.Pubcomp{PacketID: 9})
 }
+
+// A delayed will survives a restart: it is stored with its due time when
+// its client goes, published after the restart once due (at once if it
+// fell due while edged was down), and removed from the store when it is
+// published or when its client comes back in time, so a later restart
+// neither loses nor repeats it.
+func TestV5WillDelayRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "edged.db")
+	db := openDB(t, path)
+	s, addr := startBroker(t, broker.Config{Store: db})
+	watcher := dialConnect(t, addr, "watcher", false)
+	watcher.sub("will/#", 1)
+	watcher.send(&packet.Disconnect{})
+	watcher.expectClosed()
+	for id, delay := range map[string]uint32{"due": 1, "back": 30} {
+		c, _ := dial5(t, addr, &packet.Connect{ClientID: id, Properties: &packet.Properties{SessionExpiry: p32(600)},
+			Will: &packet.Will{Topic: "will/" + id, Payload: []byte(id), QoS: 1,
+				Properties: &packet.Properties{WillDelay: p32(delay), User: []packet.UserProperty{{Key: "k", Value: id}}}}}, false)
+		c.drop()
+	}
+	// Both wait in their sessions; edged stops before either is due.
+	waitFor(t, 5*time.Second, func() error {
+		for _, si := range s.Sessions() {
+			if si.Online {
+				return fmt.Errorf("%s still online", si.ClientID)
+			}
+		}
+		return nil
+	})
+	shutdown(t, s)
+	db.Close()
+	time.Sleep(1200 * time.Millisecond) // "due" falls due while edged is down
+
+	restart := func() (*broker.Server, string, *persist.DB) {
+		db := openDB(t, path)
+		s, addr := startBroker(t, broker.Config{Store: db})
+		return s, addr, db
+	}
+	s, addr, db = restart()
+	// "back" returns within its delay: its will is cancelled.
+	dial5(t, addr, &packet.Connect{ClientID: "back", Properties: &packet.Properties{SessionExpiry: p32(600)}}, true)
+	watcher = dialRaw(t, addr)
+	watcher.connect(&packet.Connect{ClientID: "watcher", KeepAlive: 30}, true, packet.Success)
+	id := watcher.expectPublish("will/due", "due", 1, false, false)
+	watcher.send(&packet.Puback{PacketID: id})
+	watcher.expectNothing(1500 * time.Millisecond)
+	watcher.send(&packet.Disconnect{})
+	watcher.expectClosed()
+	shutdown(t, s)
+	db.Close()
+
+	// Neither will is published again after another restart.
+	_, addr, db = restart()
+	defer db.Close()
+	watcher = dialRaw(t, addr)
+	watcher.connect(&packet.Connect{ClientID: "watcher", KeepAlive: 30}, true, packet.Success)
+	watcher.expectNothing(2 * time.Second)
+}
