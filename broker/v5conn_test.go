@@ -521,3 +521,32 @@ func TestV5WillDelayRestart(t *testing.T) {
 	watcher.connect(&packet.Connect{ClientID: "watcher", KeepAlive: 30}, true, packet.Success)
 	watcher.expectNothing(2 * time.Second)
 }
+
+// A CONNECT with Receive Maximum 0 is a protocol error (MQTT 5.0 section
+// 3.1.2.11.3): from raw bytes, since the codec would not write it, the
+// connection is closed, without a CONNACK (the server MAY send one, MUST
+// close [MQTT-4.13.1-1]), and the client id gets no session.
+func TestV5ReceiveMaximumZero(t *testing.T) {
+	t.Parallel()
+	s, addr := startBroker(t, broker.Config{})
+	c := dialRaw(t, addr)
+	c.write([]byte{0x10, 17, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30,
+		3, 0x21, 0, 0, // properties: receive maximum 0
+		0, 1, 'r'})
+	c.expectClosed()
+	for _, si := range s.Sessions() {
+		if si.ClientID == "r" {
+			t.Fatalf("session %+v", si)
+		}
+	}
+	// The same CONNECT with receive maximum 1 is accepted.
+	c = dialRaw(t, addr)
+	c.v = packet.V5
+	c.write([]byte{0x10, 17, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30,
+		3, 0x21, 0, 1,
+		0, 1, 'r'})
+	p, err := c.read(5 * time.Second)
+	if ca, ok := p.(*packet.Connack); err != nil || !ok || ca.Reason != packet.Success {
+		t.Fatalf("got %v, %v; want CONNACK success", p, err)
+	}
+}
