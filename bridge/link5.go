@@ -534,7 +534,20 @@ func (l *link5) publish(topic string, qos byte, retain bool, payload []byte, pro
 		return t, nil
 	}
 	t.qos = qos
+	l.register(t)
+	p.PacketID = t.id
+	if n := l.inflight.Add(1); n > l.br.peak5.Load() {
+		l.br.peak5.Store(n) // only the forwarder's goroutine publishes
+	}
+	l.send(p, nil)
+	return t, nil
+}
+
+// register gives t the next packet identifier not in use and records it
+// until its acknowledgement.
+func (l *link5) register(t *token5) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	for {
 		l.next++
 		if l.next == 0 {
@@ -546,13 +559,6 @@ func (l *link5) publish(topic string, qos byte, retain bool, payload []byte, pro
 	}
 	t.id = l.next
 	l.ids[t.id] = t
-	l.mu.Unlock()
-	p.PacketID = t.id
-	if n := l.inflight.Add(1); n > l.br.peak5.Load() {
-		l.br.peak5.Store(n) // only the forwarder's goroutine publishes
-	}
-	l.send(p, nil)
-	return t, nil
 }
 
 // subscribe implements link. No Local keeps the upstream from sending our
@@ -565,19 +571,7 @@ func (l *link5) subscribe(ctx context.Context, cs *connState, subs map[string]by
 	}
 	t := newToken5()
 	t.sub = true
-	l.mu.Lock()
-	for {
-		l.next++
-		if l.next == 0 {
-			l.next = 1
-		}
-		if _, used := l.ids[l.next]; !used {
-			break
-		}
-	}
-	t.id = l.next
-	l.ids[t.id] = t
-	l.mu.Unlock()
+	l.register(t)
 	s.PacketID = t.id
 	if err := l.send(s, nil); err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 	"github.com/edged/edged/persist"
 )
 
-// TestCrashRecovery is the durability durability promise tested the
+// TestCrashRecovery is the durability promise tested the
 // hard way: the real edged binary is killed with SIGKILL at a random moment
 // while a publisher streams QoS 1 and QoS 2 messages to an offline persistent
 // subscriber, makes retained messages and a third client makes new
