@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,9 +150,19 @@ type sensor struct {
 	wmu     sync.Mutex
 	queued  map[byte][]sensorFrame // test side: frames read ahead, by channel
 	dropped func(serialio.Frame, error)
+	// v5 is set once the sensor connects with MQTT 5.0: its packets are
+	// written and read at that version (3.1.1 otherwise).
+	v5 atomic.Bool
 
 	mu    sync.Mutex
 	stats serialio.DecoderStats
+}
+
+func (s *sensor) version() packet.Version {
+	if s.v5.Load() {
+		return packet.V5
+	}
+	return packet.V311
 }
 
 // newSensor starts the reader on f. onDrop, if not nil, is called (on the
@@ -196,7 +207,7 @@ func (s *sensor) read() {
 			}
 			return
 		}
-		p, err := packet.Read(bytes.NewReader(bytes.Clone(fr.Body)), 0, packet.V311)
+		p, err := packet.Read(bytes.NewReader(bytes.Clone(fr.Body)), 0, s.version())
 		if err != nil {
 			s.fail(fmt.Errorf("channel %d: bad MQTT packet % x: %w", fr.Channel, fr.Body, err))
 			return
@@ -241,7 +252,7 @@ func (s *sensor) write(b []byte) error {
 func (s *sensor) sendErr(ch byte, ps ...packet.Packet) error {
 	var b []byte
 	for _, p := range ps {
-		b = serialio.AppendFrame(b, ch, p.AppendTo(nil, packet.V311))
+		b = serialio.AppendFrame(b, ch, p.AppendTo(nil, s.version()))
 	}
 	return s.write(b)
 }
@@ -315,7 +326,11 @@ func (s *sensor) expectNothing(tb testing.TB, ch byte, d time.Duration) {
 // the session-present flag.
 func (s *sensor) connect(tb testing.TB, ch byte, c *packet.Connect) bool {
 	tb.Helper()
-	c.ProtocolName, c.ProtocolLevel = "MQTT", 4
+	if c.ProtocolLevel == 0 {
+		c.ProtocolLevel = 4
+	}
+	c.ProtocolName = "MQTT"
+	s.v5.Store(c.ProtocolLevel == 5)
 	s.send(tb, ch, c)
 	ca, ok := s.nextPacket(tb, ch).(*packet.Connack)
 	if !ok || ca.Reason != packet.Success {
