@@ -172,11 +172,13 @@ func (c *conn) drainAndClose(r closeReason) {
 // push appends p to the write queue unless it holds limit packets or p
 // would take it over byteLimit bytes, and starts the writer if it is not
 // running. A packet always fits into an empty queue, so one larger than
-// byteLimit still goes out.
+// byteLimit still goes out. Nothing is queued once the connection is
+// closed or closing (drainAndClose): its last packet is already queued,
+// and cleanup may be waiting for the writer, so no new one may start.
 func (c *conn) push(p packet.Packet, limit int, byteLimit int64) bool {
 	size := packetSize(p, c.version)
 	c.outMu.Lock()
-	if len(c.out) >= limit || (c.outBytes > 0 && c.outBytes+size > byteLimit) || c.isClosed() {
+	if len(c.out) >= limit || (c.outBytes > 0 && c.outBytes+size > byteLimit) || c.isClosed() || c.draining.Load() {
 		c.outMu.Unlock()
 		return false
 	}
