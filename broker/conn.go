@@ -619,7 +619,7 @@ func (c *conn) cleanup(reason closeReason) {
 	if ss := c.sess; ss != nil {
 		if will {
 			if c.s.mayPublish(&c.info, c.will.topic, true) {
-				c.s.route(c.will, nil, nil, nil)
+				c.s.route(c.will.willAt(time.Now().UnixNano()), nil, nil, nil)
 			}
 		}
 		if reason == closeSlowConsumer {

@@ -207,6 +207,10 @@
 // Properties and Expiry), so queued and retained messages keep them across
 // restarts.
 //
+// A 5.0 will carries its will properties the same way (all but the Will
+// Delay Interval), stored with a delayed will; its Message Expiry Interval
+// counts from the will's publication (message.willAt).
+//
 // Message expiry: a message with a Message Expiry Interval expires that
 // long after edged received it. An expired message waiting in a session's
 // queue (memory or disk) is dropped (and dequeued from the store) when its

@@ -95,6 +95,14 @@ func (c *conn) connect(p *packet.Connect) closeReason {
 	}
 	if p.Will != nil {
 		c.will = &message{topic: p.Will.Topic, payload: p.Will.Payload, qos: p.Will.QoS, retain: p.Will.Retain}
+		if wp := p.Will.Properties; wp != nil && c.version == packet.V5 {
+			// The will's properties go out with it (MQTT 5.0 section
+			// 3.1.3.2), all but the Will Delay Interval, which is edged's;
+			// its message expiry runs from publication (willAt).
+			fp := *wp
+			fp.WillDelay = nil
+			c.will.ext = newMsgExt(&fp, time.Now().UnixNano(), c.info.ClientID)
+		}
 	}
 	c.keepAlive = time.Duration(keepAlive) * time.Second
 	c.log = c.log.With("client_id", c.info.ClientID)

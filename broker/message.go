@@ -72,6 +72,19 @@ func newMsgExt(p *packet.Properties, now int64, from string) *msgExt {
 	return x
 }
 
+// willAt returns will message m as published at now (Unix nanoseconds):
+// its Message Expiry Interval counts from its publication, not from the
+// CONNECT that carried it (MQTT 5.0 section 3.1.3.2.4). m is not changed.
+func (m *message) willAt(now int64) *message {
+	if m.ext == nil || m.ext.props == nil || m.ext.props.MessageExpiry == nil {
+		return m
+	}
+	w, x := *m, *m.ext
+	x.expiry = now + int64(*x.props.MessageExpiry)*int64(time.Second)
+	w.ext = &x
+	return &w
+}
+
 func (m *message) size() int64 {
 	n := int64(len(m.topic) + len(m.payload))
 	if m.ext != nil {

@@ -343,7 +343,7 @@ func (s *Server) publishDueWills(scan bool) {
 	s.routeMu.Unlock()
 	for _, w := range wills {
 		if s.mayPublish(&w.info, w.msg.topic, true) {
-			s.route(w.msg, nil, nil, nil)
+			s.route(w.msg.willAt(time.Now().UnixNano()), nil, nil, nil)
 		}
 	}
 	if len(stored) > 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -549,4 +550,36 @@ func TestV5ReceiveMaximumZero(t *testing.T) {
 	if ca, ok := p.(*packet.Connack); err != nil || !ok || ca.Reason != packet.Success {
 		t.Fatalf("got %v, %v; want CONNACK success", p, err)
 	}
+}
+
+// A 5.0 will goes out with its properties (MQTT 5.0 section 3.1.3.2):
+// user properties in order, content type, response topic and correlation
+// data reach a 5.0 subscriber, the Will Delay Interval does not, and the
+// Message Expiry Interval counts from publication, not from CONNECT: a 3 s
+// expiry on a will delayed 2 s arrives with 3 s left. A 3.1.1 subscriber
+// gets the bare will.
+func TestV5WillProperties(t *testing.T) {
+	t.Parallel()
+	_, addr := startBroker(t, broker.Config{})
+	w5, _ := dialOpts5(t, addr, "w5", true, nil)
+	w5.sub5(1, 0, packet.Subscription{Filter: "will/#", QoS: 1})
+	w3 := dialConnect(t, addr, "w3", true)
+	w3.sub("will/#", 1)
+	user := []packet.UserProperty{{Key: "b", Value: "2"}, {Key: "a", Value: "1"}}
+	c, _ := dial5(t, addr, &packet.Connect{ClientID: "dev", CleanSession: true, KeepAlive: 30,
+		Properties: &packet.Properties{SessionExpiry: p32(60)},
+		Will: &packet.Will{Topic: "will/dev", Payload: []byte("gone"), QoS: 1, Properties: &packet.Properties{
+			WillDelay: p32(2), MessageExpiry: p32(3), ContentType: "text/plain", ResponseTopic: "r/dev",
+			CorrelationData: []byte("c"), User: user}}}, false)
+	c.drop()
+	p := w5.nextPublish()
+	if p.Topic != "will/dev" || string(p.Payload) != "gone" || p.Properties == nil {
+		t.Fatalf("got %s %+v", describe(p), p.Properties)
+	}
+	pp := p.Properties
+	if pp.ContentType != "text/plain" || pp.ResponseTopic != "r/dev" || string(pp.CorrelationData) != "c" ||
+		!slices.Equal(pp.User, user) || pp.WillDelay != nil || pp.MessageExpiry == nil || *pp.MessageExpiry != 3 {
+		t.Fatalf("will properties %+v (message expiry %v)", pp, pp.MessageExpiry)
+	}
+	w3.expectPublish("will/dev", "gone", 1, false, false)
 }
