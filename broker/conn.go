@@ -576,6 +576,12 @@ func (c *conn) cleanup(reason closeReason) {
 		// A 5.0 client is told why (end), then the writer closes.
 		c.end(reason)
 	}
+	// The connection is closed or closing now, so push starts no writer
+	// any more; one that started a writer did so under outMu, before this
+	// point. Taking outMu orders those Adds before the Wait below.
+	c.outMu.Lock()
+	//lint:ignore SA2001 an empty critical section, as a barrier
+	c.outMu.Unlock()
 	// Wait for a writer still flushing (drainAndClose), at most
 	// WriteTimeout; close's past deadline then ends its write. No new
 	// writer starts once the connection is closed.
