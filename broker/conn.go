@@ -173,12 +173,15 @@ func (c *conn) drainAndClose(r closeReason) {
 // would take it over byteLimit bytes, and starts the writer if it is not
 // running. A packet always fits into an empty queue, so one larger than
 // byteLimit still goes out. Nothing is queued once the connection is
-// closed or closing (drainAndClose): its last packet is already queued,
-// and cleanup may be waiting for the writer, so no new one may start.
+// closed, nor while it is closing (drainAndClose) once its writer has
+// stopped: cleanup may be waiting for the writer, so no new one may start.
+// While the writer still flushes, a packet (an acknowledgement whose
+// commit just ended) joins what it sends.
 func (c *conn) push(p packet.Packet, limit int, byteLimit int64) bool {
 	size := packetSize(p, c.version)
 	c.outMu.Lock()
-	if len(c.out) >= limit || (c.outBytes > 0 && c.outBytes+size > byteLimit) || c.isClosed() || c.draining.Load() {
+	if len(c.out) >= limit || (c.outBytes > 0 && c.outBytes+size > byteLimit) || c.isClosed() ||
+		(c.draining.Load() && !c.writing) {
 		c.outMu.Unlock()
 		return false
 	}
@@ -195,6 +198,10 @@ func (c *conn) push(p packet.Packet, limit int, byteLimit int64) bool {
 	}
 	return true
 }
+
+// ending reports whether the connection is closed or closing: a packet
+// it refuses then is not a sign of a slow consumer.
+func (c *conn) ending() bool { return c.isClosed() || c.draining.Load() }
 
 func (c *conn) isClosed() bool {
 	select {
@@ -224,7 +231,7 @@ func (c *conn) sendQoS0(p *packet.Publish) bool {
 	if c.push(p, l.MaxWriteQueue, l.MaxWriteQueueBytes) {
 		return true
 	}
-	if !c.isClosed() {
+	if !c.ending() {
 		if ok, n := c.s.slowLog.allow(); ok {
 			c.outMu.Lock()
 			queued, bytes := len(c.out), c.outBytes
@@ -687,7 +694,7 @@ func (q *ackQueue) flush() {
 	i := 0
 	for ; i < len(q.entries) && q.entries[i].ready; i++ {
 		e := q.entries[i]
-		if !q.c.send(e.p) && !q.c.isClosed() {
+		if !q.c.send(e.p) && !q.c.ending() {
 			q.c.s.stats.slowConsumers.Add(1)
 			q.c.close(closeSlowConsumer)
 		}

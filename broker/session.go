@@ -335,7 +335,7 @@ func (ss *session) writeNowLocked(p packet.Packet) {
 		}
 		return
 	}
-	if !c.send(p) && !c.isClosed() {
+	if !c.send(p) && !c.ending() {
 		ss.s.stats.slowConsumers.Add(1)
 		c.close(closeSlowConsumer)
 	}

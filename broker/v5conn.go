@@ -188,6 +188,11 @@ func disconnectReason(r closeReason) (packet.Reason, bool) {
 // then closes [MQTT-4.13.1-1]. It may be called from any goroutine, with
 // locks held: it does not block.
 func (c *conn) end(r closeReason) {
+	if c.draining.Load() {
+		// Already closing (refused, or told why before): its last packet
+		// is queued, and a second DISCONNECT must not follow it.
+		return
+	}
 	code, ok := disconnectReason(r)
 	c.outMu.Lock()
 	v5 := c.version == packet.V5 && c.acked
