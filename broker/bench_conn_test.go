@@ -71,25 +71,7 @@ func benchFan(b *testing.B, addr string, publishers, subscribers int) {
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	errc := make(chan error, publishers)
-	for i, nc := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- publishWindow(nc, fmt.Sprintf("fan/%d", i), payload, per, 64)
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	close(errc)
-	for err := range errc {
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	elapsed := publishAll(b, conns, "fan/", payload, per, 64)
 	b.ReportMetric(float64(per*publishers)/elapsed.Seconds(), "msgs/s")
 }
 

@@ -56,14 +56,26 @@ func benchPersisted(b *testing.B, mode persist.SyncMode, publishers, window int)
 	fsyncs := db.Stats().Fsyncs
 	b.SetBytes(int64(len(payload)))
 	b.ResetTimer()
+	elapsed := publishAll(b, conns, "bench/", payload, per, window)
+	total := float64(per * publishers)
+	b.ReportMetric(total/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(db.Stats().Fsyncs-fsyncs)/elapsed.Seconds(), "fsyncs/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// publishAll runs publishWindow on every connection at once, connection i
+// publishing to topicPrefix+i, stops the timer when all are acknowledged
+// and returns the time it took.
+func publishAll(b *testing.B, conns []net.Conn, topicPrefix string, payload []byte, n, window int) time.Duration {
+	b.Helper()
 	start := time.Now()
 	var wg sync.WaitGroup
-	errc := make(chan error, publishers)
+	errc := make(chan error, len(conns))
 	for i, nc := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- publishWindow(nc, fmt.Sprintf("bench/%d", i), payload, per, window)
+			errc <- publishWindow(nc, fmt.Sprintf("%s%d", topicPrefix, i), payload, n, window)
 		}()
 	}
 	wg.Wait()
@@ -75,10 +87,7 @@ func benchPersisted(b *testing.B, mode persist.SyncMode, publishers, window int)
 			b.Fatal(err)
 		}
 	}
-	total := float64(per * publishers)
-	b.ReportMetric(total/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(float64(db.Stats().Fsyncs-fsyncs)/elapsed.Seconds(), "fsyncs/s")
-	b.ReportMetric(0, "ns/op")
+	return elapsed
 }
 
 // publishWindow sends n QoS 1 messages keeping at most window unacknowledged,
