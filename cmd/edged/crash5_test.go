@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"fmt"
-	"math/rand/v2"
 	"net"
 	"reflect"
 	"strconv"
@@ -28,13 +26,7 @@ func TestCrashRecoveryV5(t *testing.T) {
 	if testing.Short() {
 		n = 1
 	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 5))
-	for i := range n {
-		killAfter := time.Duration(50+rng.IntN(300)) * time.Millisecond
-		t.Run(fmt.Sprintf("kill%02d_after_%s", i, killAfter), func(t *testing.T) { crashOnce5(t, killAfter) })
-	}
+	killRuns(t, n, 5, 50*time.Millisecond, 300*time.Millisecond, crashOnce5)
 }
 
 // conn5 is a minimal blocking 5.0 client on the codec.

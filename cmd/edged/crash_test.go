@@ -37,14 +37,19 @@ func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		n = 3
 	}
+	killRuns(t, n, 1, 20*time.Millisecond, 400*time.Millisecond, crashOnce)
+}
+
+// killRuns runs crash n times as subtests, each killing edged after a
+// random delay in [least, least+span), from a seed logged for a rerun (stream
+// keeps one test's delays apart from another's).
+func killRuns(t *testing.T, n int, stream uint64, least, span time.Duration, crash func(*testing.T, time.Duration)) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := rand.New(rand.NewPCG(seed, stream))
 	for i := range n {
-		killAfter := time.Duration(20+rng.IntN(400)) * time.Millisecond
-		t.Run(fmt.Sprintf("kill%02d_after_%s", i, killAfter), func(t *testing.T) {
-			crashOnce(t, killAfter)
-		})
+		killAfter := least + time.Duration(rng.Int64N(int64(span))).Truncate(time.Millisecond)
+		t.Run(fmt.Sprintf("kill%02d_after_%s", i, killAfter), func(t *testing.T) { crash(t, killAfter) })
 	}
 }
 
