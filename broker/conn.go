@@ -450,12 +450,34 @@ func (c *conn) serve(ctx context.Context) closeReason {
 			return closeConnectTimeout
 		}
 		if r, ok := packet.ReasonOf(err); ok {
+			if v := packet.ConnectVersionOf(err); v != 0 && !c.isClosed() {
+				// The CONNECT got as far as a protocol level edged speaks:
+				// a refusal is that version's CONNACK.
+				c.outMu.Lock()
+				c.version = v
+				c.outMu.Unlock()
+			}
 			switch r {
 			case packet.UnsupportedProtocolVersion:
 				// [MQTT-3.1.2-2]
 				return c.refuse(packet.UnsupportedProtocolVersion, err)
 			case packet.ClientIdentifierNotValid:
 				return c.refuse(packet.ClientIdentifierNotValid, err)
+			case packet.MalformedPacket, packet.ProtocolError:
+				if c.version == packet.V5 {
+					// 5.0 lets the server say why before it closes
+					// [MQTT-4.13.1-1]: a client's
+					// author sees "malformed packet" or "protocol error",
+					// not a bare close. A 3.1.1 CONNACK has no code for
+					// it: there the connection just closes
+					// [MQTT-4.8.0-1].
+					reason := c.readError(err)
+					if !c.isClosed() {
+						c.send(&packet.Connack{Reason: r})
+						c.drainAndClose(reason)
+					}
+					return reason
+				}
 			}
 		}
 		return c.readError(err)

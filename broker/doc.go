@@ -137,7 +137,9 @@
 //     not sent.
 //   - Refusals carry 5.0 reason codes: CONNACK 0x86 bad user name or
 //     password, 0x87 not authorized, 0x85 client id refused, 0x88 server
-//     unavailable (connection limits); PUBACK and PUBREC 0x87 for a publish
+//     unavailable (connection limits), 0x81 or 0x82 a malformed CONNECT
+//     (a 3.1.1 one is closed without a CONNACK, which has no code for
+//     it); PUBACK and PUBREC 0x87 for a publish
 //     the ACL refuses (a refused QoS 2 flow ends with that PUBREC: nothing
 //     is kept for its packet id); SUBACK 0x87 refused, 0x8F invalid filter
 //     (a bad $share name included), 0x97 over MaxSubscriptions; UNSUBACK

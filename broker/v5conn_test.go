@@ -525,15 +525,18 @@ func TestV5WillDelayRestart(t *testing.T) {
 
 // A CONNECT with Receive Maximum 0 is a protocol error (MQTT 5.0 section
 // 3.1.2.11.3): from raw bytes, since the codec would not write it, the
-// connection is closed, without a CONNACK (the server MAY send one, MUST
-// close [MQTT-4.13.1-1]), and the client id gets no session.
+// client is told so with CONNACK 0x82 and the connection is closed (the
+// server MAY say why, MUST close [MQTT-4.13.1-1]), and the client id gets
+// no session.
 func TestV5ReceiveMaximumZero(t *testing.T) {
 	t.Parallel()
 	s, addr := startBroker(t, broker.Config{})
 	c := dialRaw(t, addr)
+	c.v = packet.V5
 	c.write([]byte{0x10, 17, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30,
 		3, 0x21, 0, 0, // properties: receive maximum 0
 		0, 1, 'r'})
+	c.expect(&packet.Connack{Reason: packet.ProtocolError})
 	c.expectClosed()
 	for _, si := range s.Sessions() {
 		if si.ClientID == "r" {
@@ -582,4 +585,39 @@ func TestV5WillProperties(t *testing.T) {
 		t.Fatalf("will properties %+v (message expiry %v)", pp, pp.MessageExpiry)
 	}
 	w3.expectPublish("will/dev", "gone", 1, false, false)
+}
+
+// A malformed 5.0 CONNECT is answered with a 5.0 CONNACK that says so
+// before the close [MQTT-4.13.1-1]: a property the specification does not
+// have is 0x81, the same property twice 0x82; the client id gets no
+// session. A malformed 3.1.1 CONNECT is closed without a CONNACK
+// (TestConnectRefusedFirstPackets): 3.1.1 has no code for it.
+func TestV5MalformedConnectConnack(t *testing.T) {
+	t.Parallel()
+	s, addr := startBroker(t, broker.Config{})
+	for _, tc := range []struct {
+		name  string
+		props []byte
+		want  packet.Reason
+	}{
+		{"unknown property", []byte{2, 0x7f, 0}, packet.MalformedPacket},
+		{"session expiry twice", []byte{10, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2}, packet.ProtocolError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30}
+			raw = append(raw, tc.props...)
+			raw = append(raw, 0, 1, 'm')
+			raw[1] = byte(len(raw) - 2)
+			c := dialRaw(t, addr)
+			c.v = packet.V5
+			c.write(raw)
+			c.expect(&packet.Connack{Reason: tc.want})
+			c.expectClosed()
+		})
+	}
+	for _, si := range s.Sessions() {
+		if si.ClientID == "m" {
+			t.Fatalf("session %+v", si)
+		}
+	}
 }

@@ -316,6 +316,22 @@ func (d *decoder) ack(t Type) (uint16, error) {
 
 func (d *decoder) connect() (Packet, error) {
 	p := &Connect{}
+	if _, err := d.connectInto(p); err != nil {
+		e, ok := err.(*Error)
+		if v := Version(p.ProtocolLevel); ok && e.Reason != UnsupportedProtocolVersion && (v == V31 || v == V311 || v == V5) {
+			// Past a protocol level edged speaks: the server may answer
+			// in that version (see Error.Version). A copy: the error
+			// may be shared.
+			ce := *e
+			ce.Version = v
+			return nil, &ce
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+func (d *decoder) connectInto(p *Connect) (Packet, error) {
 	var err error
 	if p.ProtocolName, err = d.str("protocol name"); err != nil {
 		return nil, err

@@ -200,6 +200,11 @@ func (r Reason) ValidFor(t Type) bool { return t < 16 && validReasons[t].has(r) 
 type Error struct {
 	Reason Reason
 	Msg    string
+	// Version is the protocol level of a CONNECT the error was found in
+	// after its protocol level was read (0 otherwise): a 5.0 server may
+	// answer a malformed 5.0 CONNECT with a CONNACK that says why before
+	// it closes [MQTT-4.13.1-1], which a 3.1.1 CONNACK cannot.
+	Version Version
 }
 
 // Error implements error.
@@ -207,6 +212,16 @@ func (e *Error) Error() string { return e.Reason.String() + ": " + e.Msg }
 
 func malformed(msg string) error { return &Error{Reason: MalformedPacket, Msg: msg} }
 func violation(msg string) error { return &Error{Reason: ProtocolError, Msg: msg} }
+
+// ConnectVersionOf returns the Version of an *Error in err's chain (see
+// Error.Version), 0 if none.
+func ConnectVersionOf(err error) Version {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Version
+	}
+	return 0
+}
 
 // ReasonOf returns the Reason of an *Error in err's chain, and false if err
 // is not a codec error (an I/O error, for instance).
