@@ -605,9 +605,24 @@ func (*link5) version() packet.Version { return packet.V5 }
 func (l *link5) disconnect(quiesce uint) {
 	l.closing.Store(true)
 	if quiesce > 0 && !l.cs.failed() {
+		wait := time.NewTimer(time.Duration(quiesce) * time.Millisecond)
+		defer wait.Stop()
 		t := newToken5()
 		if l.send(&packet.Disconnect{}, t) == nil {
-			t.WaitTimeout(time.Duration(quiesce) * time.Millisecond)
+			select {
+			case <-t.Done():
+				// The upstream should close once it read the DISCONNECT
+				// (MQTT 5.0 section 3.14.4); the reader drains what it
+				// still sends until then. Closing first, with bytes unread, would be
+				// a reset, which may discard the DISCONNECT before the
+				// upstream read it: it would publish the bridge's will
+				// [MQTT-3.14.4-3].
+				select {
+				case <-l.cs.done:
+				case <-wait.C:
+				}
+			case <-wait.C:
+			}
 		}
 	}
 	l.conn.Close()
