@@ -80,8 +80,7 @@ func (c *conn) publish5(p *packet.Publish, m *message) (packet.Reason, closeReas
 // it and closes the connection as a protocol violation.
 func (c *conn) disconnect5(r packet.Reason, why string) closeReason {
 	c.log.Info("closing connection", "error", why, "reason", r.Error())
-	c.send(&packet.Disconnect{Reason: r})
-	c.drainAndClose(closeProtocol)
+	c.sendDisconnect(r, why, closeProtocol)
 	return closeProtocol
 }
 

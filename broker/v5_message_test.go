@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bytes"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -269,22 +270,29 @@ func TestV5TopicAliasInbound(t *testing.T) {
 		}
 	}
 
-	expectDisconnect := func(name string, send func(c *rawClient), reason packet.Reason) {
+	// Each is told why with a reason string, also when it goes on sending
+	// (64 KiB of PINGREQ behind the bad PUBLISH, which the broker never
+	// answers). The broker half-closes and drains the socket as for every
+	// DISCONNECT it sends, so the close is not a reset that could discard
+	// the DISCONNECT in flight; on loopback nothing is in flight long
+	// enough for this test to see that part.
+	expectDisconnect := func(name string, send func(c *rawClient), reason packet.Reason, why string) {
 		t.Helper()
 		c, _ := dialOpts5(t, addr, name, true, nil)
 		send(c)
-		c.expect(&packet.Disconnect{Reason: reason})
+		c.write(bytes.Repeat([]byte{0xC0, 0}, 32<<10))
+		c.expect(&packet.Disconnect{Reason: reason, Properties: &packet.Properties{ReasonString: why}})
 		c.expectClosed()
 	}
 	expectDisconnect("over", func(c *rawClient) {
 		c.send(&packet.Publish{Topic: "a/x", Properties: &packet.Properties{TopicAlias: u16p(5)}})
-	}, packet.TopicAliasInvalid)
+	}, packet.TopicAliasInvalid, "topic alias over the maximum")
 	expectDisconnect("unknown", func(c *rawClient) {
 		c.send(&packet.Publish{Properties: &packet.Properties{TopicAlias: u16p(2)}})
-	}, packet.ProtocolError)
+	}, packet.ProtocolError, "unknown topic alias")
 	expectDisconnect("subid", func(c *rawClient) {
 		c.send(&packet.Publish{Topic: "a/x", Properties: &packet.Properties{SubscriptionIDs: []uint32{3}}})
-	}, packet.ProtocolError)
+	}, packet.ProtocolError, "PUBLISH with a subscription identifier")
 
 	// Malformed on the wire: the codec would not write these.
 	for name, body := range map[string][]byte{

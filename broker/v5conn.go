@@ -205,9 +205,16 @@ func (c *conn) end(r closeReason) {
 		}
 		return
 	}
+	c.sendDisconnect(code, r.String(), r)
+}
+
+// sendDisconnect queues a 5.0 DISCONNECT with code and the reason string
+// why as the connection's last packet, and closes it for r once written;
+// cleanup then drains the half-closed socket (halfCloseDrain).
+func (c *conn) sendDisconnect(code packet.Reason, why string, r closeReason) {
 	// A reason string is allowed on DISCONNECT whatever Request Problem
 	// Information says [MQTT-3.1.2-29].
-	d := &packet.Disconnect{Reason: code, Properties: &packet.Properties{ReasonString: r.String()}}
+	d := &packet.Disconnect{Reason: code, Properties: &packet.Properties{ReasonString: why}}
 	if c.v5.maxOut > 0 && uint32(len(d.AppendTo(nil, packet.V5))) > c.v5.maxOut {
 		d.Properties = nil // [MQTT-3.14.2-3]
 	}
