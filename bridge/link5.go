@@ -613,10 +613,10 @@ func (l *link5) disconnect(quiesce uint) {
 			case <-t.Done():
 				// The upstream should close once it read the DISCONNECT
 				// (MQTT 5.0 section 3.14.4); the reader drains what it
-				// still sends until then. Closing first, with bytes unread, would be
-				// a reset, which may discard the DISCONNECT before the
-				// upstream read it: it would publish the bridge's will
-				// [MQTT-3.14.4-3].
+				// still sends until then. Closing first, with bytes
+				// unread, would be a reset, which may discard the
+				// DISCONNECT before the upstream read it: it would
+				// publish the bridge's will [MQTT-3.14.4-3].
 				select {
 				case <-l.cs.done:
 				case <-wait.C:

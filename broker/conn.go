@@ -466,11 +466,10 @@ func (c *conn) serve(ctx context.Context) closeReason {
 			case packet.MalformedPacket, packet.ProtocolError:
 				if c.version == packet.V5 {
 					// 5.0 lets the server say why before it closes
-					// [MQTT-4.13.1-1]: a client's
-					// author sees "malformed packet" or "protocol error",
-					// not a bare close. A 3.1.1 CONNACK has no code for
-					// it: there the connection just closes
-					// [MQTT-4.8.0-1].
+					// [MQTT-4.13.1-1]: a client's author sees "malformed
+					// packet" or "protocol error", not a bare close. A
+					// 3.1.1 CONNACK has no code for it: there the
+					// connection just closes [MQTT-4.8.0-1].
 					reason := c.readError(err)
 					if !c.isClosed() {
 						c.send(&packet.Connack{Reason: r})
