@@ -652,9 +652,7 @@ func (c *conn) cleanup(reason closeReason) {
 	c.releasePending()
 	if ss := c.sess; ss != nil {
 		if will {
-			if c.s.mayPublish(&c.info, c.will.topic, true) {
-				c.s.route(c.will.willAt(time.Now().UnixNano()), nil, nil, nil)
-			}
+			c.s.publishWill(&c.info, c.will)
 		}
 		if reason == closeSlowConsumer {
 			if ok, n := c.s.slowLog.allow(); ok {

@@ -329,6 +329,15 @@ func (ss *session) takeWillLocked() {
 	}
 }
 
+// publishWill routes will m of the client ci, if ci may publish to its
+// topic, as published now: at the end of its connection or when its delay
+// is over.
+func (s *Server) publishWill(ci *ClientInfo, m *message) {
+	if s.mayPublish(ci, m.topic, true) {
+		s.route(m.willAt(time.Now().UnixNano()), nil, nil, nil)
+	}
+}
+
 // publishDueWills publishes the wills of ended sessions and, if scan is
 // set, those whose delay has passed (housekeeping, every second).
 func (s *Server) publishDueWills(scan bool) {
@@ -354,9 +363,7 @@ func (s *Server) publishDueWills(scan bool) {
 	}
 	s.routeMu.Unlock()
 	for _, w := range wills {
-		if s.mayPublish(&w.info, w.msg.topic, true) {
-			s.route(w.msg.willAt(time.Now().UnixNano()), nil, nil, nil)
-		}
+		s.publishWill(&w.info, w.msg)
 	}
 	if len(stored) > 0 {
 		// Removed from the store after the wills were routed, in the
