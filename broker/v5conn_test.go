@@ -533,9 +533,7 @@ func TestV5ReceiveMaximumZero(t *testing.T) {
 	s, addr := startBroker(t, broker.Config{})
 	c := dialRaw(t, addr)
 	c.v = packet.V5
-	c.write([]byte{0x10, 17, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30,
-		3, 0x21, 0, 0, // properties: receive maximum 0
-		0, 1, 'r'})
+	c.write(rawConnect5([]byte{3, 0x21, 0, 0}, "r")) // receive maximum 0
 	c.expect(&packet.Connack{Reason: packet.ProtocolError})
 	c.expectClosed()
 	for _, si := range s.Sessions() {
@@ -546,9 +544,7 @@ func TestV5ReceiveMaximumZero(t *testing.T) {
 	// The same CONNECT with receive maximum 1 is accepted.
 	c = dialRaw(t, addr)
 	c.v = packet.V5
-	c.write([]byte{0x10, 17, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30,
-		3, 0x21, 0, 1,
-		0, 1, 'r'})
+	c.write(rawConnect5([]byte{3, 0x21, 0, 1}, "r"))
 	p, err := c.read(5 * time.Second)
 	if ca, ok := p.(*packet.Connack); err != nil || !ok || ca.Reason != packet.Success {
 		t.Fatalf("got %v, %v; want CONNACK success", p, err)
@@ -604,13 +600,9 @@ func TestV5MalformedConnectConnack(t *testing.T) {
 		{"session expiry twice", []byte{10, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2}, packet.ProtocolError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30}
-			raw = append(raw, tc.props...)
-			raw = append(raw, 0, 1, 'm')
-			raw[1] = byte(len(raw) - 2)
 			c := dialRaw(t, addr)
 			c.v = packet.V5
-			c.write(raw)
+			c.write(rawConnect5(tc.props, "m"))
 			c.expect(&packet.Connack{Reason: tc.want})
 			c.expectClosed()
 		})
@@ -620,4 +612,17 @@ func TestV5MalformedConnectConnack(t *testing.T) {
 			t.Fatalf("session %+v", si)
 		}
 	}
+}
+
+// rawConnect5 is the bytes of a 5.0 CONNECT (clean start, keepalive 30)
+// with the property block props as given, length byte included, so that
+// tests can send what the codec would refuse to write. The whole packet
+// must stay under 128 bytes.
+func rawConnect5(props []byte, clientID string) []byte {
+	raw := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30}
+	raw = append(raw, props...)
+	raw = append(raw, 0, byte(len(clientID)))
+	raw = append(raw, clientID...)
+	raw[1] = byte(len(raw) - 2)
+	return raw
 }
